@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// mirror-kit command line: one yargs program, each command an options builder
+// plus a handler that calls a plain, injectable implementation (see commands.ts).
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { commands } from "./commands.js";
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName("mirror-kit")
+  .usage("$0 <command> [options]")
+  .strict()
+  .demandCommand(1, "name a command: serve, init, wire, up, down")
+  .help()
+  .version()
+  // A failing command prints one clear line and exits non-zero; usage text only for usage errors.
+  .fail((msg, err) => {
+    if (err) {
+      process.stderr.write(`mirror-kit: ${err.message}\n`);
+    } else {
+      process.stderr.write(`mirror-kit: ${msg}\nRun 'mirror-kit --help' for usage.\n`);
+    }
+    process.exit(2);
+  });
+
+for (const command of commands) cli.command(command);
+
+await cli.parseAsync();

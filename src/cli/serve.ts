@@ -1,0 +1,56 @@
+// `mirror-kit serve`: run the mirror. Flags over environment over config file over defaults.
+import type { CommandModule } from "yargs";
+import { loadConfig, parseUpstreamFlags, type Env } from "../config/load.js";
+import type { ConfigInput } from "../config/schema.js";
+import { createLogger } from "../observe/log.js";
+import { startMirror, type RunningMirror } from "../server.js";
+
+export interface ServeArgs {
+  listen?: string;
+  storage?: string;
+  upstream?: string[];
+  config?: string;
+  "log-level"?: string;
+  "tag-freshness"?: string;
+}
+
+/** Start the mirror from CLI arguments and an environment; the caller decides about signals. */
+export async function runServe(args: ServeArgs, env: Env): Promise<RunningMirror> {
+  const flags: Record<string, unknown> = {};
+  if (args.listen !== undefined) flags.listen = args.listen;
+  if (args.storage !== undefined) flags.storage = args.storage;
+  if (args["log-level"] !== undefined) flags.logLevel = args["log-level"];
+  if (args["tag-freshness"] !== undefined) flags.cache = { tagFreshness: args["tag-freshness"] };
+  if (args.upstream?.length) flags.upstreams = parseUpstreamFlags(args.upstream);
+  const { config, warnings } = await loadConfig({ ...(args.config ? { file: args.config } : {}), env, flags: flags as ConfigInput });
+  const log = createLogger(config.logLevel);
+  for (const w of warnings) log.warn(w);
+  return startMirror(config, { logger: log, processMetrics: true });
+}
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
+  command: "serve",
+  describe: "Run the pull-through registry mirror",
+  builder: (y) =>
+    y
+      .option("listen", { type: "string", describe: "HOST:PORT to listen on (default 0.0.0.0:5000; env MIRROR_KIT_LISTEN)" })
+      .option("storage", { type: "string", describe: "cache folder (default ./mirror-kit-data; env MIRROR_KIT_STORAGE)" })
+      .option("upstream", { type: "string", array: true, describe: "NAME=URL, repeatable: add or override an upstream (env MIRROR_KIT_UPSTREAMS)" })
+      .option("config", { type: "string", describe: "YAML config file: mirror-kit's own format or a distribution config.yml (env MIRROR_KIT_CONFIG)" })
+      .option("log-level", { type: "string", describe: "fatal|error|warn|info|debug|trace|silent (default info)" })
+      .option("tag-freshness", { type: "string", describe: "serve cached tags this long without asking upstream (default 1m)" })
+      .example("$0 serve", "Docker Hub and the other public registries, cached in ./mirror-kit-data")
+      .example("$0 serve --upstream docker.io=http://10.0.0.5:5000", "another registry as the docker.io upstream"),
+  handler: async (args) => {
+    const mirror = await runServe(args, process.env);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`mirror-kit: ${signal}, shutting down\n`);
+      mirror.close().then(() => process.exit(0), () => process.exit(1));
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  },
+};

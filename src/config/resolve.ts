@@ -1,0 +1,108 @@
+// From a validated config to what the server runs with: built-ins merged with user upstreams,
+// aliases indexed, listen address split. Every cross-field rule is checked here.
+import { BUILTIN_UPSTREAMS } from "./builtin.js";
+import { ConfigError, type ParsedConfig } from "./schema.js";
+
+export interface UpstreamConfig {
+  /** The registry name clients use: docker.io, ghcr.io, ... */
+  readonly name: string;
+  readonly url: URL;
+  readonly username?: string;
+  readonly password?: string;
+  /** Origins allowed to receive credentials in the token flow. */
+  readonly trustedRealmOrigins: readonly string[];
+  readonly aliases: readonly string[];
+  readonly officialImages: boolean;
+  readonly tagFreshnessMs: number;
+}
+
+export interface MirrorConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly storage: string;
+  readonly logLevel: ParsedConfig["logLevel"];
+  readonly defaultUpstream: UpstreamConfig;
+  readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
+  readonly manifestMaxBytes: number;
+  readonly connectTimeoutMs: number;
+  readonly responseTimeoutMs: number;
+  readonly maxResumes: number;
+  readonly breakerCooldownMs: number;
+  readonly orphanFillTimeoutMs: number;
+}
+
+const REGISTRY_NAME = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?$/;
+
+export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
+  const { host, port } = parseListen(cfg.listen);
+  const byName = new Map<string, UpstreamConfig>();
+  const names = new Set<string>([...(cfg.builtinUpstreams ? Object.keys(BUILTIN_UPSTREAMS) : []), ...Object.keys(cfg.upstreams)]);
+  for (const name of names) {
+    const builtin = cfg.builtinUpstreams ? BUILTIN_UPSTREAMS[name] : undefined;
+    const user = cfg.upstreams[name] ?? {};
+    if (user.enabled === false) continue;
+    if (!REGISTRY_NAME.test(name) || name === "localhost") {
+      throw new ConfigError(`invalid configuration:\n  upstreams.${name}: an upstream is named by its registry host (e.g. ghcr.io or registry.local:5000)`);
+    }
+    const url = user.url ?? builtin?.url;
+    if (!url) throw new ConfigError(`invalid configuration:\n  upstreams.${name}.url: required (no built-in upstream has that name)`);
+    if ((user.username === undefined) !== (user.password === undefined)) {
+      throw new ConfigError(`invalid configuration:\n  upstreams.${name}: username and password go together`);
+    }
+    const parsedUrl = new URL(url.endsWith("/") ? url : `${url}/`);
+    const realms = [...(builtin?.tokenRealms ?? []), ...(user.tokenRealms ?? [])].map((r, i) => {
+      try {
+        return new URL(r).origin;
+      } catch {
+        throw new ConfigError(`invalid configuration:\n  upstreams.${name}.tokenRealms.${i}: expected a URL, got ${JSON.stringify(r)}`);
+      }
+    });
+    byName.set(name, {
+      name,
+      url: parsedUrl,
+      ...(user.username !== undefined ? { username: user.username, password: user.password } : {}),
+      trustedRealmOrigins: [parsedUrl.origin, ...realms],
+      aliases: [...new Set([...(builtin?.aliases ?? []), ...(user.aliases ?? [])])],
+      officialImages: user.officialImages ?? builtin?.officialImages ?? false,
+      tagFreshnessMs: user.tagFreshness ?? cfg.cache.tagFreshness,
+    });
+  }
+  const upstreams = new Map<string, UpstreamConfig>();
+  for (const up of byName.values()) {
+    for (const key of [up.name, ...up.aliases]) {
+      const other = upstreams.get(key);
+      if (other && other !== up) {
+        throw new ConfigError(`invalid configuration:\n  upstreams.${up.name}.aliases: ${key} already names upstream ${other.name}`);
+      }
+      upstreams.set(key, up);
+    }
+  }
+  const defaultUpstream = upstreams.get(cfg.defaultUpstream);
+  if (!defaultUpstream) {
+    throw new ConfigError(`invalid configuration:\n  defaultUpstream: ${JSON.stringify(cfg.defaultUpstream)} is not a configured upstream (have: ${[...byName.keys()].join(", ") || "none"})`);
+  }
+  return {
+    host,
+    port,
+    storage: cfg.storage,
+    logLevel: cfg.logLevel,
+    defaultUpstream,
+    upstreams,
+    manifestMaxBytes: cfg.cache.manifestMaxBytes,
+    connectTimeoutMs: cfg.upstream.connectTimeout,
+    responseTimeoutMs: cfg.upstream.responseTimeout,
+    maxResumes: cfg.upstream.maxResumes,
+    breakerCooldownMs: cfg.upstream.breakerCooldown,
+    orphanFillTimeoutMs: cfg.fill.orphanTimeout,
+  };
+}
+
+/** "0.0.0.0:5000", ":5000" (all interfaces, as distribution's http.addr), "[::1]:5000". */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) {
+    throw new ConfigError(`invalid configuration:\n  listen: expected HOST:PORT such as 0.0.0.0:5000, got ${JSON.stringify(listen)}`);
+  }
+  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
+}

@@ -1,0 +1,117 @@
+// The mirror-kit configuration: its schema, every default, and validation that names the bad field.
+// Durations are strings ("30s", "5m", "7d"); "0s" means "never" where a field says so.
+import ms from "ms";
+import { z } from "zod";
+
+/** A duration string parsed to milliseconds. */
+const duration = z.string().transform((value, ctx) => {
+  const parsed = /^\d+$/.test(value) ? Number.NaN : (ms as (v: string) => number | undefined)(value);
+  if (typeof parsed !== "number" || Number.isNaN(parsed) || parsed < 0) {
+    ctx.addIssue({ code: "custom", message: `expected a duration such as "30s", "5m" or "7d", got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const upstreamUrl = z.string().refine((value) => {
+  try {
+    const u = new URL(value);
+    return (u.protocol === "http:" || u.protocol === "https:") && !u.username && !u.password && !u.search && !u.hash;
+  } catch {
+    return false;
+  }
+}, "expected an http:// or https:// URL without credentials, query or fragment (put credentials in username/password)");
+
+export const upstreamSchema = z
+  .object({
+    /** Base URL of the registry (the /v2/ API lives under it). */
+    url: upstreamUrl.optional(),
+    /** Credentials for this upstream only: basic auth, or the token-realm flow. Never logged. */
+    username: z.string().optional(),
+    password: z.string().optional(),
+    /** Extra token realms (origins or URLs) trusted with the credentials; the upstream's own origin always is. */
+    tokenRealms: z.array(z.string()).optional(),
+    /** Other names clients use for this registry (containerd's ns=, path prefixes). */
+    aliases: z.array(z.string()).optional(),
+    /** Docker Hub naming: one-segment names mean library/<name>. Default: true for docker.io only. */
+    officialImages: z.boolean().optional(),
+    /** Per-upstream override of cache.tagFreshness. */
+    tagFreshness: duration.optional(),
+    /** false removes a built-in upstream: requests for it are refused. */
+    enabled: z.boolean().optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** HOST:PORT to listen on. Default 0.0.0.0:5000; port 0 picks a free port. */
+    listen: z.string().default("0.0.0.0:5000"),
+    /** Cache folder. Default ./mirror-kit-data (the container image sets /var/lib/mirror-kit). */
+    storage: z.string().min(1).default("./mirror-kit-data"),
+    /** Upstream for requests with neither ?ns= nor a host prefix. Default docker.io. */
+    defaultUpstream: z.string().default("docker.io"),
+    /** Include the built-in public registries (docker.io, ghcr.io, quay.io, ...). Default true. */
+    builtinUpstreams: z.boolean().default(true),
+    /** Named upstreams; merged over the built-ins by name. */
+    upstreams: z.record(z.string(), upstreamSchema).default({}),
+    /** fatal, error, warn, info, debug, trace or silent. Default info. */
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    cache: z
+      .object({
+        /**
+         * How long a cached tag is served without asking upstream. Default 1m. Past it the tag is
+         * revalidated with a HEAD (never a GET when the digest is cached). "0s" revalidates every pull.
+         */
+        tagFreshness: duration.default(60_000),
+        /** Largest manifest accepted from upstream. Default 4194304 (4 MiB), as distribution. */
+        manifestMaxBytes: z.number().int().positive().default(4 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
+    upstream: z
+      .object({
+        /** TCP connect timeout. Default 5s. */
+        connectTimeout: duration.default(5_000),
+        /** Time to response headers, and the longest silence inside a body. Default 30s. */
+        responseTimeout: duration.default(30_000),
+        /** Times a blob download that drops mid-stream is resumed with a Range request. Default 5. */
+        maxResumes: z.number().int().min(0).default(5),
+        /**
+         * How long an upstream that failed to connect is skipped (stale content served, misses fail fast)
+         * before it is tried again. Default 30s; "0s" disables the circuit breaker.
+         */
+        breakerCooldown: duration.default(30_000),
+      })
+      .strict()
+      .prefault({}),
+    fill: z
+      .object({
+        /**
+         * A cache fill keeps downloading after every client has gone, for at most this long,
+         * so an interrupted pull resumes from the cache. Default 10m.
+         */
+        orphanTimeout: duration.default(600_000),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type UpstreamInput = z.input<typeof upstreamSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Validate raw input; the error names the field path and what was expected. */
+export function parseConfig(input: unknown, source = "configuration"): ParsedConfig {
+  const result = configSchema.safeParse(input ?? {});
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const path = issue.path.length ? issue.path.map(String).join(".") : "(top level)";
+    return `  ${path}: ${issue.message}`;
+  });
+  throw new ConfigError(`invalid ${source}:\n${lines.join("\n")}`);
+}

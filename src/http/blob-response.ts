@@ -1,0 +1,48 @@
+// Writing a blob answer: headers, Range (206/416), and a body from the cache or from a fill in
+// progress. A body that cannot be completed is cut off, never ended as if it were whole.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import rangeParser from "range-parser";
+import type { Digest } from "../oci/digest.js";
+import { MirrorError } from "../oci/errors.js";
+import type { Metrics } from "../observe/metrics.js";
+import type { BlobSource } from "../proxy/blobs.js";
+
+export async function sendBlob(req: IncomingMessage, res: ServerResponse, digest: Digest, source: BlobSource, metrics: Metrics): Promise<void> {
+  const size = source.size;
+  let start = 0;
+  let end: number | undefined = size === undefined ? undefined : size - 1;
+  let status = 200;
+  const rangeHeader = req.headers.range;
+  if (rangeHeader && size !== undefined) {
+    const ranges = rangeParser(size, rangeHeader, { combine: true });
+    if (ranges === -1) {
+      res.setHeader("content-range", `bytes */${size}`);
+      throw new MirrorError("RANGE_INVALID", `range ${rangeHeader.slice(0, 60)} not satisfiable for a ${size}-byte blob`);
+    }
+    // Multiple ranges are rare for blobs; answering with the whole body is allowed (RFC 9110 14.2).
+    if (ranges !== -2 && ranges.length === 1) {
+      start = ranges[0]!.start;
+      end = ranges[0]!.end;
+      status = 206;
+      res.setHeader("content-range", `bytes ${start}-${end}/${size}`);
+    }
+  }
+  res.statusCode = status;
+  res.setHeader("content-type", "application/octet-stream");
+  res.setHeader("docker-content-digest", digest.value);
+  res.setHeader("etag", `"${digest.value}"`);
+  res.setHeader("accept-ranges", "bytes");
+  res.setHeader("x-mirror-cache", source.kind === "cache" ? "HIT" : "MISS");
+  if (end !== undefined) res.setHeader("content-length", String(end - start + 1));
+  metrics.cacheResults.inc({ kind: "blob", result: source.kind === "cache" ? "hit" : "miss" });
+  if (req.method === "HEAD") {
+    res.end();
+    return;
+  }
+  const body = source.kind === "cache" ? source.open(start, end) : Readable.from(source.fill.read(start, end), { objectMode: false });
+  const label = { source: source.kind === "cache" ? "cache" : "upstream" };
+  body.on("data", (chunk: Buffer) => metrics.servedBytes.inc(label, chunk.byteLength));
+  await pipeline(body, res);
+}

@@ -1,0 +1,153 @@
+// The HTTP front: request ids, access logs, the distribution routes, and the one place where
+// domain errors become OCI error envelopes.
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { MirrorConfig } from "../config/resolve.js";
+import { parseDigest } from "../oci/digest.js";
+import { MirrorError, toOciError } from "../oci/errors.js";
+import { parseAccept } from "../oci/mediatypes.js";
+import { parseReference } from "../oci/names.js";
+import type { Logger } from "../observe/log.js";
+import type { Metrics } from "../observe/metrics.js";
+import type { BlobService } from "../proxy/blobs.js";
+import { catalog, listTags } from "../proxy/listing.js";
+import type { ManifestService } from "../proxy/manifests.js";
+import { resolveTarget } from "../proxy/route.js";
+import type { Upstreams } from "../proxy/upstreams.js";
+import type { TagStore } from "../store/store.js";
+import { sendBlob } from "./blob-response.js";
+import { matchRoute, type Route } from "./routes.js";
+
+export interface HandlerDeps {
+  config: MirrorConfig;
+  log: Logger;
+  metrics: Metrics;
+  blobs: BlobService;
+  manifests: ManifestService;
+  upstreams: Upstreams;
+  tags: TagStore;
+}
+
+const API_VERSION = "registry/2.0";
+
+export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const started = process.hrtime.bigint();
+    const incomingId = req.headers["x-request-id"];
+    const id = typeof incomingId === "string" && /^[\w.-]{1,64}$/.test(incomingId) ? incomingId : randomUUID();
+    res.setHeader("x-request-id", id);
+    const url = new URL(req.url ?? "/", "http://mirror.invalid");
+    const route = matchRoute(url.pathname);
+    if (url.pathname.startsWith("/v2")) res.setHeader("docker-distribution-api-version", API_VERSION);
+    res.on("close", () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      deps.metrics.httpRequests.inc({ method: req.method ?? "?", route: route.kind, status: String(res.statusCode) });
+      deps.log.info(
+        {
+          reqId: id,
+          method: req.method,
+          path: url.pathname,
+          ns: url.searchParams.get("ns") ?? undefined,
+          status: res.statusCode,
+          cache: res.getHeader("x-mirror-cache"),
+          bytes: res.writableFinished ? undefined : "incomplete",
+          ms: Math.round(ms * 10) / 10,
+        },
+        "request",
+      );
+    });
+    dispatch(deps, route, url, req, res).catch((err: unknown) => fail(deps, id, req, res, err));
+  };
+}
+
+async function dispatch(deps: HandlerDeps, route: Route, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const method = req.method ?? "GET";
+  if (route.kind === "healthz") return json(res, 200, { status: "ok" });
+  if (route.kind === "metrics") {
+    res.setHeader("content-type", deps.metrics.registry.contentType);
+    res.end(await deps.metrics.registry.metrics());
+    return;
+  }
+  if (route.kind === "unknown") throw new MirrorError("UNSUPPORTED", "no such endpoint on this registry mirror");
+  if (method !== "GET" && method !== "HEAD") {
+    throw new MirrorError("UNSUPPORTED", "this is a pull-through cache: only pulls (GET, HEAD) are supported");
+  }
+  const ns = url.searchParams.get("ns");
+  switch (route.kind) {
+    case "base":
+      return json(res, 200, {});
+    case "catalog": {
+      const page = await catalog(url.searchParams, deps.tags, deps.config);
+      if (page.link) res.setHeader("link", page.link);
+      return json(res, 200, page.body);
+    }
+    case "upload":
+      throw new MirrorError("UNSUPPORTED", "this is a pull-through cache: pushes are not supported");
+    case "referrers":
+      throw new MirrorError("UNSUPPORTED", "the referrers API is not supported by this mirror");
+    case "tags": {
+      const target = resolveTarget(route.name, ns, deps.config);
+      const listing = await listTags(target, url.searchParams, deps.upstreams, deps.tags);
+      if (listing.link) res.setHeader("link", listing.link);
+      res.setHeader("x-mirror-cache", listing.cache);
+      return json(res, 200, listing.body);
+    }
+    case "manifest": {
+      const target = resolveTarget(route.name, ns, deps.config);
+      const ref = parseReference(route.reference);
+      const answer = await deps.manifests.get(target, ref, parseAccept(req.headers.accept));
+      res.statusCode = 200;
+      res.setHeader("content-type", answer.mediaType);
+      res.setHeader("content-length", String(answer.body.byteLength));
+      res.setHeader("docker-content-digest", answer.digest.value);
+      res.setHeader("etag", `"${answer.digest.value}"`);
+      res.setHeader("x-mirror-cache", answer.cache);
+      res.end(method === "HEAD" ? undefined : answer.body);
+      return;
+    }
+    case "blob": {
+      const target = resolveTarget(route.name, ns, deps.config);
+      const digest = parseDigest(route.digest);
+      if (method === "HEAD") {
+        const { size, cached } = await deps.blobs.stat(target, digest);
+        res.statusCode = 200;
+        res.setHeader("content-type", "application/octet-stream");
+        res.setHeader("content-length", String(size));
+        res.setHeader("docker-content-digest", digest.value);
+        res.setHeader("accept-ranges", "bytes");
+        res.setHeader("x-mirror-cache", cached ? "HIT" : "MISS");
+        res.end();
+        return;
+      }
+      const source = await deps.blobs.get(target, digest);
+      await sendBlob(req, res, digest, source, deps.metrics);
+      return;
+    }
+  }
+}
+
+function fail(deps: HandlerDeps, id: string, req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  if (res.headersSent) {
+    // Mid-body failure (upstream died, digest mismatch, client gone): cut the connection so the
+    // client sees an incomplete body rather than a short one that looks whole.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ERR_STREAM_PREMATURE_CLOSE") deps.log.warn({ reqId: id, err: (err as Error).message }, "response aborted");
+    res.destroy();
+    return;
+  }
+  const { status, body } = toOciError(err);
+  if (status >= 500) {
+    deps.log.error({ reqId: id, err: err instanceof MirrorError ? err.message : String((err as Error)?.stack ?? err) }, "request failed");
+  }
+  if (err instanceof MirrorError && err.code === "UNSUPPORTED" && (req.method !== "GET" && req.method !== "HEAD")) res.setHeader("allow", "GET, HEAD");
+  res.removeHeader("x-mirror-cache");
+  json(res, status, body, req.method === "HEAD");
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headOnly = false): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader("content-type", "application/json; charset=utf-8");
+  res.setHeader("content-length", String(Buffer.byteLength(text)));
+  res.end(headOnly ? undefined : text);
+}

@@ -1,0 +1,119 @@
+// Pull-through blobs: local first (blobs are shared by every repository and upstream), else one
+// shared fill per digest. Failures reach every waiter, not just the first.
+import type { Readable } from "node:stream";
+import type { Digest } from "../oci/digest.js";
+import { MirrorError } from "../oci/errors.js";
+import type { Logger } from "../observe/log.js";
+import type { Metrics } from "../observe/metrics.js";
+import type { BlobStore } from "../store/store.js";
+import { discard, ensureOk, headerString } from "../upstream/client.js";
+import { UpstreamError } from "../upstream/errors.js";
+import { BlobFill } from "./fill.js";
+import type { Target } from "./route.js";
+import type { Upstreams } from "./upstreams.js";
+
+/** Where a blob answer comes from; the HTTP layer turns it into headers and a body. */
+export type BlobSource =
+  | { kind: "cache"; size: number; open: (start?: number, end?: number) => Readable }
+  | { kind: "fill"; size: number | undefined; fill: BlobFill };
+
+export interface BlobServiceOptions {
+  store: BlobStore;
+  upstreams: Upstreams;
+  metrics: Metrics;
+  log: Logger;
+  maxResumes: number;
+  orphanTimeoutMs: number;
+}
+
+// A finished fill stays findable briefly, so a request that saw "not cached" just before the
+// rename joins it instead of starting a second download.
+const FINISHED_GRACE_MS = 2_000;
+
+export class BlobService {
+  private readonly fills = new Map<string, BlobFill>();
+
+  constructor(private readonly o: BlobServiceOptions) {}
+
+  /** Size only: local, a fill in progress, or an upstream HEAD (nothing is downloaded). */
+  async stat(target: Target, digest: Digest): Promise<{ size: number; cached: boolean }> {
+    const local = await this.o.store.statBlob(digest);
+    if (local !== undefined) return { size: local, cached: true };
+    const fill = this.fills.get(digest.value);
+    if (fill?.size !== undefined) return { size: fill.size, cached: false };
+    const client = this.o.upstreams.client(target.upstream);
+    try {
+      const res = await client.fetch("HEAD", `${target.name}/blobs/${digest.value}`, { scope: `repository:${target.name}:pull` });
+      await ensureOk(client.name, res, `blob ${digest.value}`);
+      await discard(res);
+      const size = Number(headerString(res.headers["content-length"]));
+      if (!Number.isSafeInteger(size) || size < 0) throw new MirrorError("UNAVAILABLE", `upstream ${client.name} sent no size for ${digest.value}`);
+      return { size, cached: false };
+    } catch (err) {
+      throw err instanceof UpstreamError ? err.toMirrorError("BLOB_UNKNOWN") : err;
+    }
+  }
+
+  /** The bytes of a blob: from the cache, or streamed from the single shared download. */
+  async get(target: Target, digest: Digest): Promise<BlobSource> {
+    const joined = this.fills.get(digest.value);
+    if (joined) return this.fromFill(joined, digest);
+    const size = await this.o.store.statBlob(digest);
+    if (size !== undefined) return this.fromCache(digest, size);
+    // Re-check after the await: another request may have started the download meanwhile.
+    const fill = this.fills.get(digest.value) ?? this.startFill(target, digest);
+    return this.fromFill(fill, digest);
+  }
+
+  /** Abort every download (shutdown): temp files are discarded, nothing half-written is published. */
+  cancelAll(reason: string): Promise<unknown> {
+    const fills = [...this.fills.values()];
+    for (const f of fills) f.cancel(reason);
+    return Promise.allSettled(fills.map((f) => f.done));
+  }
+
+  get activeFills(): number {
+    return [...this.fills.values()].filter((f) => f.isRunning).length;
+  }
+
+  private async fromFill(fill: BlobFill, digest: Digest): Promise<BlobSource> {
+    try {
+      await fill.ready;
+    } catch (err) {
+      throw err instanceof UpstreamError ? err.toMirrorError("BLOB_UNKNOWN") : err;
+    }
+    if (fill.alreadyCached || !fill.isRunning) {
+      const size = await this.o.store.statBlob(digest);
+      if (size !== undefined) return this.fromCache(digest, size);
+    }
+    return { kind: "fill", size: fill.size, fill };
+  }
+
+  private fromCache(digest: Digest, size: number): BlobSource {
+    return { kind: "cache", size, open: (start, end) => this.o.store.readBlob(digest, start, end) };
+  }
+
+  private startFill(target: Target, digest: Digest): BlobFill {
+    const fill = new BlobFill({
+      client: this.o.upstreams.client(target.upstream),
+      store: this.o.store,
+      digest,
+      name: target.name,
+      maxResumes: this.o.maxResumes,
+      orphanTimeoutMs: this.o.orphanTimeoutMs,
+      metrics: this.o.metrics,
+      log: this.o.log,
+    });
+    this.fills.set(digest.value, fill);
+    fill.done
+      .catch((err: unknown) => {
+        this.o.log.warn({ digest: digest.value, upstream: target.upstream.name, err: (err as Error).message }, "blob download failed; nothing cached");
+      })
+      .finally(() => {
+        setTimeout(() => {
+          if (this.fills.get(digest.value) === fill) this.fills.delete(digest.value);
+        }, FINISHED_GRACE_MS).unref();
+      });
+    return fill;
+  }
+}

@@ -1,0 +1,178 @@
+// Pull-through manifests. By digest: local first, immutable. By tag: served from cache within the
+// freshness window; past it revalidated with a HEAD (a GET only when the digest is new — Docker Hub
+// counts GETs); when upstream is down, times out, errs or rate-limits, the cached tag is served stale.
+import { type Digest, digestOf, parseDigest } from "../oci/digest.js";
+import { MirrorError } from "../oci/errors.js";
+import { accepts, indexEntries, isIndexType, sniffManifestType, UPSTREAM_ACCEPT } from "../oci/mediatypes.js";
+import type { Reference } from "../oci/names.js";
+import type { Logger } from "../observe/log.js";
+import type { Metrics } from "../observe/metrics.js";
+import type { ManifestStore, StoredManifest, TagStore } from "../store/store.js";
+import { discard, ensureOk, headerString, readLimited, type UpstreamClient } from "../upstream/client.js";
+import { UpstreamError } from "../upstream/errors.js";
+import type { Target } from "./route.js";
+import type { Upstreams } from "./upstreams.js";
+
+export type CacheResult = "HIT" | "MISS" | "REVALIDATED" | "STALE";
+
+export interface ManifestAnswer {
+  digest: Digest;
+  mediaType: string;
+  body: Buffer;
+  cache: CacheResult;
+}
+
+export interface ManifestServiceOptions {
+  store: ManifestStore & TagStore;
+  upstreams: Upstreams;
+  metrics: Metrics;
+  log: Logger;
+  manifestMaxBytes: number;
+  now?: () => number;
+}
+
+export class ManifestService {
+  private readonly flights = new Map<string, Promise<ManifestAnswer>>();
+  private readonly now: () => number;
+
+  constructor(private readonly o: ManifestServiceOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  /** The manifest for a reference, negotiated against the client's Accept list. */
+  async get(target: Target, ref: Reference, accepted: readonly string[]): Promise<ManifestAnswer> {
+    const answer = await this.resolve(target, ref);
+    if (accepts(accepted, answer.mediaType)) return answer;
+    // A client that cannot read indexes asked for a multi-arch tag: give it linux/amd64, as
+    // distribution does, rather than a body it cannot parse. By digest, the bytes are what was asked.
+    if (ref.kind === "tag" && isIndexType(answer.mediaType)) {
+      const child = indexEntries(answer.body).find((e) => e.platform?.os === "linux" && e.platform.architecture === "amd64");
+      if (child) {
+        const picked = await this.resolve(target, { kind: "digest", digest: parseDigest(child.digest) });
+        if (accepts(accepted, picked.mediaType)) return picked;
+      }
+    }
+    throw new MirrorError("MANIFEST_UNKNOWN", `manifest is ${answer.mediaType}, which the client's Accept header does not allow`);
+  }
+
+  private resolve(target: Target, ref: Reference): Promise<ManifestAnswer> {
+    const key = `${target.upstream.name}|${target.name}|${ref.kind === "tag" ? ref.tag : ref.digest.value}`;
+    let flight = this.flights.get(key);
+    if (!flight) {
+      flight = (ref.kind === "tag" ? this.byTag(target, ref.tag) : this.byDigest(target, ref.digest)).finally(() => this.flights.delete(key));
+      this.flights.set(key, flight);
+    }
+    return flight.then((answer) => {
+      this.o.metrics.cacheResults.inc({ kind: "manifest", result: answer.cache.toLowerCase() });
+      return answer;
+    });
+  }
+
+  private async byDigest(target: Target, digest: Digest): Promise<ManifestAnswer> {
+    const local = await this.o.store.getManifest(digest);
+    if (local) {
+      await this.o.store.linkManifest(target.upstream.name, target.name, digest);
+      return { digest, ...local, cache: "HIT" };
+    }
+    const client = this.o.upstreams.client(target.upstream);
+    try {
+      const fetched = await this.download(client, target, digest.value, digest);
+      await this.o.store.linkManifest(target.upstream.name, target.name, digest);
+      return { ...fetched, cache: "MISS" };
+    } catch (err) {
+      throw err instanceof UpstreamError ? err.toMirrorError("MANIFEST_UNKNOWN") : err;
+    }
+  }
+
+  private async byTag(target: Target, tag: string): Promise<ManifestAnswer> {
+    const { store } = this.o;
+    const up = target.upstream.name;
+    const record = await store.getTag(up, target.name, tag);
+    const cached = record ? await this.cachedManifest(record.digest) : undefined;
+    if (record && cached && this.now() - record.checkedAt < target.upstream.tagFreshnessMs) {
+      return { ...cached, cache: "HIT" };
+    }
+    const client = this.o.upstreams.client(target.upstream);
+    if (cached && client.isOffline()) return this.stale(target, tag, cached, "upstream offline (circuit open)");
+    try {
+      const head = await client.fetch("HEAD", `${target.name}/manifests/${tag}`, { headers: { accept: UPSTREAM_ACCEPT }, scope: scopeOf(target) });
+      await discard(head);
+      if (head.statusCode === 404) {
+        // Upstream is authoritative about a tag it says is gone.
+        await store.deleteTag(up, target.name, tag);
+      }
+      let answer: ManifestAnswer | undefined;
+      const headDigest = head.statusCode === 200 ? optionalDigest(headerString(head.headers["docker-content-digest"])) : undefined;
+      if (head.statusCode === 200 && headDigest) {
+        const known = await this.o.store.getManifest(headDigest);
+        answer = known
+          ? { digest: headDigest, ...known, cache: record?.digest === headDigest.value ? "REVALIDATED" : "HIT" }
+          : { ...(await this.download(client, target, headDigest.value, headDigest)), cache: "MISS" };
+      } else if (head.statusCode === 200 || head.statusCode === 405) {
+        // No digest in the HEAD answer (or HEAD unsupported): only a GET by tag can tell.
+        answer = { ...(await this.download(client, target, tag, undefined)), cache: "MISS" };
+      } else {
+        await ensureOk(client.name, head, `manifest ${tag}`);
+        throw new UpstreamError(client.name, "status", `manifest ${tag}: unexpected status ${head.statusCode}`, head.statusCode);
+      }
+      await store.putTag(up, target.name, tag, { digest: answer.digest.value, mediaType: answer.mediaType, size: answer.body.byteLength, checkedAt: this.now() });
+      await store.linkManifest(up, target.name, answer.digest);
+      return answer;
+    } catch (err) {
+      if (err instanceof UpstreamError) {
+        if (cached && err.temporary()) return this.stale(target, tag, cached, err.message);
+        throw err.toMirrorError("MANIFEST_UNKNOWN");
+      }
+      throw err;
+    }
+  }
+
+  private stale(target: Target, tag: string, cached: StoredManifest & { digest: Digest }, reason: string): ManifestAnswer {
+    this.o.log.warn({ upstream: target.upstream.name, name: target.name, tag, reason }, "serving cached tag while upstream is unavailable");
+    return { ...cached, cache: "STALE" };
+  }
+
+  private async cachedManifest(digest: string): Promise<(StoredManifest & { digest: Digest }) | undefined> {
+    const d = optionalDigest(digest);
+    const m = d ? await this.o.store.getManifest(d) : undefined;
+    return d && m ? { digest: d, ...m } : undefined;
+  }
+
+  /** GET a manifest, check it (size, JSON, digest), and store it byte for byte. */
+  private async download(client: UpstreamClient, target: Target, reference: string, expected: Digest | undefined): Promise<Omit<ManifestAnswer, "cache">> {
+    const res = await client.fetch("GET", `${target.name}/manifests/${reference}`, { headers: { accept: UPSTREAM_ACCEPT }, scope: scopeOf(target) });
+    await ensureOk(client.name, res, `manifest ${reference}`);
+    let body: Buffer;
+    try {
+      body = await readLimited(res, this.o.manifestMaxBytes);
+    } catch (err) {
+      if (err instanceof RangeError) throw new MirrorError("MANIFEST_INVALID", `upstream manifest ${reference} is larger than ${this.o.manifestMaxBytes} bytes`);
+      throw new UpstreamError(client.name, "unreachable", `manifest ${reference}: ${(err as Error).message}`, undefined, undefined, { cause: err });
+    }
+    const announced = optionalDigest(headerString(res.headers["docker-content-digest"]));
+    const digest = expected ?? (announced ? digestOf(body, announced.algorithm) : digestOf(body));
+    const actual = digestOf(body, digest.algorithm);
+    if (actual.value !== digest.value || (announced && announced.value !== actual.value)) {
+      throw new MirrorError("DIGEST_INVALID", `upstream ${client.name} sent manifest ${reference} whose content does not match its digest; not cached`);
+    }
+    const declared = headerString(res.headers["content-type"])?.split(";")[0]?.trim();
+    const sniffed = sniffManifestType(body);
+    if (sniffed === undefined) throw new MirrorError("MANIFEST_INVALID", `upstream ${client.name} sent manifest ${reference} that is not a JSON manifest; not cached`);
+    const mediaType = declared && declared !== "application/json" && declared !== "text/plain" && declared !== "application/octet-stream" ? declared : sniffed;
+    await this.o.store.putManifest(digest, mediaType, body);
+    return { digest, mediaType, body };
+  }
+}
+
+function scopeOf(target: Target): string {
+  return `repository:${target.name}:pull`;
+}
+
+function optionalDigest(value: string | undefined): Digest | undefined {
+  if (!value) return undefined;
+  try {
+    return parseDigest(value.trim());
+  } catch {
+    return undefined;
+  }
+}

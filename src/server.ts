@@ -1,0 +1,81 @@
+// Assembles a running mirror from configuration: store, upstream clients, pull-through services,
+// HTTP server. startMirror is the in-process API the CLI and the tests use.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { parseConfig, type ConfigInput } from "./config/schema.js";
+import { resolveConfig, type MirrorConfig } from "./config/resolve.js";
+import { createHandler } from "./http/handler.js";
+import { createLogger, type Logger } from "./observe/log.js";
+import { Metrics } from "./observe/metrics.js";
+import { BlobService } from "./proxy/blobs.js";
+import { ManifestService } from "./proxy/manifests.js";
+import { Upstreams } from "./proxy/upstreams.js";
+import { FsStore } from "./store/fs-store.js";
+
+export interface RunningMirror {
+  readonly url: string;
+  readonly port: number;
+  readonly config: MirrorConfig;
+  readonly metrics: Metrics;
+  /**
+   * Stop accepting requests, let in-flight ones finish for up to graceMs, then cancel what is
+   * left (downloads are discarded, nothing half-written is published).
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Collect process metrics (CPU, memory) too: on for the CLI, off for tests sharing a process. */
+  processMetrics?: boolean;
+}
+
+export async function startMirror(input: ConfigInput | MirrorConfig, options: StartOptions = {}): Promise<RunningMirror> {
+  const config = isResolved(input) ? input : resolveConfig(parseConfig(input));
+  const log = options.logger ?? createLogger(config.logLevel);
+  const metrics = new Metrics({ processMetrics: options.processMetrics });
+  const store = await FsStore.open(config.storage);
+  const upstreams = new Upstreams(config, log, metrics);
+  const blobs = new BlobService({ store, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs });
+  const manifests = new ManifestService({ store, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes });
+  const server = createServer({ keepAliveTimeout: 65_000 }, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store }));
+  await listen(server, config.host, config.port);
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
+  const url = `http://${shownHost}:${port}`;
+  log.info({ url, listen: `${config.host}:${port}`, storage: config.storage, upstreams: [...new Set([...config.upstreams.values()].map((u) => u.name))], defaultUpstream: config.defaultUpstream.name }, "mirror-kit listening");
+
+  let closing: Promise<void> | undefined;
+  const close = (graceMs = 10_000): Promise<void> => {
+    closing ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([closed, timer]);
+      await blobs.cancelAll("mirror shutting down");
+      server.closeAllConnections();
+      await closed;
+      await upstreams.close();
+      log.info("mirror-kit stopped");
+    })();
+    return closing;
+  };
+  return { url, port, config, metrics, close };
+}
+
+function isResolved(input: ConfigInput | MirrorConfig): input is MirrorConfig {
+  return (input as MirrorConfig).upstreams instanceof Map;
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(err.code === "EADDRINUSE" ? new Error(`cannot listen on ${host}:${port}: the port is already in use`) : err);
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}

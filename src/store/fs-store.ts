@@ -1,0 +1,156 @@
+// The filesystem implementation of the cache (layout.ts documents the tree).
+// Small records are written to ingest/ then renamed into place, so a crash never leaves half a file.
+import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { Readable } from "node:stream";
+import { type Digest, digestOf, parseDigest } from "../oci/digest.js";
+import { MirrorError } from "../oci/errors.js";
+import { isValidTag } from "../oci/names.js";
+import { Layout } from "./layout.js";
+import type { RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
+import { BlobWriter } from "./writer.js";
+
+export class FsStore implements Store {
+  readonly layout: Layout;
+
+  private constructor(root: string) {
+    this.layout = new Layout(root);
+  }
+
+  /** Open (creating) a store; leftovers of downloads interrupted by a crash are removed. */
+  static async open(root: string): Promise<FsStore> {
+    const store = new FsStore(root);
+    await rm(store.layout.ingestDir, { recursive: true, force: true });
+    await mkdir(store.layout.ingestDir, { recursive: true });
+    return store;
+  }
+
+  async statBlob(d: Digest): Promise<number | undefined> {
+    try {
+      const s = await stat(this.layout.blob(d));
+      return s.isFile() ? s.size : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  readBlob(d: Digest, start?: number, end?: number): Readable {
+    return createReadStream(this.layout.blob(d), { start, end });
+  }
+
+  createWriter(d: Digest): Promise<BlobWriter> {
+    return BlobWriter.create(this.layout.ingestDir, d, this.layout.blob(d));
+  }
+
+  async getManifest(d: Digest): Promise<StoredManifest | undefined> {
+    let meta: { mediaType?: unknown };
+    try {
+      meta = JSON.parse(await readFile(this.layout.manifestMeta(d), "utf8")) as { mediaType?: unknown };
+    } catch (err) {
+      if (isNotFound(err) || err instanceof SyntaxError) return undefined;
+      throw err;
+    }
+    if (typeof meta.mediaType !== "string") return undefined;
+    try {
+      return { mediaType: meta.mediaType, body: await readFile(this.layout.blob(d)) };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async putManifest(d: Digest, mediaType: string, body: Uint8Array): Promise<void> {
+    const actual = digestOf(body, d.algorithm);
+    if (actual.value !== d.value) {
+      throw new MirrorError("DIGEST_INVALID", `manifest content has digest ${actual.value}, expected ${d.value}; not cached`);
+    }
+    // Metadata first: a blob without metadata is simply a miss, never a manifest of unknown type.
+    await this.atomicWrite(this.layout.manifestMeta(d), JSON.stringify({ mediaType }));
+    if ((await this.statBlob(d)) === undefined) await this.atomicWrite(this.layout.blob(d), body);
+  }
+
+  async getTag(upstream: string, name: string, tag: string): Promise<TagRecord | undefined> {
+    try {
+      const rec = JSON.parse(await readFile(this.layout.tag(upstream, name, tag), "utf8")) as Partial<TagRecord>;
+      if (typeof rec.digest !== "string" || typeof rec.mediaType !== "string" || typeof rec.checkedAt !== "number") return undefined;
+      parseDigest(rec.digest);
+      return rec as TagRecord;
+    } catch (err) {
+      if (isNotFound(err) || err instanceof SyntaxError || err instanceof MirrorError) return undefined;
+      throw err;
+    }
+  }
+
+  async putTag(upstream: string, name: string, tag: string, record: TagRecord): Promise<void> {
+    await this.atomicWrite(this.layout.tag(upstream, name, tag), JSON.stringify(record));
+  }
+
+  async deleteTag(upstream: string, name: string, tag: string): Promise<void> {
+    await rm(this.layout.tag(upstream, name, tag), { force: true });
+  }
+
+  async listTags(upstream: string, name: string): Promise<string[]> {
+    const entries = await readdirOrEmpty(this.layout.tagsDir(upstream, name));
+    return entries
+      .filter((e) => e.endsWith(".json"))
+      .map((e) => e.slice(0, -5))
+      .filter(isValidTag)
+      .sort();
+  }
+
+  async linkManifest(upstream: string, name: string, d: Digest): Promise<void> {
+    const link = this.layout.manifestLink(upstream, name, d);
+    try {
+      await stat(link);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.atomicWrite(link, "");
+    }
+  }
+
+  async listRepositories(): Promise<RepositoryRef[]> {
+    const out: RepositoryRef[] = [];
+    for (const upstream of await readdirOrEmpty(this.layout.repositoriesDir)) {
+      const walk = async (dir: string, parts: string[]): Promise<void> => {
+        const entries = await readdirOrEmpty(dir);
+        if (parts.length > 0 && (entries.includes("_tags") || entries.includes("_manifests"))) {
+          out.push({ upstream, name: parts.join("/") });
+        }
+        for (const entry of entries) {
+          if (!entry.startsWith("_")) await walk(join(dir, entry), [...parts, entry]);
+        }
+      };
+      await walk(join(this.layout.repositoriesDir, upstream), []);
+    }
+    return out;
+  }
+
+  private async atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
+    const temp = join(this.layout.ingestDir, `rec-${randomBytes(8).toString("hex")}`);
+    try {
+      await writeFile(temp, data, { flush: true });
+      await mkdir(dirname(path), { recursive: true });
+      await rename(temp, path);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}

@@ -1,0 +1,54 @@
+// The on-disk layout of the cache, in one place. Every path is built from values that were
+// validated first (digests are fixed-length hex; names and tags match the distribution grammar).
+//
+//   <root>/
+//   ├── blobs/sha256/<2 hex>/<hex>            verified content: layers, configs and manifests alike,
+//   │                                          shared by every repository and every upstream
+//   ├── manifests/sha256/<2 hex>/<hex>.json   {"mediaType": ...} for blobs that are manifests
+//   ├── repositories/<upstream>/<name>/
+//   │   ├── _tags/<tag>.json                  {"digest", "mediaType", "size", "checkedAt"}: the tag as
+//   │   │                                      upstream last confirmed it
+//   │   └── _manifests/sha256/<hex>           empty: this repository served that manifest (catalog)
+//   └── ingest/<random>                       downloads in progress; published by rename only after
+//                                              size and digest verification; wiped at startup
+//
+// Repository components never start with "_" (distribution grammar), so _tags and _manifests
+// cannot collide with a nested repository name.
+import { join } from "node:path";
+import type { Digest } from "../oci/digest.js";
+
+export class Layout {
+  constructor(readonly root: string) {}
+
+  get ingestDir(): string {
+    return join(this.root, "ingest");
+  }
+
+  get repositoriesDir(): string {
+    return join(this.root, "repositories");
+  }
+
+  blob(d: Digest): string {
+    return join(this.root, "blobs", d.algorithm, d.hex.slice(0, 2), d.hex);
+  }
+
+  manifestMeta(d: Digest): string {
+    return join(this.root, "manifests", d.algorithm, d.hex.slice(0, 2), `${d.hex}.json`);
+  }
+
+  repository(upstream: string, name: string): string {
+    return join(this.repositoriesDir, upstream, ...name.split("/"));
+  }
+
+  tag(upstream: string, name: string, tag: string): string {
+    return join(this.repository(upstream, name), "_tags", `${tag}.json`);
+  }
+
+  tagsDir(upstream: string, name: string): string {
+    return join(this.repository(upstream, name), "_tags");
+  }
+
+  manifestLink(upstream: string, name: string, d: Digest): string {
+    return join(this.repository(upstream, name), "_manifests", d.algorithm, d.hex);
+  }
+}

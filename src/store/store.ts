@@ -1,0 +1,48 @@
+// The cache's interfaces: small, so a second backend (object storage, memory) could implement them.
+import type { Readable } from "node:stream";
+import type { Digest } from "../oci/digest.js";
+import type { BlobWriter } from "./writer.js";
+
+export interface BlobStore {
+  /** Size of a published blob, or undefined when absent. */
+  statBlob(d: Digest): Promise<number | undefined>;
+  /** Stream [start, end] (inclusive) of a published blob. */
+  readBlob(d: Digest, start?: number, end?: number): Readable;
+  /** A writer whose content becomes visible only on a verified commit. */
+  createWriter(d: Digest): Promise<BlobWriter>;
+}
+
+export interface StoredManifest {
+  mediaType: string;
+  body: Buffer;
+}
+
+export interface ManifestStore {
+  getManifest(d: Digest): Promise<StoredManifest | undefined>;
+  /** Verifies the digest of body before anything is published. */
+  putManifest(d: Digest, mediaType: string, body: Uint8Array): Promise<void>;
+}
+
+export interface TagRecord {
+  digest: string;
+  mediaType: string;
+  size: number;
+  /** When upstream last confirmed this tag (ms since epoch). */
+  checkedAt: number;
+}
+
+export interface RepositoryRef {
+  upstream: string;
+  name: string;
+}
+
+export interface TagStore {
+  getTag(upstream: string, name: string, tag: string): Promise<TagRecord | undefined>;
+  putTag(upstream: string, name: string, tag: string, record: TagRecord): Promise<void>;
+  deleteTag(upstream: string, name: string, tag: string): Promise<void>;
+  listTags(upstream: string, name: string): Promise<string[]>;
+  linkManifest(upstream: string, name: string, d: Digest): Promise<void>;
+  listRepositories(): Promise<RepositoryRef[]>;
+}
+
+export type Store = BlobStore & ManifestStore & TagStore;

@@ -1,0 +1,81 @@
+// A blob being written: a temp file in ingest/, hashed as it is written, published by rename
+// only when size and digest match. Readers may read what is written so far (for streaming fills).
+import { randomBytes } from "node:crypto";
+import { type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { Hash } from "node:crypto";
+import { type Digest, hasher } from "../oci/digest.js";
+import { MirrorError } from "../oci/errors.js";
+
+export class BlobWriter {
+  private hash: Hash;
+  private _written = 0;
+  private closed = false;
+
+  private constructor(
+    readonly digest: Digest,
+    readonly tempPath: string,
+    private readonly finalPath: string,
+    readonly handle: FileHandle,
+  ) {
+    this.hash = hasher(digest.algorithm);
+  }
+
+  static async create(ingestDir: string, digest: Digest, finalPath: string): Promise<BlobWriter> {
+    await mkdir(ingestDir, { recursive: true });
+    const tempPath = join(ingestDir, `${digest.hex.slice(0, 16)}-${randomBytes(8).toString("hex")}`);
+    const handle = await open(tempPath, "w+");
+    return new BlobWriter(digest, tempPath, finalPath, handle);
+  }
+
+  get written(): number {
+    return this._written;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    // Positional writes keep the file and the hash in step even if a previous write was partial.
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.byteLength - offset, this._written + offset);
+      offset += bytesWritten;
+    }
+    this.hash.update(chunk);
+    this._written += chunk.byteLength;
+  }
+
+  /** Start over (an upstream answered a Range request with the whole body). */
+  async reset(): Promise<void> {
+    await this.handle.truncate(0);
+    this.hash = hasher(this.digest.algorithm);
+    this._written = 0;
+  }
+
+  /** Verify and publish. On mismatch the temp file is removed and DIGEST_INVALID thrown. */
+  async commit(expectedSize?: number): Promise<void> {
+    const actual = this.hash.digest("hex");
+    if (expectedSize !== undefined && expectedSize !== this._written) {
+      await this.cancel();
+      throw new MirrorError("SIZE_INVALID", `upstream sent ${this._written} bytes for ${this.digest.value}, expected ${expectedSize}`);
+    }
+    if (actual !== this.digest.hex) {
+      await this.cancel();
+      throw new MirrorError("DIGEST_INVALID", `upstream content for ${this.digest.value} has digest ${this.digest.algorithm}:${actual}; not cached`);
+    }
+    await this.handle.sync();
+    await mkdir(dirname(this.finalPath), { recursive: true });
+    await rename(this.tempPath, this.finalPath);
+    this.closed = true;
+  }
+
+  /** Discard the temp file. Safe to call more than once and after commit. */
+  async cancel(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await rm(this.tempPath, { force: true });
+  }
+
+  /** Close the handle once no reader needs it (it stays readable after rename). */
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,219 @@
+// One upstream registry: HTTP through undici, the token/basic auth flow with tokens cached per
+// scope, realm trust, redirects (blobs live on CDNs), the circuit breaker and request metrics.
+import { Buffer } from "node:buffer";
+import type { Dispatcher } from "undici";
+import type { UpstreamConfig } from "../config/resolve.js";
+import type { Logger } from "../observe/log.js";
+import type { Metrics } from "../observe/metrics.js";
+import type { CircuitBreaker } from "./breaker.js";
+import { parseChallenge, type Challenge } from "./challenge.js";
+import { redactUrl, UpstreamError } from "./errors.js";
+
+export type UpstreamResponse = Dispatcher.ResponseData;
+
+export interface FetchOptions {
+  headers?: Record<string, string>;
+  /** repository:<name>:pull — the token scope this request needs. */
+  scope: string;
+  signal?: AbortSignal;
+}
+
+interface CachedToken {
+  header: string;
+  expiresAt: number;
+}
+
+const ERROR_BODY_LIMIT = 64 * 1024;
+const TOKEN_MARGIN_MS = 10_000;
+
+export class UpstreamClient {
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly tokenFlights = new Map<string, Promise<CachedToken>>();
+  private useBasic = false;
+  private warnedRealms = new Set<string>();
+
+  constructor(
+    readonly config: UpstreamConfig,
+    private readonly dispatcher: Dispatcher,
+    private readonly breaker: CircuitBreaker,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** True while the upstream is being skipped after a connection failure. */
+  isOffline(): boolean {
+    return this.breaker.isOpen();
+  }
+
+  /**
+   * Send a request to <url>/v2/<path>. Returns any HTTP answer (the caller judges the status);
+   * throws UpstreamError("unreachable") when there is none.
+   */
+  async fetch(method: "GET" | "HEAD", path: string, options: FetchOptions): Promise<UpstreamResponse> {
+    let res = await this.send(method, path, options, this.cachedAuth(options.scope));
+    if (res.statusCode !== 401) return res;
+    const challenge = parseChallenge(headerString(res.headers["www-authenticate"]));
+    await discard(res);
+    const auth = await this.authorize(challenge, options);
+    if (auth === undefined) return this.send(method, path, options, undefined);
+    res = await this.send(method, path, options, auth);
+    return res;
+  }
+
+  private async send(method: string, path: string, options: FetchOptions, authorization: string | undefined): Promise<UpstreamResponse> {
+    const url = new URL(`v2/${path}`, this.config.url);
+    if (this.breaker.isOpen()) {
+      this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: "skipped" });
+      throw new UpstreamError(this.name, "unreachable", `skipped for ${Math.ceil(this.breaker.remainingMs() / 1000)}s after a connection failure`);
+    }
+    const headers: Record<string, string> = { "user-agent": "mirror-kit", ...options.headers };
+    if (authorization) headers.authorization = authorization;
+    try {
+      const res = await this.dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        signal: options.signal,
+      });
+      this.breaker.recordSuccess();
+      this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: String(res.statusCode) });
+      this.log.debug({ upstream: this.name, method, url: redactUrl(url), status: res.statusCode }, "upstream request");
+      return res;
+    } catch (err) {
+      this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: "error" });
+      if (options.signal?.aborted) throw err;
+      this.breaker.recordFailure();
+      const reason = (err as { code?: string }).code ?? (err as Error).message;
+      this.log.warn({ upstream: this.name, method, url: redactUrl(url), err: reason }, "upstream unreachable");
+      throw new UpstreamError(this.name, "unreachable", String(reason), undefined, undefined, { cause: err });
+    }
+  }
+
+  private cachedAuth(scope: string): string | undefined {
+    if (this.useBasic) return this.basicHeader();
+    const token = this.tokens.get(scope);
+    if (token && token.expiresAt > Date.now()) return token.header;
+    return undefined;
+  }
+
+  private basicHeader(): string | undefined {
+    const { username, password } = this.config;
+    if (username === undefined || password === undefined) return undefined;
+    return `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
+  }
+
+  /** Answer a 401 challenge: a token for Bearer, credentials for Basic, or nothing to offer. */
+  private async authorize(challenge: Challenge | undefined, options: FetchOptions): Promise<string | undefined> {
+    if (challenge?.scheme === "basic") {
+      this.useBasic = true;
+      return this.basicHeader();
+    }
+    if (challenge?.scheme !== "bearer" || !challenge.params.realm) return undefined;
+    const scope = options.scope;
+    let flight = this.tokenFlights.get(scope);
+    if (!flight) {
+      flight = this.fetchToken(challenge, scope, options.signal).finally(() => this.tokenFlights.delete(scope));
+      this.tokenFlights.set(scope, flight);
+    }
+    const token = await flight;
+    this.tokens.set(scope, token);
+    return token.header;
+  }
+
+  private async fetchToken(challenge: Challenge, scope: string, signal?: AbortSignal): Promise<CachedToken> {
+    let realm: URL;
+    try {
+      realm = new URL(challenge.params.realm as string);
+    } catch {
+      throw new UpstreamError(this.name, "status", "token realm is not a URL", 401);
+    }
+    if (realm.protocol !== "https:" && realm.protocol !== "http:") throw new UpstreamError(this.name, "status", "token realm is not http(s)", 401);
+    if (challenge.params.service) realm.searchParams.set("service", challenge.params.service);
+    realm.searchParams.set("scope", scope);
+    const headers: Record<string, string> = { "user-agent": "mirror-kit" };
+    // A realm the upstream's configuration does not vouch for gets no credentials: a compromised or
+    // spoofed upstream could otherwise name any host and harvest them (distribution f215e513d).
+    const trusted = this.config.trustedRealmOrigins.includes(realm.origin);
+    const basic = this.basicHeader();
+    if (basic && trusted) headers.authorization = basic;
+    else if (basic && !this.warnedRealms.has(realm.origin)) {
+      this.warnedRealms.add(realm.origin);
+      this.log.warn({ upstream: this.name, realm: realm.origin }, "token realm not trusted for this upstream; requesting an anonymous token (add it to tokenRealms to send credentials)");
+    }
+    let res: UpstreamResponse;
+    try {
+      res = await this.dispatcher.request({ origin: realm.origin, path: realm.pathname + realm.search, method: "GET", headers, signal });
+    } catch (err) {
+      this.metrics.upstreamRequests.inc({ upstream: this.name, method: "TOKEN", status: "error" });
+      throw new UpstreamError(this.name, "unreachable", `token endpoint ${redactUrl(realm)}: ${(err as { code?: string }).code ?? (err as Error).message}`, undefined, undefined, { cause: err });
+    }
+    this.metrics.upstreamRequests.inc({ upstream: this.name, method: "TOKEN", status: String(res.statusCode) });
+    if (res.statusCode !== 200) {
+      await discard(res);
+      throw new UpstreamError(this.name, "status", `token endpoint answered ${res.statusCode}`, res.statusCode === 429 ? 429 : 401);
+    }
+    const body = (await readLimited(res, ERROR_BODY_LIMIT)).toString("utf8");
+    let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
+    try {
+      parsed = JSON.parse(body) as typeof parsed;
+    } catch {
+      throw new UpstreamError(this.name, "status", "token endpoint sent invalid JSON", 401);
+    }
+    const token = typeof parsed.token === "string" ? parsed.token : typeof parsed.access_token === "string" ? parsed.access_token : undefined;
+    if (!token) throw new UpstreamError(this.name, "status", "token endpoint sent no token", 401);
+    // The token spec's default lifetime is 60 seconds.
+    const lifetime = typeof parsed.expires_in === "number" && parsed.expires_in > 0 ? parsed.expires_in : 60;
+    const issued = typeof parsed.issued_at === "string" ? Date.parse(parsed.issued_at) : Number.NaN;
+    const start = Number.isNaN(issued) ? Date.now() : Math.min(issued, Date.now());
+    return { header: `Bearer ${token}`, expiresAt: start + lifetime * 1000 - TOKEN_MARGIN_MS };
+  }
+}
+
+/** Throw an UpstreamError for a non-2xx answer, keeping the upstream's OCI code (body read up to 64 KiB). */
+export async function ensureOk(upstream: string, res: UpstreamResponse, what: string): Promise<void> {
+  if (res.statusCode >= 200 && res.statusCode < 300) return;
+  let ociCode: string | undefined;
+  let message = `${what}: status ${res.statusCode}`;
+  try {
+    const text = (await readLimited(res, ERROR_BODY_LIMIT)).toString("utf8");
+    const parsed = JSON.parse(text) as { errors?: { code?: unknown; message?: unknown }[] };
+    const first = parsed.errors?.[0];
+    if (typeof first?.code === "string") ociCode = first.code;
+    if (typeof first?.message === "string") message = `${what}: ${first.message.slice(0, 300)}`;
+  } catch {
+    // Not an OCI error body; the status says enough.
+  }
+  throw new UpstreamError(upstream, "status", message, res.statusCode, ociCode);
+}
+
+export async function readLimited(res: UpstreamResponse, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body) {
+    const buf = chunk as Buffer;
+    total += buf.byteLength;
+    if (total > limit) {
+      res.body.destroy();
+      throw new RangeError(`body larger than ${limit} bytes`);
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}
+
+export async function discard(res: UpstreamResponse): Promise<void> {
+  try {
+    await res.body.dump({ limit: ERROR_BODY_LIMIT });
+  } catch {
+    res.body.destroy();
+  }
+}
+
+export function headerString(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}

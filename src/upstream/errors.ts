@@ -1,0 +1,68 @@
+// Upstream failures, with the status, a redacted URL and a temporary() verdict, so the proxy can
+// decide between "serve stale", "fail fast" and "pass the answer on".
+import { MirrorError, type ErrorCode } from "../oci/errors.js";
+
+export type UpstreamFailure =
+  /** No HTTP answer: refused, reset, DNS, timeout, circuit open. */
+  | "unreachable"
+  /** An HTTP answer that is an error. */
+  | "status";
+
+export class UpstreamError extends Error {
+  override readonly name = "UpstreamError";
+  constructor(
+    readonly upstream: string,
+    readonly failure: UpstreamFailure,
+    message: string,
+    readonly status?: number,
+    /** The upstream's own OCI error code, when it sent one. */
+    readonly ociCode?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** Worth serving stale content for / retrying later: network trouble, 5xx, 429. */
+  temporary(): boolean {
+    return this.failure === "unreachable" || this.status === 429 || (this.status !== undefined && this.status >= 500);
+  }
+
+  /** Translate for the client; notFound is the code for a 404 on this kind of object. */
+  toMirrorError(notFound: ErrorCode): MirrorError {
+    const where = `upstream ${this.upstream}`;
+    if (this.failure === "unreachable") return new MirrorError("UNAVAILABLE", `${where} is unreachable: ${this.message}`);
+    switch (this.status) {
+      case 404:
+        return new MirrorError(this.ociCode === "NAME_UNKNOWN" ? "NAME_UNKNOWN" : notFound, `${where}: ${this.message}`);
+      case 401:
+        return new MirrorError("UNAUTHORIZED", `${where} requires authentication the mirror could not provide`);
+      case 403:
+        return new MirrorError("DENIED", `${where} denied access`);
+      case 429:
+        return new MirrorError("TOOMANYREQUESTS", `${where} is rate limiting this mirror; try again later`);
+      default:
+        if (this.status !== undefined && this.status >= 400 && this.status < 500 && isOciCode(this.ociCode)) {
+          return new MirrorError(this.ociCode, `${where}: ${this.message}`);
+        }
+        return new MirrorError("UNAVAILABLE", `${where} failed: ${this.message}`);
+    }
+  }
+}
+
+const PASSABLE: ReadonlySet<string> = new Set(["NAME_INVALID", "DIGEST_INVALID", "TAG_INVALID", "MANIFEST_INVALID", "UNSUPPORTED"]);
+function isOciCode(code: string | undefined): code is ErrorCode {
+  return code !== undefined && PASSABLE.has(code);
+}
+
+/** Strip credentials and query strings (token URLs carry account names) from a URL for logs. */
+export function redactUrl(url: URL | string): string {
+  try {
+    const u = new URL(String(url));
+    u.username = "";
+    u.password = "";
+    u.search = "";
+    return u.toString();
+  } catch {
+    return "<invalid url>";
+  }
+}
