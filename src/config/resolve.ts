@@ -38,7 +38,9 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
   const byName = new Map<string, UpstreamConfig>();
   const names = new Set<string>([...(cfg.builtinUpstreams ? Object.keys(BUILTIN_UPSTREAMS) : []), ...Object.keys(cfg.upstreams)]);
   for (const name of names) {
-    const builtin = cfg.builtinUpstreams ? BUILTIN_UPSTREAMS[name] : undefined;
+    // What is known about a public registry (its aliases, Docker Hub naming) holds whether or not
+    // the built-in set is enabled; builtinUpstreams only decides which upstreams exist by default.
+    const builtin = BUILTIN_UPSTREAMS[name];
     const user = cfg.upstreams[name] ?? {};
     if (user.enabled === false) continue;
     if (!REGISTRY_NAME.test(name) || name === "localhost") {
@@ -50,7 +52,10 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
       throw new ConfigError(`invalid configuration:\n  upstreams.${name}: username and password go together`);
     }
     const parsedUrl = new URL(url.endsWith("/") ? url : `${url}/`);
-    const realms = [...(builtin?.tokenRealms ?? []), ...(user.tokenRealms ?? [])].map((r, i) => {
+    // The built-in realm is trusted only for the built-in URL: a private registry configured under
+    // the name docker.io must not hand its credentials to auth.docker.io.
+    const builtinRealms = builtin && parsedUrl.href === new URL(`${builtin.url}/`).href ? builtin.tokenRealms : [];
+    const realms = [...builtinRealms, ...(user.tokenRealms ?? [])].map((r, i) => {
       try {
         return new URL(r).origin;
       } catch {

@@ -36,7 +36,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
     const incomingId = req.headers["x-request-id"];
     const id = typeof incomingId === "string" && /^[\w.-]{1,64}$/.test(incomingId) ? incomingId : randomUUID();
     res.setHeader("x-request-id", id);
-    const url = new URL(req.url ?? "/", "http://mirror.invalid");
+    const url = parseTarget(req.url ?? "/");
     const route = matchRoute(url.pathname);
     if (url.pathname.startsWith("/v2")) res.setHeader("docker-distribution-api-version", API_VERSION);
     res.on("close", () => {
@@ -60,7 +60,19 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
   };
 }
 
-async function dispatch(deps: HandlerDeps, route: Route, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/**
+ * The raw request target, split but not normalised: WHATWG URL parsing would resolve "%2e%2e" into
+ * a parent-directory step, and a hostile name must be rejected as written, not as rewritten.
+ */
+function parseTarget(target: string): { pathname: string; searchParams: URLSearchParams } {
+  const q = target.indexOf("?");
+  return {
+    pathname: q >= 0 ? target.slice(0, q) : target,
+    searchParams: new URLSearchParams(q >= 0 ? target.slice(q + 1) : ""),
+  };
+}
+
+async function dispatch(deps: HandlerDeps, route: Route, url: { searchParams: URLSearchParams }, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const method = req.method ?? "GET";
   if (route.kind === "healthz") return json(res, 200, { status: "ok" });
   if (route.kind === "metrics") {

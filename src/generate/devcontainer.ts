@@ -1,0 +1,139 @@
+// The devcontainer target: the mirror-kit Dev Container Feature (rendered from templates/devcontainer/)
+// copied beside devcontainer.json, referenced as "./mirror-kit" with a JSONC edit that keeps comments.
+import { readFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import { applyEdits, modify, parse, printParseErrorCode, type FormattingOptions, type ParseError } from "jsonc-parser";
+import { GenerateError, lineCol } from "./errors.js";
+import { planGeneratedFile, readIfExists, type FileChange } from "./files.js";
+import { packageVersion, render, seal, sha256, STAMP_PLACEHOLDER } from "./render.js";
+import { containerMirrorUrl, CONTAINER_PORT, DOCKER_HOST_ALIAS, type Settings } from "./settings.js";
+
+export const FEATURE_ID = "mirror-kit";
+export const FEATURE_REF = `./${FEATURE_ID}`;
+export const ADD_HOST_ARG = `--add-host=${DOCKER_HOST_ALIAS}:host-gateway`;
+export const DEFAULT_FEATURE_URL = `http://${DOCKER_HOST_ALIAS}:${CONTAINER_PORT}`;
+
+export interface FeatureFile {
+  /** Path inside the feature folder (or the collection's test folder for test.sh). */
+  name: string;
+  content: string;
+  mode?: number;
+}
+
+/** The Feature's files, identical for every project: options travel in devcontainer.json instead. */
+export function renderFeature(): { feature: FeatureFile[]; test: FeatureFile } {
+  const base = {
+    version: packageVersion(),
+    defaultMirrorUrl: DEFAULT_FEATURE_URL,
+    defaultHostPort: new URL(DEFAULT_FEATURE_URL).host,
+    stamp: STAMP_PLACEHOLDER,
+  };
+  const json = render("devcontainer/devcontainer-feature.json", base);
+  const install = seal(render("devcontainer/install.sh", { ...base, featureJsonSha256: sha256(json) }));
+  return {
+    feature: [
+      { name: "devcontainer-feature.json", content: json },
+      { name: "install.sh", content: install, mode: 0o755 },
+    ],
+    test: { name: "test.sh", content: seal(render("devcontainer/test.sh", base)), mode: 0o755 },
+  };
+}
+
+/** The JSON cannot hold a stamp, so install.sh records its hash: unchanged JSON matches it. */
+function jsonMatchesInstallRecord(featureDir: string, existing: string): boolean {
+  let install: string;
+  try {
+    install = readFileSync(join(featureDir, "install.sh"), "utf8");
+  } catch {
+    return false;
+  }
+  const recorded = /devcontainer-feature\.json sha256 ([0-9a-f]{64})/.exec(install)?.[1];
+  return recorded === sha256(existing);
+}
+
+export function planDevcontainer(projectDir: string, file: string, s: Settings, force: boolean): { changes: FileChange[]; notes: string[] } {
+  const display = relative(projectDir, file);
+  const text = readIfExists(file, display);
+  if (text === null) throw new GenerateError("NOT_FOUND", "does not exist", display);
+  const featureDir = join(dirname(file), FEATURE_ID);
+  const changes: FileChange[] = renderFeature().feature.map((f) =>
+    planGeneratedFile(join(featureDir, f.name), relative(projectDir, join(featureDir, f.name)), f.content, {
+      force,
+      ...(f.mode !== undefined ? { mode: f.mode } : {}),
+      ...(f.name.endsWith(".json") ? { isOurs: (existing: string) => jsonMatchesInstallRecord(featureDir, existing) } : {}),
+    }),
+  );
+  const { text: after, notes } = editDevcontainerJson(text, display, s, force);
+  changes.push({ path: file, display, before: text, after });
+  return { changes, notes };
+}
+
+type Json = Record<string, unknown>;
+
+export function editDevcontainerJson(text: string, display: string, s: Settings, force: boolean): { text: string; notes: string[] } {
+  const root = parseJsonc(text, display);
+  const notes: string[] = [];
+  const features = root.features;
+  if (features !== undefined && (features === null || typeof features !== "object" || Array.isArray(features))) {
+    throw new GenerateError("BAD_INPUT", `"features" must be an object mapping feature ids to options`, display);
+  }
+  const url = containerMirrorUrl(s);
+  const options: Json = url === DEFAULT_FEATURE_URL ? {} : { mirrorUrl: url };
+  const expected = structuredClone(root);
+  const fmt = formatting(text);
+  let out = text;
+
+  const current = (features as Json | undefined)?.[FEATURE_REF];
+  if (current === undefined || (force && !isDeepStrictEqual(current, options))) {
+    out = applyEdits(out, modify(out, ["features", FEATURE_REF], options, { formattingOptions: fmt }));
+    ((expected.features ??= {}) as Json)[FEATURE_REF] = options;
+  } else if (!isDeepStrictEqual(current, options)) {
+    throw new GenerateError(
+      "USER_EDITED",
+      `features["${FEATURE_REF}"] is ${JSON.stringify(current)}, not ${JSON.stringify(options)}; keep it, or rerun with --force to replace it`,
+      display,
+    );
+  }
+
+  if (root.dockerComposeFile !== undefined) {
+    notes.push(`${display}: uses Docker Compose, where runArgs do not apply; give the service extra_hosts: ["${DOCKER_HOST_ALIAS}:host-gateway"]`);
+  } else {
+    const runArgs = root.runArgs;
+    if (runArgs !== undefined && !Array.isArray(runArgs)) throw new GenerateError("BAD_INPUT", `"runArgs" must be an array`, display);
+    const hasHost = (runArgs ?? []).some((a) => typeof a === "string" && /host\.docker\.internal[:=]/.test(a));
+    if (!hasHost) {
+      const edit = runArgs === undefined ? modify(out, ["runArgs"], [ADD_HOST_ARG], { formattingOptions: fmt }) : modify(out, ["runArgs", -1], ADD_HOST_ARG, { formattingOptions: fmt, isArrayInsertion: true });
+      out = applyEdits(out, edit);
+      expected.runArgs = [...((runArgs as unknown[] | undefined) ?? []), ADD_HOST_ARG];
+    }
+  }
+  if (!isDeepStrictEqual(parseJsonc(out, display), expected)) {
+    throw new GenerateError("BAD_INPUT", `could not add the mirror-kit feature without changing other settings; add "${FEATURE_REF}": {} to features by hand`, display);
+  }
+  return { text: out, notes };
+}
+
+export function parseJsonc(text: string, display: string): Json {
+  const errors: ParseError[] = [];
+  const value: unknown = parse(text, errors, { allowTrailingComma: true, disallowComments: false });
+  const error = errors[0];
+  if (error) {
+    const { line, col } = lineCol(text, error.offset);
+    throw new GenerateError("BAD_INPUT", `not valid JSON with comments at line ${line}, column ${col}: ${printParseErrorCode(error.error)}`, display);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new GenerateError("BAD_INPUT", "expected a JSON object at the top level", display);
+  }
+  return value as Json;
+}
+
+/** Follows the file's own indentation so the inserted lines look hand-written. */
+function formatting(text: string): FormattingOptions {
+  const indent = /\n([ \t]+)"/.exec(text)?.[1] ?? "  ";
+  return {
+    insertSpaces: !indent.startsWith("\t"),
+    tabSize: indent.startsWith("\t") ? 1 : indent.length,
+    eol: text.includes("\r\n") ? "\r\n" : "\n",
+  };
+}

@@ -1,0 +1,131 @@
+// Real clients pulling through a mirror, each configured the way its users configure it:
+// dockerd (registry-mirrors), containerd ctr (hosts.toml, ?ns=), skopeo and podman (path prefix).
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { DockerEngine } from "./docker-engine.js";
+import { requireTools } from "./preflight.js";
+import { run } from "./process.js";
+
+// ---------------------------------------------------------------- docker
+
+/** `docker pull REF` on a private engine; returns the digest the engine reports. */
+export async function dockerPull(engine: DockerEngine, ref: string): Promise<string> {
+  const { stdout } = await engine.docker(["pull", ref], { timeoutMs: 100_000 }).catch((err: Error) => {
+    throw new Error(`${err.message}\n--- dockerd log ---\n${engine.logTail()}`);
+  });
+  const digest = /Digest: (sha256:[0-9a-f]{64})/.exec(stdout)?.[1];
+  if (!digest) throw new Error(`docker pull ${ref}: no digest in output:\n${stdout}`);
+  return digest;
+}
+
+/** Runs IMAGE without network and returns its stdout: proof that the pulled layers form a working rootfs. */
+export async function dockerRun(engine: DockerEngine, image: string, cmd: readonly string[]): Promise<string> {
+  const { stdout } = await engine.docker(["run", "--rm", "--network", "none", image, ...cmd]);
+  return stdout;
+}
+
+// ---------------------------------------------------------------- containerd
+
+/**
+ * Writes DIR/<registry>/hosts.toml sending pulls for `registry` to `mirrorUrl`.
+ * No `server` line, on purpose: `server = "https://docker.io"` would be taken literally
+ * (INTEGRATIONS.md §2); omitted, the fallback is the registry's real host, which is
+ * unreachable offline, so a passing pull can only have come through the mirror.
+ */
+export async function writeHostsToml(hostsDir: string, registry: string, mirrorUrl: string): Promise<string> {
+  const dir = join(hostsDir, registry);
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, "hosts.toml");
+  await writeFile(path, `[host."${mirrorUrl}"]\n  capabilities = ["pull", "resolve"]\n`);
+  return path;
+}
+
+export interface CtrOptions {
+  socket: string;
+  namespace: string;
+  hostsDir: string;
+}
+
+/** `ctr images pull` (fetch + unpack into a snapshot); returns the image's target digest. */
+export async function ctrPull(opts: CtrOptions, ref: string): Promise<string> {
+  requireTools(["ctr"]);
+  await run("ctr", ["-a", opts.socket, "-n", opts.namespace, "images", "pull", "--hosts-dir", opts.hostsDir, ref], { timeoutMs: 100_000 });
+  return ctrImageDigest(opts, ref);
+}
+
+/** The target digest of REF in the namespace, read from `ctr images ls`. */
+export async function ctrImageDigest(opts: Pick<CtrOptions, "socket" | "namespace">, ref: string): Promise<string> {
+  const { stdout } = await run("ctr", ["-a", opts.socket, "-n", opts.namespace, "images", "ls"]);
+  for (const line of stdout.split("\n").slice(1)) {
+    const [name, , digest] = line.trim().split(/\s+/);
+    if (name === ref && digest) return digest;
+  }
+  throw new Error(`ctr: ${ref} not in namespace ${opts.namespace}:\n${stdout}`);
+}
+
+// ---------------------------------------------------------------- containers/image (skopeo, podman)
+
+/** A policy that accepts any image: the system policy.json may be absent or stricter. */
+async function writePolicy(dir: string): Promise<string> {
+  const path = join(dir, "policy.json");
+  await writeFile(path, JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
+  return path;
+}
+
+export interface MirrorEntry {
+  /** The registry whose pulls go to the mirror, e.g. "docker.io". */
+  prefix: string;
+  /** The mirror location, host:port[/path], e.g. "127.0.0.1:5000/docker.io". */
+  location: string;
+}
+
+/** registries.conf (v2) with one insecure (plain HTTP) mirror per registry. */
+export async function writeRegistriesConf(path: string, mirrors: readonly MirrorEntry[]): Promise<string> {
+  const blocks = mirrors.map(
+    (m) => `[[registry]]\nprefix = "${m.prefix}"\nlocation = "${m.prefix}"\n\n[[registry.mirror]]\nlocation = "${m.location}"\ninsecure = true\n`,
+  );
+  await writeFile(path, `unqualified-search-registries = []\n\n${blocks.join("\n")}`);
+  return path;
+}
+
+/**
+ * `skopeo copy docker://SRC oci:DEST` over plain HTTP, isolated from the machine's
+ * registries.conf, policy and stored credentials.
+ */
+export async function skopeoCopy(src: string, destDir: string, workDir: string): Promise<void> {
+  requireTools(["skopeo"]);
+  const policy = await writePolicy(workDir);
+  const conf = await writeRegistriesConf(join(workDir, "skopeo-registries.conf"), []);
+  await run(
+    "skopeo",
+    ["--policy", policy, "--override-os", "linux", "--override-arch", "amd64", "copy", "--src-tls-verify=false", "--src-no-creds", `docker://${src}`, `oci:${destDir}`],
+    { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf }, timeoutMs: 100_000 },
+  );
+}
+
+export interface PodmanOptions {
+  /** Private storage: root, runroot and tmp dirs go below it. */
+  dir: string;
+  registriesConf: string;
+}
+
+/** `podman pull REF` with private vfs storage and the given registries.conf; returns the image id. */
+export async function podmanPull(opts: PodmanOptions, ref: string): Promise<string> {
+  requireTools(["podman"], { root: true });
+  await mkdir(join(opts.dir, "tmp"), { recursive: true });
+  const policy = await writePolicy(opts.dir);
+  const { stdout } = await run(
+    "podman",
+    [
+      "--root", join(opts.dir, "root"),
+      "--runroot", join(opts.dir, "run"),
+      "--tmpdir", join(opts.dir, "tmp"),
+      "--storage-driver", "vfs",
+      "--cgroup-manager", "cgroupfs",
+      "--events-backend", "file",
+      "pull", "--quiet", "--signature-policy", policy, ref,
+    ],
+    { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: opts.registriesConf }, timeoutMs: 100_000 },
+  );
+  return stdout.trim();
+}
