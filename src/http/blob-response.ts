@@ -41,7 +41,9 @@ export async function sendBlob(req: IncomingMessage, res: ServerResponse, digest
     res.end();
     return;
   }
-  const body = source.kind === "cache" ? source.open(start, end) : Readable.from(source.fill.read(start, end), { objectMode: false });
+  const hangup = new AbortController();
+  res.once("close", () => hangup.abort());
+  const body = source.kind === "cache" ? source.open(start, end) : Readable.from(source.fill.read(start, end, hangup.signal), { objectMode: false });
   const label = { source: source.kind === "cache" ? "cache" : "upstream" };
   body.on("data", (chunk: Buffer) => metrics.servedBytes.inc(label, chunk.byteLength));
   await pipeline(body, res);

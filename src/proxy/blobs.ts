@@ -105,15 +105,17 @@ export class BlobService {
       log: this.o.log,
     });
     this.fills.set(digest.value, fill);
-    fill.done
-      .catch((err: unknown) => {
+    const forget = () => {
+      if (this.fills.get(digest.value) === fill) this.fills.delete(digest.value);
+    };
+    fill.done.then(
+      () => setTimeout(forget, FINISHED_GRACE_MS).unref(),
+      (err: unknown) => {
+        // Waiters already attached share this failure; the next request starts afresh.
+        forget();
         this.o.log.warn({ digest: digest.value, upstream: target.upstream.name, err: (err as Error).message }, "blob download failed; nothing cached");
-      })
-      .finally(() => {
-        setTimeout(() => {
-          if (this.fills.get(digest.value) === fill) this.fills.delete(digest.value);
-        }, FINISHED_GRACE_MS).unref();
-      });
+      },
+    );
     return fill;
   }
 }

@@ -161,11 +161,16 @@ export class BlobFill {
    * Stream bytes [start, end] to one client as they arrive. The final byte is held back until the
    * digest is verified, so a client never sees a complete body for content that fails verification.
    */
-  async *read(start: number, end?: number): AsyncGenerator<Buffer> {
+  async *read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer> {
     this.attach();
+    // A generator parked on an await cannot be returned from outside, so a client that hangs up
+    // while the upstream stalls would never detach; the signal wakes it instead.
+    const onAbort = () => this.wake();
+    signal.addEventListener("abort", onAbort, { once: true });
     try {
       let pos = start;
       for (;;) {
+        if (signal.aborted) return;
         const writer = this.writer;
         if (this.state === "failed") throw this.error;
         const written = writer?.written ?? 0;
@@ -184,6 +189,7 @@ export class BlobFill {
         await new Promise<void>((resolve) => this.waiters.push(resolve));
       }
     } finally {
+      signal.removeEventListener("abort", onAbort);
       this.detach();
     }
   }

@@ -1,0 +1,437 @@
+// Upstreams that misbehave: lie about digests, drop connections mid-blob, ignore Range, rate-limit,
+// demand tokens, vanish. The mirror must answer clearly, cache nothing wrong, and keep serving.
+import { createHash, randomBytes } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { request } from "undici";
+import { afterEach, describe, expect, it } from "vitest";
+import { FakeUpstream } from "../support/fake-upstream.js";
+import { createLogger } from "../../src/observe/log.js";
+import { startMirror, type RunningMirror } from "../../src/server.js";
+import type { ConfigInput } from "../../src/config/schema.js";
+import { makeTempDir, removeTempDir } from "../support/scratch.js";
+import { run } from "../support/process.js";
+
+const MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json";
+
+function digestOf(b: Buffer): string {
+  return `sha256:${createHash("sha256").update(b).digest("hex")}`;
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function fake(): Promise<FakeUpstream> {
+  const f = await FakeUpstream.start();
+  cleanups.push(() => f.close());
+  return f;
+}
+
+interface Started {
+  mirror: RunningMirror;
+  storage: string;
+  logs: string[];
+}
+
+async function mirrorFor(upstream: string, extra: ConfigInput = {}, upstreamExtra: Record<string, unknown> = {}): Promise<Started> {
+  const storage = await makeTempDir("faults");
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(chunk.toString());
+      cb();
+    },
+  });
+  const mirror = await startMirror(
+    { listen: "127.0.0.1:0", storage, builtinUpstreams: false, upstreams: { "docker.io": { url: upstream, ...upstreamExtra } }, logLevel: "debug", ...extra },
+    { logger: createLogger("debug", sink) },
+  );
+  cleanups.push(async () => {
+    await mirror.close(500);
+    await removeTempDir(storage);
+  });
+  return { mirror, storage, logs };
+}
+
+async function get(url: string, headers: Record<string, string> = {}) {
+  let res: Awaited<ReturnType<typeof request>>;
+  try {
+    res = await request(url, { headers });
+  } catch (error) {
+    // The connection was cut before the response headers went out: also a failed download.
+    return { status: 0, headers: {} as Record<string, string>, body: Buffer.alloc(0), error: error as Error };
+  }
+  try {
+    const body = Buffer.from(await res.body.arrayBuffer());
+    return { status: res.statusCode, headers: res.headers, body, error: undefined as Error | undefined };
+  } catch (error) {
+    return { status: res.statusCode, headers: res.headers, body: Buffer.alloc(0), error: error as Error };
+  }
+}
+
+async function published(storage: string): Promise<string[]> {
+  const out: string[] = [];
+  const root = join(storage, "blobs", "sha256");
+  for (const prefix of await readdir(root).catch(() => [] as string[])) out.push(...(await readdir(join(root, prefix))));
+  return out;
+}
+
+describe("blobs from a misbehaving upstream", () => {
+  it("refuses a blob whose bytes do not match its digest: the client gets an error, nothing is cached", async () => {
+    const up = await fake();
+    const claimed = digestOf(Buffer.from("what the client asked for"));
+    const lie = randomBytes(300_000);
+    up.on(/\/blobs\//, (_req, res) => {
+      res.setHeader("content-length", String(lie.byteLength));
+      res.end(lie);
+    });
+    const { mirror, storage } = await mirrorFor(up.url);
+    const res = await get(`${mirror.url}/v2/library/x/blobs/${claimed}`);
+    // The last byte is held back until verification, so the client sees a cut-off body, never a whole one.
+    expect(res.error ?? (res.body.byteLength < lie.byteLength ? new Error("short") : undefined)).toBeDefined();
+    expect(await published(storage)).toEqual([]);
+    expect(await readdir(join(storage, "ingest"))).toEqual([]);
+    // Not cached: the next request asks upstream again.
+    await get(`${mirror.url}/v2/library/x/blobs/${claimed}`);
+    expect(up.count("GET", claimed)).toBe(2);
+  });
+
+  it("resumes with a Range request when the upstream connection drops mid-blob", async () => {
+    const up = await fake();
+    const blob = randomBytes(2_000_000);
+    const digest = digestOf(blob);
+    let calls = 0;
+    up.on(/\/blobs\//, (req, res) => {
+      calls++;
+      const range = /bytes=(\d+)-/.exec(req.headers.range ?? "");
+      if (!range) {
+        res.setHeader("content-length", String(blob.byteLength));
+        res.write(blob.subarray(0, 700_000), () => res.destroy());
+        return;
+      }
+      const from = Number(range[1]);
+      res.statusCode = 206;
+      res.setHeader("content-range", `bytes ${from}-${blob.byteLength - 1}/${blob.byteLength}`);
+      res.setHeader("content-length", String(blob.byteLength - from));
+      res.end(blob.subarray(from));
+    });
+    const { mirror, storage } = await mirrorFor(up.url);
+    const res = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    expect(res.error).toBeUndefined();
+    expect(res.body.equals(blob)).toBe(true);
+    expect(calls).toBe(2);
+    const resume = up.seen.filter((r) => r.headers.range)[0];
+    expect(Number(/bytes=(\d+)-/.exec(resume?.headers.range ?? "")?.[1])).toBeGreaterThan(0);
+    expect(await published(storage)).toEqual([digest.slice(7)]);
+  });
+
+  it("starts over when the upstream answers a resume with the whole body (200)", async () => {
+    const up = await fake();
+    const blob = randomBytes(1_000_000);
+    const digest = digestOf(blob);
+    let first = true;
+    up.on(/\/blobs\//, (_req, res) => {
+      res.setHeader("content-length", String(blob.byteLength));
+      if (first) {
+        first = false;
+        res.write(blob.subarray(0, 300_000), () => res.destroy());
+        return;
+      }
+      res.end(blob);
+    });
+    const { mirror } = await mirrorFor(up.url);
+    const res = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    expect(res.body.equals(blob)).toBe(true);
+  });
+
+  it("never hands a truncated body as a success when the upstream keeps dying", async () => {
+    const up = await fake();
+    const blob = randomBytes(1_000_000);
+    const digest = digestOf(blob);
+    up.on(/\/blobs\//, (_req, res) => {
+      res.setHeader("content-length", String(blob.byteLength));
+      res.write(blob.subarray(0, 100_000), () => res.destroy());
+    });
+    const { mirror, storage } = await mirrorFor(up.url, { upstream: { maxResumes: 2 } });
+    const res = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    expect(res.error).toBeDefined();
+    expect(up.count("GET", digest)).toBe(3);
+    expect(await published(storage)).toEqual([]);
+    expect(await readdir(join(storage, "ingest"))).toEqual([]);
+  });
+
+  it("streams to every waiter as bytes arrive, before the download has finished", async () => {
+    const up = await fake();
+    const blob = randomBytes(1_500_000);
+    const digest = digestOf(blob);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    up.on(/\/blobs\//, async (_req, res) => {
+      res.setHeader("content-length", String(blob.byteLength));
+      res.write(blob.subarray(0, 1_000_000));
+      await held;
+      res.end(blob.subarray(1_000_000));
+    });
+    const { mirror } = await mirrorFor(up.url);
+    const clients = await Promise.all([1, 2, 3].map(() => request(`${mirror.url}/v2/library/x/blobs/${digest}`)));
+    // Each client reads the first half while upstream is still holding the second half back.
+    const firstHalves = await Promise.all(
+      clients.map(async (c) => {
+        let got = 0;
+        const chunks: Buffer[] = [];
+        for await (const chunk of c.body) {
+          chunks.push(chunk as Buffer);
+          got += (chunk as Buffer).byteLength;
+          if (got >= 900_000) break;
+        }
+        return got;
+      }),
+    );
+    for (const got of firstHalves) expect(got).toBeGreaterThanOrEqual(900_000);
+    expect(up.count("GET", digest)).toBe(1);
+    release();
+    const again = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    expect(again.body.equals(blob)).toBe(true);
+  });
+
+  it("discards a download nobody waits for once the orphan timeout passes", async () => {
+    const up = await fake();
+    const blob = randomBytes(500_000);
+    const digest = digestOf(blob);
+    up.on(/\/blobs\//, (_req, res) => {
+      res.setHeader("content-length", String(blob.byteLength));
+      res.write(blob.subarray(0, 100_000)); // then stall forever
+    });
+    const { mirror, storage } = await mirrorFor(up.url, { fill: { orphanTimeout: "200ms" } });
+    const controller = new AbortController();
+    const res = await request(`${mirror.url}/v2/library/x/blobs/${digest}`, { signal: controller.signal });
+    controller.abort();
+    res.body.destroy();
+    await new Promise((r) => setTimeout(r, 700));
+    expect(await readdir(join(storage, "ingest"))).toEqual([]);
+    expect(await published(storage)).toEqual([]);
+  });
+});
+
+describe("a full disk", () => {
+  it("fails the download with a clear error, publishes nothing, and keeps serving what fits", async () => {
+    const up = await fake();
+    const big = randomBytes(3 * 1024 * 1024);
+    const small = randomBytes(10_000);
+    up.on(/\/blobs\//, (req, res) => {
+      const b = req.url?.includes(digestOf(big)) ? big : small;
+      res.setHeader("content-length", String(b.byteLength));
+      res.end(b);
+    });
+    // A 1 MiB tmpfs stands in for a disk that fills up (tests run as root, see .ci/run).
+    const storage = await makeTempDir("fulldisk");
+    await run("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", storage]);
+    cleanups.push(async () => {
+      await run("umount", [storage]);
+      await removeTempDir(storage);
+    });
+    const logs: string[] = [];
+    const sink = new Writable({ write: (c: Buffer, _e, cb) => (logs.push(c.toString()), cb()) });
+    const mirror = await startMirror(
+      { listen: "127.0.0.1:0", storage, builtinUpstreams: false, upstreams: { "docker.io": { url: up.url } }, logLevel: "warn" },
+      { logger: createLogger("warn", sink) },
+    );
+    cleanups.push(() => mirror.close(500));
+    const res = await get(`${mirror.url}/v2/library/x/blobs/${digestOf(big)}`);
+    expect(res.error ?? (res.status >= 500 ? new Error(String(res.status)) : undefined)).toBeDefined();
+    expect(logs.join("")).toContain("ENOSPC");
+    expect(await published(storage)).toEqual([]);
+    expect(await readdir(join(storage, "ingest"))).toEqual([]);
+    const ok = await get(`${mirror.url}/v2/library/x/blobs/${digestOf(small)}`);
+    expect(ok.body.equals(small)).toBe(true);
+  });
+});
+
+describe("manifests from a misbehaving upstream", () => {
+  it("rejects a manifest whose content does not match the digest upstream announced", async () => {
+    const up = await fake();
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
+    const wrong = digestOf(Buffer.from("something else"));
+    up.on(/\/manifests\//, (req, res) => {
+      res.setHeader("content-type", MANIFEST_TYPE);
+      res.setHeader("docker-content-digest", wrong);
+      res.setHeader("content-length", String(body.byteLength));
+      res.end(req.method === "HEAD" ? undefined : body);
+    });
+    const { mirror, storage } = await mirrorFor(up.url);
+    const res = await get(`${mirror.url}/v2/library/x/manifests/latest`);
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body.toString()).errors[0].code).toBe("DIGEST_INVALID");
+    expect(await published(storage)).toEqual([]);
+  });
+
+  it("serves a cached tag when upstream rate-limits (429) and passes 429 on when nothing is cached", async () => {
+    const up = await fake();
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
+    let limited = false;
+    up.on(/\/manifests\//, (req, res) => {
+      if (limited) {
+        res.statusCode = 429;
+        res.setHeader("content-type", "application/json");
+        res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit"}]}');
+        return;
+      }
+      res.setHeader("content-type", MANIFEST_TYPE);
+      res.setHeader("docker-content-digest", digestOf(body));
+      res.setHeader("content-length", String(body.byteLength));
+      res.end(req.method === "HEAD" ? undefined : body);
+    });
+    const { mirror } = await mirrorFor(up.url, { cache: { tagFreshness: "0s" } });
+    expect((await get(`${mirror.url}/v2/library/x/manifests/1`)).headers["x-mirror-cache"]).toBe("MISS");
+    limited = true;
+    const stale = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    expect([stale.status, stale.headers["x-mirror-cache"]]).toEqual([200, "STALE"]);
+    expect(stale.body.equals(body)).toBe(true);
+    const uncached = await get(`${mirror.url}/v2/library/x/manifests/2`);
+    expect(uncached.status).toBe(429);
+    expect(JSON.parse(uncached.body.toString()).errors[0].code).toBe("TOOMANYREQUESTS");
+  });
+
+  it("serves a cached tag when upstream answers 5xx", async () => {
+    const up = await fake();
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
+    let broken = false;
+    up.on(/\/manifests\//, (req, res) => {
+      if (broken) {
+        res.statusCode = 502;
+        res.end("bad gateway");
+        return;
+      }
+      res.setHeader("content-type", MANIFEST_TYPE);
+      res.setHeader("docker-content-digest", digestOf(body));
+      res.end(req.method === "HEAD" ? undefined : body);
+    });
+    const { mirror } = await mirrorFor(up.url, { cache: { tagFreshness: "0s" } });
+    await get(`${mirror.url}/v2/library/x/manifests/1`);
+    broken = true;
+    const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    expect([res.status, res.headers["x-mirror-cache"]]).toEqual([200, "STALE"]);
+  });
+});
+
+describe("upstream authentication", () => {
+  function tokenUpstream(up: FakeUpstream, realm: string, body: Buffer, tokens: { issued: number }) {
+    up.on(/\/manifests\//, (req, res) => {
+      if (req.headers.authorization !== "Bearer good-token") {
+        res.statusCode = 401;
+        res.setHeader("www-authenticate", `Bearer realm="${realm}",service="fake-registry",scope="repository:library/x:pull"`);
+        res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+        return;
+      }
+      res.setHeader("content-type", MANIFEST_TYPE);
+      res.setHeader("docker-content-digest", digestOf(body));
+      res.end(req.method === "HEAD" ? undefined : body);
+    });
+    up.on(/^\/token/, (_req, res) => {
+      tokens.issued++;
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ token: "good-token", expires_in: 300 }));
+    });
+  }
+
+  it("gets a bearer token with the upstream's credentials, caches it per scope, and never shows secrets", async () => {
+    const up = await fake();
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
+    const tokens = { issued: 0 };
+    tokenUpstream(up, `${up.url}/token`, body, tokens);
+    const { mirror, logs } = await mirrorFor(up.url, { cache: { tagFreshness: "0s" } }, { username: "robot", password: "hunter2-secret" });
+    const first = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    expect(first.status).toBe(200);
+    const second = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    expect(second.headers["x-mirror-cache"]).toBe("REVALIDATED");
+    expect(tokens.issued).toBe(1);
+    const tokenRequest = up.seen.find((r) => r.url.startsWith("/token"));
+    expect(tokenRequest?.headers.authorization).toBe(`Basic ${Buffer.from("robot:hunter2-secret").toString("base64")}`);
+    expect(tokenRequest?.url).toContain("scope=repository%3Alibrary%2Fx%3Apull");
+    const metrics = await get(`${mirror.url}/metrics`);
+    for (const text of [logs.join(""), metrics.body.toString(), first.body.toString(), JSON.stringify(first.headers)]) {
+      expect(text).not.toContain("hunter2-secret");
+      expect(text).not.toContain("good-token");
+      expect(text).not.toContain(Buffer.from("robot:hunter2-secret").toString("base64"));
+    }
+  });
+
+  it("never sends credentials to a token realm on a host the upstream does not trust", async () => {
+    const up = await fake();
+    const stranger = await fake();
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
+    const tokens = { issued: 0 };
+    tokenUpstream(up, `${stranger.url.replace("127.0.0.1", "localhost")}/token`, body, tokens);
+    stranger.on(/^\/token/, (_req, res) => {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ token: "good-token" }));
+    });
+    const { mirror } = await mirrorFor(up.url, {}, { username: "robot", password: "hunter2-secret" });
+    const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    expect(res.status).toBe(200);
+    const asked = stranger.seen.filter((r) => r.url.startsWith("/token"));
+    expect(asked.length).toBe(1);
+    expect(asked[0]?.headers.authorization).toBeUndefined();
+  });
+
+  it("uses basic auth when the upstream asks for it", async () => {
+    const up = await fake();
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
+    const expected = `Basic ${Buffer.from("u:p").toString("base64")}`;
+    up.on(/\/manifests\//, (req, res) => {
+      if (req.headers.authorization !== expected) {
+        res.statusCode = 401;
+        res.setHeader("www-authenticate", 'Basic realm="fake"');
+        res.end();
+        return;
+      }
+      res.setHeader("content-type", MANIFEST_TYPE);
+      res.setHeader("docker-content-digest", digestOf(body));
+      res.end(req.method === "HEAD" ? undefined : body);
+    });
+    const { mirror } = await mirrorFor(up.url, {}, { username: "u", password: "p" });
+    expect((await get(`${mirror.url}/v2/library/x/manifests/1`)).status).toBe(200);
+  });
+
+  it("answers UNAUTHORIZED when upstream refuses and the mirror has no credentials", async () => {
+    const up = await fake();
+    up.on(/\/manifests\//, (_req, res) => {
+      res.statusCode = 401;
+      res.setHeader("www-authenticate", 'Basic realm="fake"');
+      res.end();
+    });
+    const { mirror } = await mirrorFor(up.url);
+    const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    expect([res.status, JSON.parse(res.body.toString()).errors[0].code]).toEqual([401, "UNAUTHORIZED"]);
+  });
+});
+
+describe("an unreachable upstream", () => {
+  it("costs one connection attempt per cooldown, not one per request", async () => {
+    const up = await fake();
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
+    up.on(/\/manifests\//, (req, res) => {
+      res.setHeader("content-type", MANIFEST_TYPE);
+      res.setHeader("docker-content-digest", digestOf(body));
+      res.end(req.method === "HEAD" ? undefined : body);
+    });
+    const url = up.url;
+    const { mirror } = await mirrorFor(url, { cache: { tagFreshness: "0s" } });
+    await get(`${mirror.url}/v2/library/x/manifests/1`);
+    await up.close();
+    cleanups.splice(cleanups.indexOf(cleanups[0] as () => Promise<void>), 1);
+    for (let i = 0; i < 5; i++) {
+      const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+      expect([res.status, res.headers["x-mirror-cache"]]).toEqual([200, "STALE"]);
+    }
+    const text = (await get(`${mirror.url}/metrics`)).body.toString();
+    const errors = /mirrorkit_upstream_requests_total\{[^}]*method="HEAD"[^}]*status="error"\} (\d+)/.exec(text);
+    const skipped = /mirrorkit_upstream_requests_total\{[^}]*method="HEAD"[^}]*status="skipped"\} (\d+)/.exec(text);
+    expect(Number(errors?.[1])).toBe(1);
+    expect(Number(skipped?.[1] ?? 0)).toBe(0);
+  });
+});
+
