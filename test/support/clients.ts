@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { DockerEngine } from "./docker-engine.js";
 import { requireTools } from "./preflight.js";
 import { run } from "./process.js";
+import { makeTempDir, removeTempDir } from "./scratch.js";
 
 // ---------------------------------------------------------------- docker
 
@@ -16,6 +17,14 @@ export async function dockerPull(engine: DockerEngine, ref: string): Promise<str
   const digest = /Digest: (sha256:[0-9a-f]{64})/.exec(stdout)?.[1];
   if (!digest) throw new Error(`docker pull ${ref}: no digest in output:\n${stdout}`);
   return digest;
+}
+
+/**
+ * dockerd's own log lines saying it gave up on a mirror and tried the next endpoint (in the end
+ * registry-1.docker.io). None after a pull means the mirror answered everything the first time.
+ */
+export function engineFallbackLines(engine: DockerEngine): string[] {
+  return engine.logLines.filter((l) => /Attempting next endpoint|Not continuing with pull|registry-1\.docker\.io/.test(l));
 }
 
 /** Runs IMAGE without network and returns its stdout: proof that the pulled layers form a working rootfs. */
@@ -92,15 +101,20 @@ export async function writeRegistriesConf(path: string, mirrors: readonly Mirror
  * `skopeo copy docker://SRC oci:DEST` over plain HTTP, isolated from the machine's
  * registries.conf, policy and stored credentials.
  */
-export async function skopeoCopy(src: string, destDir: string, workDir: string): Promise<void> {
+export async function skopeoCopy(src: string, destDir: string): Promise<void> {
   requireTools(["skopeo"]);
-  const policy = await writePolicy(workDir);
-  const conf = await writeRegistriesConf(join(workDir, "skopeo-registries.conf"), []);
-  await run(
-    "skopeo",
-    ["--policy", policy, "--override-os", "linux", "--override-arch", "amd64", "copy", "--src-tls-verify=false", "--src-no-creds", `docker://${src}`, `oci:${destDir}`],
-    { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf }, timeoutMs: 100_000 },
-  );
+  const work = await makeTempDir("skopeo");
+  try {
+    const policy = await writePolicy(work);
+    const conf = await writeRegistriesConf(join(work, "registries.conf"), []);
+    await run(
+      "skopeo",
+      ["--policy", policy, "--override-os", "linux", "--override-arch", "amd64", "copy", "--src-tls-verify=false", "--src-no-creds", `docker://${src}`, `oci:${destDir}`],
+      { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf }, timeoutMs: 100_000 },
+    );
+  } finally {
+    await removeTempDir(work);
+  }
 }
 
 export interface PodmanOptions {
