@@ -12,6 +12,8 @@ import { pushBlob, pushImage, pushIndex } from "../support/fixtures/push.js";
 import { uniqueImage } from "../support/fixtures/sets.js";
 import { startTestMirror, type TestMirror } from "../support/mirror.js";
 import { UpstreamRegistry } from "../support/registry.js";
+import { makeTempDir, removeTempDir } from "../support/scratch.js";
+import { startMirror } from "../../src/server.js";
 
 const DOCKER_ACCEPT = [MediaType.dockerManifest, MediaType.dockerManifestList, MediaType.ociManifest, MediaType.ociIndex];
 const BIG_LAYER_BYTES = 48 * 1024 * 1024;
@@ -309,6 +311,52 @@ describe("tags: freshness window, HEAD-only revalidation, offline", () => {
     }
   });
 });
+
+describe("an upstream that requires credentials (distribution with htpasswd)", () => {
+  it("pulls with the upstream's configured credentials and refuses without them", async () => {
+    const upstream = await UpstreamRegistry.start({ name: "private upstream", basicAuth: { username: "robot", password: "pw-s3cret" } });
+    const image = await uniqueImage("docker");
+    const withCreds = await startTestMirror({ "docker.io": upstream.url });
+    try {
+      await pushImage({ url: upstream.url, headers: upstream.authHeader() }, "team/private", image, "1");
+      const anonymous = await get(`${withCreds.url}/v2/team/private/manifests/1`);
+      expect(anonymous.status).toBe(401);
+      expect(JSON.parse(anonymous.body.toString()).errors[0].code).toBe("UNAUTHORIZED");
+    } finally {
+      await withCreds.close();
+    }
+    const storage = await startMirrorWithCredentials(upstream.url);
+    try {
+      expect(await pull(storage, "team/private", "1", image)).toEqual(["MISS", "MISS", "MISS", "MISS"]);
+      const metrics = (await get(`${storage.url}/metrics`)).body.toString();
+      expect(metrics).not.toContain("pw-s3cret");
+    } finally {
+      await storage.close();
+      await upstream.close();
+    }
+  });
+});
+
+/** startTestMirror takes upstream URLs only; this one carries the upstream's credentials. */
+async function startMirrorWithCredentials(url: string): Promise<TestMirror> {
+  const dir = await makeTempDir("mirror-creds");
+  const running = await startMirror({
+    listen: "127.0.0.1:0",
+    storage: dir,
+    builtinUpstreams: false,
+    upstreams: { "docker.io": { url, username: "robot", password: "pw-s3cret" } },
+    logLevel: "silent",
+  });
+  return {
+    url: running.url,
+    host: new URL(running.url).host,
+    storage: dir,
+    async close() {
+      await running.close(1_000);
+      await removeTempDir(dir);
+    },
+  };
+}
 
 describe("cache layout", () => {
   it("stores a layer shared by two repositories once", async () => {
