@@ -14,6 +14,8 @@ import { startTestMirror, type TestMirror } from "../support/mirror.js";
 import { UpstreamRegistry } from "../support/registry.js";
 import { makeTempDir, removeTempDir } from "../support/scratch.js";
 import { startMirror } from "../../src/server.js";
+import type { ConfigInput } from "../../src/config/schema.js";
+import { TokenServer } from "../support/token-server.js";
 
 const DOCKER_ACCEPT = [MediaType.dockerManifest, MediaType.dockerManifestList, MediaType.ociManifest, MediaType.ociIndex];
 const BIG_LAYER_BYTES = 48 * 1024 * 1024;
@@ -337,15 +339,47 @@ describe("an upstream that requires credentials (distribution with htpasswd)", (
   });
 });
 
+describe("an upstream with bearer-token auth (distribution + a token server: the Docker Hub flow)", () => {
+  it("fetches a token from a trusted realm with the configured credentials and reuses it per scope", async () => {
+    const tokens = await TokenServer.start({ robot: "pw-s3cret" });
+    const upstream = await UpstreamRegistry.start({
+      name: "token upstream",
+      tokenAuth: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle },
+    });
+    const image = await uniqueImage("oci");
+    // Pushing needs push rights, which this token server never grants; seed the storage with a
+    // second, open registry sharing the same folder.
+    const seeder = await UpstreamRegistry.start({ name: "seeder", shareStorageWith: upstream });
+    // The realm is on another origin than the registry, so it must be named to receive credentials.
+    const mirror = await startMirrorWithCredentials(upstream.url, { cache: { tagFreshness: "0s" } }, [tokens.realm]);
+    try {
+      await pushImage({ url: seeder.url }, "team/tokened", image, "1");
+      expect(await pull(mirror, "team/tokened", "1", image)).toEqual(["MISS", "MISS", "MISS", "MISS"]);
+      expect(await pull(mirror, "team/tokened", "1", image)).toEqual(["REVALIDATED", "HIT", "HIT", "HIT"]);
+      const basic = `Basic ${Buffer.from("robot:pw-s3cret").toString("base64")}`;
+      expect(tokens.requests.length).toBe(1);
+      expect(tokens.requests[0]).toEqual({ authorization: basic, scope: "repository:team/tokened:pull", service: tokens.service });
+      await upstream.settle();
+      expect(upstream.count({ status: 401 })).toBe(1);
+    } finally {
+      await mirror.close();
+      await seeder.close();
+      await upstream.close();
+      await tokens.close();
+    }
+  });
+});
+
 /** startTestMirror takes upstream URLs only; this one carries the upstream's credentials. */
-async function startMirrorWithCredentials(url: string): Promise<TestMirror> {
+async function startMirrorWithCredentials(url: string, extra: Partial<ConfigInput> = {}, tokenRealms: string[] = []): Promise<TestMirror> {
   const dir = await makeTempDir("mirror-creds");
   const running = await startMirror({
     listen: "127.0.0.1:0",
     storage: dir,
     builtinUpstreams: false,
-    upstreams: { "docker.io": { url, username: "robot", password: "pw-s3cret" } },
+    upstreams: { "docker.io": { url, username: "robot", password: "pw-s3cret", tokenRealms } },
     logLevel: "silent",
+    ...extra,
   });
   return {
     url: running.url,

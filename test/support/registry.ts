@@ -14,6 +14,10 @@ export interface RegistryOptions {
   name?: string;
   /** htpasswd basic auth with this one user. */
   basicAuth?: { username: string; password: string };
+  /** Bearer-token auth (the Docker Hub flow): distribution verifies JWTs signed by the test's token server. */
+  tokenAuth?: { realm: string; service: string; issuer: string; rootCertBundle: string };
+  /** Serve the storage of another registry (e.g. an open one to push through, beside one with auth). */
+  shareStorageWith?: UpstreamRegistry;
   /** Run as a pull-through cache of `remoteurl` (distribution's own proxy mode). */
   proxy?: { remoteurl: string; username?: string; password?: string };
 }
@@ -130,7 +134,7 @@ export class UpstreamRegistry {
       version: 0.1,
       log: { level: "info", formatter: "json", accesslog: { disabled: false } },
       storage: {
-        filesystem: { rootdirectory: join(this.dir, "data") },
+        filesystem: { rootdirectory: this.opts.shareStorageWith ? join(this.opts.shareStorageWith.dir, "data") : join(this.dir, "data") },
         delete: { enabled: true },
         // The purge goroutine would add unrelated work and log lines mid-test.
         maintenance: { uploadpurging: { enabled: false } },
@@ -138,6 +142,10 @@ export class UpstreamRegistry {
       http: { addr: `127.0.0.1:${this.boundPort}`, secret: "mirror-kit-test-secret" },
     };
     if (this.opts.basicAuth) config.auth = { htpasswd: { realm: "mirror-kit-test", path: join(this.dir, "htpasswd") } };
+    if (this.opts.tokenAuth) {
+      const t = this.opts.tokenAuth;
+      config.auth = { token: { realm: t.realm, service: t.service, issuer: t.issuer, rootcertbundle: t.rootCertBundle } };
+    }
     if (this.opts.proxy) config.proxy = this.opts.proxy;
     return config;
   }
