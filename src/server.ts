@@ -39,7 +39,12 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const blobs = new BlobService({ store, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs });
   const manifests = new ManifestService({ store, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes });
   const server = createServer({ keepAliveTimeout: 65_000 }, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store }));
-  await listen(server, config.host, config.port);
+  try {
+    await listen(server, config.host, config.port);
+  } catch (err) {
+    await upstreams.close();
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
   const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `http://${shownHost}:${port}`;

@@ -50,7 +50,8 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
           ns: url.searchParams.get("ns") ?? undefined,
           status: res.statusCode,
           cache: res.getHeader("x-mirror-cache"),
-          bytes: res.writableFinished ? undefined : "incomplete",
+          // The response ended before its last byte: a client that hung up, or a cut-off body.
+          aborted: res.writableFinished ? undefined : true,
           ms: Math.round(ms * 10) / 10,
         },
         "request",

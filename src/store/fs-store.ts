@@ -22,8 +22,13 @@ export class FsStore implements Store {
   /** Open (creating) a store; leftovers of downloads interrupted by a crash are removed. */
   static async open(root: string): Promise<FsStore> {
     const store = new FsStore(root);
-    await rm(store.layout.ingestDir, { recursive: true, force: true });
-    await mkdir(store.layout.ingestDir, { recursive: true });
+    try {
+      await rm(store.layout.ingestDir, { recursive: true, force: true });
+      await mkdir(store.layout.ingestDir, { recursive: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new Error(`cannot use storage folder ${root}: ${code}${code === "EACCES" ? " (not writable by this user)" : ""}`, { cause: err });
+    }
     return store;
   }
 
