@@ -142,6 +142,27 @@ describe("pull-through against a real distribution registry", () => {
     expect(hub.count({ method: "GET", pathIncludes: layer.digest }), hub.log.describe()).toBe(1);
   });
 
+  it("answers a Range request on a cold miss with 206 and still caches the whole layer", async () => {
+    const layer = await randomLayer("data/ranged.bin", 4 * 1024 * 1024);
+    await pushBlob({ url: hub.url }, "library/ranged", layer);
+    await hub.settle();
+    hub.reset();
+    const part = await get(`${mirror.url}/v2/ranged/blobs/${layer.digest}`, { range: "bytes=3000000-3000099" });
+    expect(part.status).toBe(206);
+    expect(part.headers["x-mirror-cache"]).toBe("MISS");
+    expect(part.body.equals(layer.bytes.subarray(3_000_000, 3_000_100))).toBe(true);
+    let whole;
+    for (let i = 0; i < 100; i++) {
+      whole = await get(`${mirror.url}/v2/ranged/blobs/${layer.digest}`);
+      if (whole.headers["x-mirror-cache"] === "HIT") break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(whole?.headers["x-mirror-cache"]).toBe("HIT");
+    expect(sha256(whole?.body ?? Buffer.alloc(0))).toBe(layer.digest);
+    await hub.settle();
+    expect(hub.count({ method: "GET", pathIncludes: layer.digest })).toBe(1);
+  });
+
   it("serves manifests byte for byte with upstream's media type and digest, for every manifest kind", async () => {
     const docker = await uniqueImage("docker");
     const oci = await uniqueImage("oci");
