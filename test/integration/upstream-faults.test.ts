@@ -377,6 +377,37 @@ describe("upstream authentication", () => {
     expect(asked[0]?.headers.authorization).toBeUndefined();
   });
 
+  it("follows a blob redirect to a CDN without sending it the upstream's token", async () => {
+    const up = await fake();
+    const cdn = await fake();
+    const blob = randomBytes(200_000);
+    const digest = digestOf(blob);
+    up.on(/\/blobs\//, (req, res) => {
+      if (req.headers.authorization !== "Bearer good-token") {
+        res.statusCode = 401;
+        res.setHeader("www-authenticate", `Bearer realm="${up.url}/token",service="fake"`);
+        res.end();
+        return;
+      }
+      res.statusCode = 307;
+      res.setHeader("location", `${cdn.url.replace("127.0.0.1", "localhost")}/cdn/${digest}?sig=abc`);
+      res.end();
+    });
+    up.on(/^\/token/, (_req, res) => {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ token: "good-token" }));
+    });
+    cdn.on(/^\/cdn\//, (_req, res) => {
+      res.setHeader("content-length", String(blob.byteLength));
+      res.end(blob);
+    });
+    const { mirror } = await mirrorFor(up.url, {}, { username: "robot", password: "hunter2-secret" });
+    const res = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    expect(res.body.equals(blob)).toBe(true);
+    expect(cdn.seen.length).toBe(1);
+    expect(cdn.seen[0]?.headers.authorization).toBeUndefined();
+  });
+
   it("uses basic auth when the upstream asks for it", async () => {
     const up = await fake();
     const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
