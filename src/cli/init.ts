@@ -25,7 +25,7 @@ export async function ttyConfirm(question: string): Promise<boolean> {
 
 export const initCommand: CommandModule = {
   command: "init",
-  describe: "wire this project's Compose stack, Vagrant VMs and devcontainers to the mirror",
+  describe: "Wire this project's Compose stack, Vagrant VMs and devcontainers to the mirror",
   builder: (y) =>
     mirrorOptions(y)
       .option("dir", { type: "string", describe: "project folder (default: the current directory)" })

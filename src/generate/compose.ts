@@ -15,6 +15,8 @@ type Js = Record<string, unknown>;
 
 /** Returns the new text of the Compose file (equal to `text` when nothing needs to change). */
 export function mergeCompose(text: string, display: string, s: Settings, force: boolean): string {
+  // Windows line endings: merge on \n and put the user's endings back.
+  if (text.includes("\r\n")) return mergeCompose(text.replace(/\r\n/g, "\n"), display, s, force).replace(/\n/g, "\r\n");
   const fragment = renderComposeFragment(s);
   if (text.trim() === "") return fragment;
   const original = Y.parseYaml(text, display);
@@ -62,7 +64,12 @@ function upsertService(text: string, display: string, ours: Node, layout: Y.Layo
   const prefix = " ".repeat(keyCol);
   const block = seal(`${prefix}# managed by mirror-kit init; ${STAMP_PLACEHOLDER}\n${Y.renderPair(new Pair(SERVICE_NAME, ours), layout, prefix)}`);
   const existing = services.items.find((p) => Y.scalarString(p.key) === SERVICE_NAME);
-  if (!existing) return Y.insertAt(text, Y.endOfCollection(text, services)!, block);
+  if (!existing) {
+    // Follow the file's habit of a blank line between services.
+    const second = services.items[1]?.key as Node | undefined;
+    const spaced = second ? /\n[ \t]*\n/.test(text.slice((services.items[0]!.key as Node).range![0], Y.lineStart(text, second.range![0]))) : false;
+    return Y.insertAt(text, Y.endOfCollection(text, services)!, (spaced ? "\n" : "") + block);
+  }
 
   const keyStart = Y.lineStart(text, (existing.key as Node).range![0]);
   const prevStart = Y.lineStart(text, keyStart - 1);
@@ -161,8 +168,9 @@ function applyExpected(expected: Js, fragment: Js, volumeName: string | null, da
 
 /** Fallback for flow-style or empty collections: edit through the Document (formatting may normalise). */
 function viaDocument(doc: Document.Parsed, path: string[], value: unknown, layout: Y.Layout): string {
-  if (path[0] === "services" && doc.get("services") === null) doc.set("services", new YAMLMap());
-  if (path[0] === "volumes" && doc.get("volumes") === null) doc.set("volumes", new YAMLMap());
+  const top = path[0]!;
+  const current = doc.get(top, true);
+  if (current === undefined || (current instanceof Scalar && current.value === null)) doc.set(top, new YAMLMap());
   doc.setIn(path, value);
   return doc.toString(Y.stringifyOptions(layout));
 }

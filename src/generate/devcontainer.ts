@@ -3,8 +3,9 @@
 import { readFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { applyEdits, modify, parse, printParseErrorCode, type FormattingOptions, type ParseError } from "jsonc-parser";
+import { parse, printParseErrorCode, type ParseError } from "jsonc-parser";
 import { GenerateError, lineCol } from "./errors.js";
+import { appendToArray, detectStyle, setProperty } from "./jsonc-edit.js";
 import { planGeneratedFile, readIfExists, type FileChange } from "./files.js";
 import { packageVersion, render, seal, sha256, STAMP_PLACEHOLDER } from "./render.js";
 import { containerMirrorUrl, CONTAINER_PORT, DOCKER_HOST_ALIAS, type Settings } from "./settings.js";
@@ -81,12 +82,12 @@ export function editDevcontainerJson(text: string, display: string, s: Settings,
   const url = containerMirrorUrl(s);
   const options: Json = url === DEFAULT_FEATURE_URL ? {} : { mirrorUrl: url };
   const expected = structuredClone(root);
-  const fmt = formatting(text);
+  const style = detectStyle(text);
   let out = text;
 
   const current = (features as Json | undefined)?.[FEATURE_REF];
   if (current === undefined || (force && !isDeepStrictEqual(current, options))) {
-    out = applyEdits(out, modify(out, ["features", FEATURE_REF], options, { formattingOptions: fmt }));
+    out = features === undefined ? setProperty(out, [], "features", { [FEATURE_REF]: options }, style) : setProperty(out, ["features"], FEATURE_REF, options, style);
     ((expected.features ??= {}) as Json)[FEATURE_REF] = options;
   } else if (!isDeepStrictEqual(current, options)) {
     throw new GenerateError(
@@ -103,8 +104,7 @@ export function editDevcontainerJson(text: string, display: string, s: Settings,
     if (runArgs !== undefined && !Array.isArray(runArgs)) throw new GenerateError("BAD_INPUT", `"runArgs" must be an array`, display);
     const hasHost = (runArgs ?? []).some((a) => typeof a === "string" && /host\.docker\.internal[:=]/.test(a));
     if (!hasHost) {
-      const edit = runArgs === undefined ? modify(out, ["runArgs"], [ADD_HOST_ARG], { formattingOptions: fmt }) : modify(out, ["runArgs", -1], ADD_HOST_ARG, { formattingOptions: fmt, isArrayInsertion: true });
-      out = applyEdits(out, edit);
+      out = runArgs === undefined ? setProperty(out, [], "runArgs", [ADD_HOST_ARG], style) : appendToArray(out, ["runArgs"], ADD_HOST_ARG, style);
       expected.runArgs = [...((runArgs as unknown[] | undefined) ?? []), ADD_HOST_ARG];
     }
   }
@@ -126,14 +126,4 @@ export function parseJsonc(text: string, display: string): Json {
     throw new GenerateError("BAD_INPUT", "expected a JSON object at the top level", display);
   }
   return value as Json;
-}
-
-/** Follows the file's own indentation so the inserted lines look hand-written. */
-function formatting(text: string): FormattingOptions {
-  const indent = /\n([ \t]+)"/.exec(text)?.[1] ?? "  ";
-  return {
-    insertSpaces: !indent.startsWith("\t"),
-    tabSize: indent.startsWith("\t") ? 1 : indent.length,
-    eol: text.includes("\r\n") ? "\r\n" : "\n",
-  };
 }

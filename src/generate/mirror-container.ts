@@ -1,0 +1,174 @@
+// `mirror-kit up` / `down` through the Docker API: one labelled container per machine, recreated only
+// when its configuration changed, with Docker's port conflicts turned into one clear message.
+import { isAbsolute, resolve } from "node:path";
+import type Dockerode from "dockerode";
+import { GenerateError } from "./errors.js";
+import type { Output } from "./init.js";
+import { sha256 } from "./render.js";
+import { CONTAINER_PORT, CONTAINER_STORAGE, resolveSettings, type SettingsInput } from "./settings.js";
+
+export const DEFAULT_CONTAINER = "mirror-kit";
+const MANAGED = "dev.mirror-kit.managed";
+const CONFIG = "dev.mirror-kit.config";
+
+export interface UpOptions extends SettingsInput {
+  /** Container name (default mirror-kit). */
+  name?: string;
+  /** Wait until GET /healthz answers 200 (default true). */
+  wait?: boolean;
+  waitTimeoutMs?: number;
+  /** Replaces the image's command; for stand-in images in tests. */
+  command?: string[];
+}
+
+export interface ContainerDeps {
+  docker: Dockerode;
+  stdout: Output;
+  cwd: string;
+}
+
+export type UpAction = "created" | "recreated" | "started" | "unchanged";
+
+export function containerSpec(o: UpOptions, cwd: string): Dockerode.ContainerCreateOptions {
+  const s = resolveSettings(o);
+  const custom = s.upstreams.filter((u) => u.custom);
+  const mount: Dockerode.MountSettings =
+    s.storage.kind === "volume"
+      ? { Type: "volume", Source: s.storage.name, Target: CONTAINER_STORAGE }
+      : { Type: "bind", Source: isAbsolute(s.storage.path) ? s.storage.path : resolve(cwd, s.storage.path), Target: CONTAINER_STORAGE };
+  const spec: Dockerode.ContainerCreateOptions = {
+    name: o.name ?? DEFAULT_CONTAINER,
+    Image: s.image,
+    Env: custom.length ? [`MIRROR_KIT_UPSTREAMS=${custom.map((u) => `${u.name}=${u.url}`).join(",")}`] : [],
+    ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
+    HostConfig: {
+      PortBindings: { [`${CONTAINER_PORT}/tcp`]: [{ HostPort: String(s.port) }] },
+      RestartPolicy: { Name: "always" },
+      Mounts: [mount],
+      // docker-init as PID 1 forwards SIGTERM, so `down` stops the mirror at once instead of after 10 s.
+      Init: true,
+    },
+  };
+  if (o.command) spec.Cmd = o.command;
+  // The hash of everything above decides "same configuration": no field-by-field diff of inspect output.
+  spec.Labels = { [MANAGED]: "true", [CONFIG]: sha256(JSON.stringify(spec)) };
+  return spec;
+}
+
+async function inspect(docker: Dockerode, name: string): Promise<Dockerode.ContainerInspectInfo | null> {
+  try {
+    return await docker.getContainer(name).inspect();
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return null;
+    throw dockerError(err);
+  }
+}
+
+function dockerError(err: unknown): GenerateError {
+  const e = err as { message?: string; code?: string };
+  const why = e.code === "ENOENT" || e.code === "ECONNREFUSED" ? `cannot reach the Docker engine (${e.code}); is it running, and is DOCKER_HOST right?` : (e.message ?? String(err));
+  return new GenerateError("DOCKER", why);
+}
+
+function ownedOrThrow(info: Dockerode.ContainerInspectInfo, name: string): void {
+  if (info.Config.Labels?.[MANAGED] !== "true") {
+    throw new GenerateError("CONFLICT", `a container named "${name}" exists that mirror-kit did not create; remove it or pass --name`);
+  }
+}
+
+export async function runUp(o: UpOptions, deps: ContainerDeps): Promise<UpAction> {
+  const spec = containerSpec(o, deps.cwd);
+  const name = spec.name!;
+  const port = spec.HostConfig!.PortBindings[`${CONTAINER_PORT}/tcp`][0].HostPort as string;
+  const out = (line: string) => deps.stdout.write(`${line}\n`);
+  const existing = await inspect(deps.docker, name);
+  let action: UpAction = "created";
+  if (existing) {
+    ownedOrThrow(existing, name);
+    if (existing.Config.Labels?.[CONFIG] === spec.Labels![CONFIG]) {
+      if (existing.State.Running) {
+        out(`mirror-kit: already running (container ${name}, http://localhost:${port})`);
+        return "unchanged";
+      }
+      await start(deps.docker.getContainer(name), port, false);
+      action = "started";
+    } else {
+      await deps.docker.getContainer(name).remove({ force: true }).catch((err: unknown) => Promise.reject(dockerError(err)));
+      action = "recreated";
+    }
+  }
+  if (action !== "started") {
+    await ensureImage(deps.docker, spec.Image!, out);
+    const container = await deps.docker.createContainer(spec).catch((err: unknown) => Promise.reject(dockerError(err)));
+    await start(container, port, true);
+  }
+  if (o.wait ?? true) await waitHealthy(deps.docker, name, port, o.waitTimeoutMs ?? 30_000);
+  out(`mirror-kit: ${action} container ${name}; the mirror answers on http://localhost:${port}`);
+  return action;
+}
+
+async function start(container: Dockerode.Container, port: string, removeOnFailure: boolean): Promise<void> {
+  try {
+    await container.start();
+  } catch (err) {
+    if (removeOnFailure) await container.remove({ force: true }).catch(() => undefined);
+    const message = (err as Error).message ?? "";
+    if (/port is already allocated|address already in use/i.test(message)) {
+      throw new GenerateError("PORT_IN_USE", `port ${port} on this machine is already in use (by another container or program); stop it or pick another with --port`);
+    }
+    throw dockerError(err);
+  }
+}
+
+async function ensureImage(docker: Dockerode, image: string, out: (line: string) => void): Promise<void> {
+  try {
+    await docker.getImage(image).inspect();
+    return;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw dockerError(err);
+  }
+  out(`mirror-kit: pulling ${image}`);
+  try {
+    const stream = await docker.pull(image);
+    await new Promise<void>((ok, fail) => docker.modem.followProgress(stream, (e: Error | null) => (e ? fail(e) : ok())));
+  } catch (err) {
+    throw new GenerateError("DOCKER", `cannot pull ${image} (${(err as Error).message}); build or load it first, or pass --image`);
+  }
+}
+
+/** The engine's host as the mirror's port is published on it: DOCKER_HOST tcp://HOST or this machine. */
+function publishedHost(): string {
+  const host = process.env.DOCKER_HOST ?? "";
+  return host.startsWith("tcp://") ? new URL(host.replace(/^tcp:/, "http:")).hostname : "127.0.0.1";
+}
+
+async function waitHealthy(docker: Dockerode, name: string, port: string, timeoutMs: number): Promise<void> {
+  const url = `http://${publishedHost()}:${port}/healthz`;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await fetch(url, { signal: AbortSignal.timeout(2_000) }).then((r) => r.ok, () => false);
+    if (ok) return;
+    const info = await inspect(docker, name);
+    if (!info || (!info.State.Running && info.RestartCount > 2)) break; // crash loop: stop waiting
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const logs = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: 20 }).then(String, () => "");
+  throw new GenerateError("DOCKER", `container ${name} started but ${url} did not answer 200 within ${Math.round(timeoutMs / 1000)} s; its last log lines:\n${logs}`);
+}
+
+export async function runDown(o: { name?: string }, deps: Omit<ContainerDeps, "cwd">): Promise<boolean> {
+  const name = o.name ?? DEFAULT_CONTAINER;
+  const out = (line: string) => deps.stdout.write(`${line}\n`);
+  const existing = await inspect(deps.docker, name);
+  if (!existing) {
+    out(`mirror-kit: no container ${name}; nothing to stop`);
+    return false;
+  }
+  ownedOrThrow(existing, name);
+  const container = deps.docker.getContainer(name);
+  await container.stop({ t: 10 }).catch((err: { statusCode?: number }) => (err.statusCode === 304 ? undefined : Promise.reject(dockerError(err))));
+  await container.remove().catch((err: unknown) => Promise.reject(dockerError(err)));
+  const volume = existing.Mounts.find((m) => m.Type === "volume")?.Name;
+  out(`mirror-kit: stopped and removed ${name}${volume ? ` (the cache volume ${volume} is kept)` : ""}`);
+  return true;
+}

@@ -1,0 +1,164 @@
+// `mirror-kit wire CLIENT`: the host-side configuration for docker, containerd, podman, buildkit and
+// k3s, merged into what is there with the same rules as the VM script; printed, or applied with a backup.
+import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import { isMap, isSeq } from "yaml";
+import { GenerateError, lineCol } from "./errors.js";
+import { planGeneratedFile, readIfExists, type FileChange } from "./files.js";
+import { render, seal, stampState, STAMP_PLACEHOLDER } from "./render.js";
+import { hostMirrorUrl, mirrorHostPort, mirrorLocation, type Settings } from "./settings.js";
+import { parseYaml } from "./yaml-edit.js";
+
+export const WIRE_CLIENTS = ["docker", "containerd", "podman", "buildkit", "k3s"] as const;
+export type WireClient = (typeof WIRE_CLIENTS)[number];
+
+export interface WirePlan {
+  changes: FileChange[];
+  /** What to run afterwards for the daemon to pick the change up. */
+  reload: string;
+}
+
+export function planWire(client: WireClient, s: Settings, root: string, force: boolean): WirePlan {
+  const url = hostMirrorUrl(s);
+  const at = (p: string) => ({ path: join(root, p), display: p });
+  switch (client) {
+    case "docker":
+      return { changes: [dockerDaemonJson(at("/etc/docker/daemon.json"), url)], reload: "sudo systemctl reload docker   # or: sudo kill -HUP $(pidof dockerd)" };
+    case "containerd":
+      return { changes: containerd(root, s, url, force), reload: "sudo systemctl restart containerd   # only if config.toml changed; hosts.toml is read live" };
+    case "podman":
+      return { changes: [podman(at("/etc/containers/registries.conf.d/50-mirror-kit.conf"), s, url, force)], reload: "nothing to reload: podman reads it on every pull" };
+    case "buildkit":
+      return { changes: [buildkit(at("/etc/buildkit/buildkitd.toml"), s, url, force)], reload: "restart buildkitd, or: docker buildx create --driver docker-container --config /etc/buildkit/buildkitd.toml" };
+    case "k3s":
+      return { changes: [k3s(at("/etc/rancher/k3s/registries.yaml"), s, url)], reload: "sudo systemctl restart k3s   # on every node (k3s-agent on agents)" };
+  }
+}
+
+function upstreamServer(name: string, url: string, custom: boolean): string {
+  // Omitted means registry-1.docker.io; "https://docker.io" would be taken literally.
+  return name === "docker.io" && !custom ? "" : url;
+}
+
+/** Same merge as the VM script: keep every key, append the mirror (and insecure host) once. */
+export function mergeDaemonJson(before: string | null, display: string, url: string): string {
+  let data: Record<string, unknown> = {};
+  if (before !== null && before.trim() !== "") {
+    try {
+      data = JSON.parse(before) as Record<string, unknown>;
+    } catch (err) {
+      throw new GenerateError("BAD_INPUT", `not valid JSON (dockerd would not start with it): ${(err as Error).message}`, display);
+    }
+    if (data === null || typeof data !== "object" || Array.isArray(data)) throw new GenerateError("BAD_INPUT", "expected a JSON object", display);
+  }
+  const next = structuredClone(data);
+  const add = (key: string, value: string, same: string[]) => {
+    const list = next[key] ?? [];
+    if (!Array.isArray(list)) throw new GenerateError("BAD_INPUT", `"${key}" must be an array`, display);
+    if (!list.some((v) => same.includes(v))) next[key] = [...list, value];
+  };
+  add("registry-mirrors", url, [url, `${url}/`]);
+  if (url.startsWith("http://")) add("insecure-registries", mirrorHostPort(url), [mirrorHostPort(url)]);
+  if (before !== null && isDeepStrictEqual(next, data)) return before; // already wired: keep the user's formatting
+  return `${JSON.stringify(next, null, 2)}\n`;
+}
+
+function dockerDaemonJson(f: { path: string; display: string }, url: string): FileChange {
+  const before = readIfExists(f.path, f.display);
+  return { ...f, before, after: mergeDaemonJson(before, f.display, url) };
+}
+
+function containerd(root: string, s: Settings, url: string, force: boolean): FileChange[] {
+  const changes = s.upstreams.map((u) => {
+    const display = `/etc/containerd/certs.d/${u.name}/hosts.toml`;
+    const content = seal(render("wire/hosts.toml", { upstream: u.name, server: upstreamServer(u.name, u.url, u.custom), mirrorUrl: url, stamp: STAMP_PLACEHOLDER }));
+    return planGeneratedFile(join(root, display), display, content, { force });
+  });
+  const display = "/etc/containerd/config.toml";
+  const before = readIfExists(join(root, display), display);
+  changes.push({ path: join(root, display), display, before, after: ensureConfigPath(before, display) });
+  return changes;
+}
+
+const CONFIG_PATH_LINE = '  config_path = "/etc/containerd/certs.d"';
+
+/** config_path makes CRI read certs.d; beside the deprecated `mirrors` it is a startup error. */
+export function ensureConfigPath(before: string | null, display: string): string {
+  if (before === null || before.trim() === "") return `version = 2\n\n[plugins."io.containerd.grpc.v1.cri".registry]\n${CONFIG_PATH_LINE}\n`;
+  if (/^\s*config_path\s*=/m.test(before)) return before;
+  if (/^\s*disabled_plugins\s*=.*"cri"/m.test(before)) return before;
+  if (/registry\.mirrors/.test(before)) {
+    throw new GenerateError("CONFLICT", "uses the deprecated registry.mirrors, which containerd refuses next to config_path; move those mirrors to certs.d first", display);
+  }
+  const version = /^\s*version\s*=\s*(\d+)/m.exec(before)?.[1];
+  const section = version === "3" ? '[plugins."io.containerd.cri.v1.images".registry]' : version === "2" ? '[plugins."io.containerd.grpc.v1.cri".registry]' : null;
+  if (!section) throw new GenerateError("BAD_INPUT", `has no "version = 2" or "version = 3" line; add config_path = "/etc/containerd/certs.d" by hand`, display);
+  const lines = before.split("\n");
+  const at = lines.findIndex((l) => l.trim() === section);
+  if (at >= 0) return [...lines.slice(0, at + 1), CONFIG_PATH_LINE, ...lines.slice(at + 1)].join("\n");
+  return `${before.replace(/\n*$/, "\n")}\n${section}\n${CONFIG_PATH_LINE}\n`;
+}
+
+function upstreamViews(s: Settings, url: string) {
+  const loc = mirrorLocation(url);
+  return s.upstreams.map((u) => ({
+    name: u.name,
+    nameYaml: JSON.stringify(u.name),
+    location: u.name === "docker.io" && !u.custom ? "docker.io" : new URL(u.url).host,
+    mirrorLocation: `${loc}/${u.name}`,
+    mirrorUrl: url,
+    insecure: url.startsWith("http://"),
+  }));
+}
+
+function podman(f: { path: string; display: string }, s: Settings, url: string, force: boolean): FileChange {
+  const content = seal(render("wire/registries.conf", { upstreams: upstreamViews(s, url), stamp: STAMP_PLACEHOLDER }));
+  return planGeneratedFile(f.path, f.display, content, { force });
+}
+
+function buildkit(f: { path: string; display: string }, s: Settings, url: string, force: boolean): FileChange {
+  // BuildKit sends ns= itself, so every registry uses the bare mirror host.
+  const views = upstreamViews(s, url).map((u) => ({ ...u, mirrorLocation: mirrorLocation(url) }));
+  const block = seal(render("wire/buildkitd.toml", { upstreams: views, mirrorHost: mirrorHostPort(url), http: url.startsWith("http://"), stamp: STAMP_PLACEHOLDER }));
+  const before = readIfExists(f.path, f.display);
+  const text = before ?? "";
+  const begin = text.indexOf("# >>> mirror-kit >>>");
+  const endMarker = "# <<< mirror-kit <<<\n";
+  const end = text.indexOf(endMarker);
+  const outside = begin >= 0 && end > begin ? text.slice(0, begin) + text.slice(end + endMarker.length) : text;
+  for (const name of [...s.upstreams.map((u) => u.name), mirrorHostPort(url)]) {
+    if (outside.includes(`[registry."${name}"]`)) {
+      throw new GenerateError("CONFLICT", `already has a [registry."${name}"] section; TOML forbids a second one, so merge the mirror into it by hand`, f.display);
+    }
+  }
+  if (begin < 0) return { ...f, before, after: `${text}${text && !text.endsWith("\n") ? "\n" : ""}${text ? "\n" : ""}${block}` };
+  const current = text.slice(begin, end + endMarker.length);
+  if (current !== block && stampState(current) !== "intact" && !force) {
+    throw new GenerateError("USER_EDITED", "the mirror-kit block was changed by hand; rerun with --force to replace it", f.display);
+  }
+  return { ...f, before, after: text.slice(0, begin) + block + text.slice(end + endMarker.length) };
+}
+
+function k3s(f: { path: string; display: string }, s: Settings, url: string): FileChange {
+  const fresh = render("wire/registries.yaml", { upstreams: upstreamViews(s, url) });
+  const before = readIfExists(f.path, f.display);
+  if (before === null || before.trim() === "") return { ...f, before, after: fresh };
+  const doc = parseYaml(before, f.display);
+  if (!isMap(doc.contents)) throw new GenerateError("BAD_INPUT", "expected a mapping with mirrors: at the top level", f.display);
+  let changed = false;
+  for (const u of s.upstreams) {
+    const endpoint = doc.getIn(["mirrors", u.name, "endpoint"], true);
+    if (endpoint === undefined) {
+      doc.setIn(["mirrors", u.name, "endpoint"], doc.createNode([url]));
+      changed = true;
+    } else if (!isSeq(endpoint)) {
+      const { line } = lineCol(before, (endpoint as { range?: [number] } | null)?.range?.[0] ?? 0);
+      throw new GenerateError("BAD_INPUT", `mirrors."${u.name}".endpoint at line ${line} must be a list`, f.display);
+    } else if (!endpoint.items.some((i) => (i as { value?: unknown }).value === url)) {
+      // Endpoints are tried in order; ours goes first so pulls hit the cache before anything remote.
+      endpoint.items.unshift(doc.createNode(url));
+      changed = true;
+    }
+  }
+  return { ...f, before, after: changed ? doc.toString({ lineWidth: 0 }) : before };
+}

@@ -1,0 +1,72 @@
+// Merging the mirror-kit service into Compose files of many shapes: user text stays byte-exact
+// outside the inserted lines, daemons get host-gateway once, and the merge is idempotent.
+import { describe, expect, test } from "vitest";
+import { parse } from "yaml";
+import { mergeCompose } from "../../src/generate/compose.js";
+import { resolveSettings } from "../../src/generate/settings.js";
+
+const s = resolveSettings({});
+const merge = (text: string) => mergeCompose(text, "compose.yaml", s, false);
+
+/** The user's lines must all survive, in order. */
+function expectLinesKept(before: string, after: string): void {
+  let at = 0;
+  const lines = after.split(/\r?\n/);
+  for (const line of before.split(/\r?\n/)) {
+    const found = lines.indexOf(line, at);
+    expect(found, `line ${JSON.stringify(line)} kept in order`).toBeGreaterThanOrEqual(at);
+    at = found + 1;
+  }
+}
+
+describe("mergeCompose", () => {
+  test.each([
+    ["two-space block style", "services:\n  app:\n    image: busybox\n"],
+    ["four spaces, unindented sequences, comments", "# top\nservices:\n    app:   # trailing\n        image: busybox\n        ports:\n        - 80:80\n\n# tail comment\n"],
+    ["no final newline", "services:\n  app:\n    image: busybox"],
+    ["flow-style service", "services:\n  app: {image: busybox, ports: ['80:80']}\n"],
+    ["empty services", "services:\n"],
+    ["version key and anchors", 'version: "3.8"\nx-base: &base\n  restart: always\nservices:\n  app:\n    <<: *base\n    image: busybox\n'],
+    ["CRLF line endings", "services:\r\n  app:\r\n    image: busybox\r\n"],
+    ["existing volumes and networks", "services:\n  app:\n    image: busybox\nvolumes:\n  data:\nnetworks:\n  front: {}\n"],
+  ])("%s: adds the service and volume, keeps user lines, is idempotent", (_name, input) => {
+    const out = merge(input);
+    const data = parse(out) as { services: Record<string, { image?: string }>; volumes: Record<string, unknown> };
+    expect(data.services["mirror-kit"]?.image).toBe("ghcr.io/mirror-kit/mirror-kit:0.1.0");
+    expect(data.volumes).toHaveProperty("mirror-kit-data");
+    if (!input.includes("{image")) expectLinesKept(input.replace(/\r?\n$/, ""), out);
+    expect(merge(out)).toBe(out);
+    if (input.includes("\r\n")) expect(out.replace(/\r\n/g, "")).not.toContain("\n");
+  });
+
+  test("keeps version: as written (Compose v1 needs it for old formats)", () => {
+    expect(merge('version: "2.4"\nservices:\n  app:\n    image: busybox\n')).toMatch(/^version: "2.4"\n/);
+  });
+
+  test.each([
+    ["docker:dind image", "  ci:\n    image: docker:27-dind\n", ["host.docker.internal:host-gateway"]],
+    ["privileged service running dockerd", "  ci:\n    image: debian\n    privileged: true\n    command: dockerd --host=unix:///run/docker.sock\n", ["host.docker.internal:host-gateway"]],
+    ["list extra_hosts", '  ci:\n    image: docker:dind\n    extra_hosts:\n      - "a:10.0.0.1"\n', ["a:10.0.0.1", "host.docker.internal:host-gateway"]],
+    ["flow list extra_hosts", '  ci:\n    image: docker:dind\n    extra_hosts: ["a:10.0.0.1"]\n', ["a:10.0.0.1", "host.docker.internal:host-gateway"]],
+    ["mapping extra_hosts", "  ci:\n    image: docker:dind\n    extra_hosts:\n      a: 10.0.0.1\n", { a: "10.0.0.1", "host.docker.internal": "host-gateway" }],
+    ["already mapped", '  ci:\n    image: docker:dind\n    extra_hosts: ["host.docker.internal:host-gateway"]\n', ["host.docker.internal:host-gateway"]],
+  ])("%s: extra_hosts gets host.docker.internal once", (_name, service, expected) => {
+    const out = merge(`services:\n${service}`);
+    expect((parse(out) as { services: { ci: { extra_hosts: unknown } } }).services.ci.extra_hosts).toEqual(expected);
+    expect(merge(out)).toBe(out);
+  });
+
+  test("a plain service is not given extra_hosts", () => {
+    const out = merge("services:\n  web:\n    image: nginx\n    privileged: true\n");
+    expect((parse(out) as { services: { web: object } }).services.web).toEqual({ image: "nginx", privileged: true });
+  });
+
+  test("an empty file becomes the standalone fragment", () => {
+    expect(merge("")).toContain("# mirror-kit: a pull-through cache");
+  });
+
+  test("an existing volume of the same name is kept as the user defined it", () => {
+    const out = merge("services:\n  app:\n    image: busybox\nvolumes:\n  mirror-kit-data:\n    external: true\n");
+    expect((parse(out) as { volumes: object }).volumes).toEqual({ "mirror-kit-data": { external: true } });
+  });
+});

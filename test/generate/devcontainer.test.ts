@@ -1,0 +1,35 @@
+// Editing devcontainer.json (JSONC): the Feature reference and the host-gateway run arg are added
+// once, by splicing text, so comments, trailing commas, tabs and line endings stay as the user wrote them.
+import { describe, expect, test } from "vitest";
+import { editDevcontainerJson, parseJsonc } from "../../src/generate/devcontainer.js";
+import { resolveSettings } from "../../src/generate/settings.js";
+
+const s = resolveSettings({});
+const edit = (text: string) => editDevcontainerJson(text, "devcontainer.json", s, false);
+
+describe("editDevcontainerJson", () => {
+  test.each([
+    ["no features, no runArgs", '{\n  "image": "debian"\n}\n', '{\n  "image": "debian",\n  "features": { "./mirror-kit": {} },\n  "runArgs": ["--add-host=host.docker.internal:host-gateway"]\n}\n'],
+    ["empty features object", '{\n  "image": "debian",\n  "features": {}\n}', '{\n  "image": "debian",\n  "features": {\n    "./mirror-kit": {}\n  },\n  "runArgs": ["--add-host=host.docker.internal:host-gateway"]\n}'],
+    ["run arg given as two elements", '{ "image": "d", "runArgs": ["--add-host", "host.docker.internal:host-gateway"], "features": {} }', null],
+    ["CRLF and a trailing comma", '{\r\n  // c\r\n  "image": "d",\r\n  "runArgs": [\r\n    "--init",\r\n  ],\r\n}\r\n', '{\r\n  // c\r\n  "image": "d",\r\n  "runArgs": [\r\n    "--init",\r\n    "--add-host=host.docker.internal:host-gateway",\r\n  ],\r\n  "features": { "./mirror-kit": {} },\r\n}\r\n'],
+  ])("%s", (_name, input, expected) => {
+    const { text } = edit(input);
+    if (expected !== null) expect(text).toBe(expected);
+    const data = parseJsonc(text, "x") as { features: Record<string, unknown>; runArgs: string[] };
+    expect(data.features["./mirror-kit"]).toEqual({});
+    expect(data.runArgs.filter((a) => a.includes("host.docker.internal"))).toHaveLength(1);
+    expect(edit(text).text).toBe(text);
+  });
+
+  test("a Compose-based devcontainer gets no runArgs (they do not apply) and a note instead", () => {
+    const { text, notes } = edit('{ "dockerComposeFile": "compose.yaml", "service": "app" }');
+    expect(parseJsonc(text, "x")).toEqual({ dockerComposeFile: "compose.yaml", service: "app", features: { "./mirror-kit": {} } });
+    expect(notes.join("\n")).toContain('extra_hosts: ["host.docker.internal:host-gateway"]');
+  });
+
+  test("a non-default port travels as the Feature's mirrorUrl option", () => {
+    const { text } = editDevcontainerJson('{ "image": "d" }', "devcontainer.json", resolveSettings({ port: 5050 }), false);
+    expect(text).toContain('"./mirror-kit": { "mirrorUrl": "http://host.docker.internal:5050" }');
+  });
+});

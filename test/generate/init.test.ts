@@ -1,0 +1,181 @@
+// runInit end to end on temp projects: target selection, bad input (files left byte-identical and the
+// message naming the file), hand edits (refused without --force), prompting, and option changes.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { describe, expect, test } from "vitest";
+import { GenerateError } from "../../src/generate/errors.js";
+import { runInit, type InitOptions } from "../../src/generate/init.js";
+import { renderComposeFragment } from "../../src/generate/compose-view.js";
+import { resolveSettings } from "../../src/generate/settings.js";
+import { readTree, Sink, tempDir } from "./support.js";
+
+const COMPOSE = "services:\n  app:\n    image: busybox\n";
+const VAGRANTFILE = 'Vagrant.configure("2") do |config|\n  config.vm.box = "debian/bookworm64"\nend\n';
+const DEVCONTAINER = '{\n  // comment\n  "image": "debian"\n}\n';
+
+function project(files: Record<string, string>): string {
+  const dir = tempDir("mk-init-");
+  for (const [rel, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, rel)), { recursive: true });
+    writeFileSync(join(dir, rel), content);
+  }
+  return dir;
+}
+
+async function init(dir: string, options: InitOptions = {}, extra: { isTTY?: boolean; answer?: boolean } = {}) {
+  const out = new Sink();
+  let asked = 0;
+  const result = await runInit(
+    { yes: !extra.isTTY, ...options },
+    { cwd: dir, stdout: out, isTTY: extra.isTTY ?? false, confirm: async () => (asked++, extra.answer ?? false) },
+  );
+  return { out: out.text, result, asked };
+}
+
+async function failure(dir: string, options: InitOptions = {}): Promise<GenerateError> {
+  const before = readTree(dir);
+  const err = await init(dir, options).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(GenerateError);
+  expect(readTree(dir), "files must be byte-identical after a failure").toEqual(before);
+  return err as GenerateError;
+}
+
+describe("bad input leaves every file as it was and names the problem", () => {
+  test.each([
+    ["malformed compose file", { "compose.yaml": "services:\n  app: [\n", Vagrantfile: VAGRANTFILE }, {}, "BAD_INPUT", /^compose\.yaml: not valid YAML at line 3/],
+    ["compose format 1", { "docker-compose.yml": "web:\n  image: nginx\n" }, {}, "BAD_INPUT", /^docker-compose\.yml: Compose file format 1/],
+    ["services as a list", { "compose.yaml": "services:\n  - app\n" }, {}, "BAD_INPUT", /^compose\.yaml: services: must be a mapping/],
+    ["Vagrantfile without configure", { Vagrantfile: "puts 1\n", "compose.yaml": COMPOSE }, {}, "BAD_INPUT", /^Vagrantfile: no Vagrant\.configure/],
+    ["Vagrantfile missing its end", { Vagrantfile: 'Vagrant.configure("2") do |config|\n  config.vm.box = "x"\n' }, {}, "BAD_INPUT", /^Vagrantfile: cannot find the "end"/],
+    ["malformed devcontainer.json", { ".devcontainer/devcontainer.json": '{ "image": "x" "features": {} }' }, {}, "BAD_INPUT", /^\.devcontainer\/devcontainer\.json: not valid JSON with comments at line 1, column 16/],
+    ["features as an array", { ".devcontainer/devcontainer.json": '{ "features": [] }' }, {}, "BAD_INPUT", /"features" must be an object/],
+    ["mirror URL without scheme", { "compose.yaml": COMPOSE }, { mirrorUrl: "10.0.0.5:5000" }, "BAD_OPTION", /--mirror-url: expected a URL with a scheme like http:\/\/10\.0\.0\.5:5000/],
+    ["mirror URL with credentials", { "compose.yaml": COMPOSE }, { mirrorUrl: "http://u:p@h:5000" }, "BAD_OPTION", /credentials/],
+    ["port out of range", { "compose.yaml": COMPOSE }, { port: 70000 }, "BAD_OPTION", /--port: expected an integer from 1 to 65535, got "70000"/],
+    ["malformed upstream", { "compose.yaml": COMPOSE }, { upstream: ["harbor"] }, "BAD_OPTION", /--upstream: expected NAME=URL/],
+    ["--vagrant without a Vagrantfile", { "compose.yaml": COMPOSE }, { vagrant: true }, "NOT_FOUND", /^Vagrantfile: not found/],
+    ["nothing to wire", { "README.md": "hi\n" }, {}, "NOT_FOUND", /nothing to wire/],
+  ] as const)("%s", async (_name, files, options, code, message) => {
+    const err = await failure(project(files), options);
+    expect(err.code).toBe(code);
+    expect(err.message).toMatch(message);
+  });
+});
+
+describe("generated files and blocks edited by hand", () => {
+  test.each([
+    [".mirror-kit/provision.sh", (t: string) => t.replace("set -eu", "set -eux")],
+    ["Vagrantfile", (t: string) => t.replace('"MIRROR_KIT_PORT" => "5000"', '"MIRROR_KIT_PORT" => "5001"')],
+    ["compose.yaml", (t: string) => t.replace("restart: unless-stopped", "restart: always")],
+    [".devcontainer/mirror-kit/install.sh", (t: string) => `${t}echo extra\n`],
+    [".devcontainer/mirror-kit/devcontainer-feature.json", (t: string) => t.replace('"insecure": {', '"insecure":  {')],
+    [".devcontainer/devcontainer.json", (t: string) => t.replace('"./mirror-kit": {}', '"./mirror-kit": { "insecure": false }')],
+  ])("%s: refused without --force, replaced with it", async (rel, edit) => {
+    const dir = project({ "compose.yaml": COMPOSE, Vagrantfile: VAGRANTFILE, ".devcontainer/devcontainer.json": DEVCONTAINER });
+    await init(dir);
+    const generated = readTree(dir);
+    writeFileSync(join(dir, rel), edit(generated[rel]!));
+    expect(readFileSync(join(dir, rel), "utf8")).not.toBe(generated[rel]);
+    const err = await failure(dir);
+    expect(err.code).toBe("USER_EDITED");
+    expect(err.message.startsWith(`${rel}: `)).toBe(true);
+    await init(dir, { force: true });
+    expect(readTree(dir)).toEqual(generated);
+  });
+
+  test("an unedited generation is updated when options change, without --force", async () => {
+    const dir = project({ "compose.yaml": COMPOSE, Vagrantfile: VAGRANTFILE });
+    await init(dir);
+    await init(dir, { port: 6000 });
+    expect(readFileSync(join(dir, "compose.yaml"), "utf8")).toContain('"6000:5000"');
+    expect(readFileSync(join(dir, "Vagrantfile"), "utf8")).toContain('"MIRROR_KIT_PORT" => "6000"');
+    expect(readFileSync(join(dir, ".mirror-kit/provision.sh"), "utf8")).toContain("DEFAULT_PORT=6000");
+    expect((await init(dir, { port: 6000 })).out).toContain("everything is up to date");
+  });
+
+  test("a hand-written mirror-kit service equal to ours is left in the user's spelling", async () => {
+    const fragment = renderComposeFragment(resolveSettings({}));
+    const dir = project({ "compose.yaml": fragment.replace(/^#.*\n/gm, "") });
+    const before = readTree(dir);
+    expect((await init(dir)).out).toContain("everything is up to date");
+    expect(readTree(dir)).toEqual(before);
+  });
+});
+
+describe("target selection and prompting", () => {
+  test("--compose in a folder without a Compose file creates compose.yaml with the mirror alone", async () => {
+    const dir = project({ Vagrantfile: VAGRANTFILE });
+    await init(dir, { compose: true });
+    expect(readFileSync(join(dir, "compose.yaml"), "utf8")).toBe(renderComposeFragment(resolveSettings({})));
+    expect(readFileSync(join(dir, "Vagrantfile"), "utf8")).toBe(VAGRANTFILE);
+  });
+
+  test("compose.yaml wins over docker-compose.yml, as in Compose", async () => {
+    const dir = project({ "compose.yaml": COMPOSE, "docker-compose.yml": COMPOSE });
+    await init(dir);
+    expect(readFileSync(join(dir, "compose.yaml"), "utf8")).toContain("mirror-kit:");
+    expect(readFileSync(join(dir, "docker-compose.yml"), "utf8")).toBe(COMPOSE);
+  });
+
+  test("every .devcontainer/*/devcontainer.json gets its own Feature copy", async () => {
+    const dir = project({ ".devcontainer/a/devcontainer.json": DEVCONTAINER, ".devcontainer/b/devcontainer.json": DEVCONTAINER });
+    await init(dir);
+    for (const sub of ["a", "b"]) {
+      expect(existsSync(join(dir, `.devcontainer/${sub}/mirror-kit/install.sh`))).toBe(true);
+      expect(readFileSync(join(dir, `.devcontainer/${sub}/devcontainer.json`), "utf8")).toContain('"./mirror-kit": {}');
+    }
+  });
+
+  test("on a terminal without --yes it shows the diff and writes nothing when declined", async () => {
+    const dir = project({ "compose.yaml": COMPOSE });
+    const { out, asked } = await init(dir, {}, { isTTY: true, answer: false });
+    expect(asked).toBe(1);
+    expect(out).toContain("+++ b/compose.yaml");
+    expect(readFileSync(join(dir, "compose.yaml"), "utf8")).toBe(COMPOSE);
+    await init(dir, {}, { isTTY: true, answer: true });
+    expect(readFileSync(join(dir, "compose.yaml"), "utf8")).toContain("mirror-kit:");
+  });
+
+  test("without a terminal it never asks", async () => {
+    const dir = project({ "compose.yaml": COMPOSE });
+    const out = new Sink();
+    let asked = 0;
+    await runInit({}, { cwd: dir, stdout: out, isTTY: false, confirm: async () => (asked++, false) });
+    expect(asked).toBe(0);
+    expect(readFileSync(join(dir, "compose.yaml"), "utf8")).toContain("mirror-kit:");
+  });
+
+  test("a project without a Compose target is told to start the mirror with `mirror-kit up`", async () => {
+    const { out } = await init(project({ Vagrantfile: VAGRANTFILE }));
+    expect(out).toContain("mirror-kit up");
+  });
+});
+
+describe("settings reach every target", () => {
+  test("--mirror-url is used verbatim by the VM and the devcontainer", async () => {
+    const dir = project({ Vagrantfile: VAGRANTFILE, ".devcontainer/devcontainer.json": DEVCONTAINER });
+    await init(dir, { mirrorUrl: "https://mirror.corp.example/" });
+    expect(readFileSync(join(dir, "Vagrantfile"), "utf8")).toContain('ENV.fetch("MIRROR_KIT_URL", "https://mirror.corp.example")');
+    expect(readFileSync(join(dir, ".devcontainer/devcontainer.json"), "utf8")).toContain('"./mirror-kit": { "mirrorUrl": "https://mirror.corp.example" }');
+  });
+
+  test("--upstream, --storage and --image shape the Compose service and the VM script", async () => {
+    const dir = project({ "compose.yaml": COMPOSE, Vagrantfile: VAGRANTFILE });
+    await init(dir, { upstream: ["harbor.example.com=https://harbor.example.com/"], storage: "./cache", image: "mk-test/busybox:1" });
+    const compose = readFileSync(join(dir, "compose.yaml"), "utf8");
+    expect(compose).toContain("image: mk-test/busybox:1");
+    expect(compose).toContain('MIRROR_KIT_UPSTREAMS: "harbor.example.com=https://harbor.example.com"');
+    expect(compose).toContain('- "./cache:/var/lib/mirror-kit"');
+    expect(compose).not.toContain("volumes:\n  mirror-kit-data");
+    expect(readFileSync(join(dir, ".mirror-kit/provision.sh"), "utf8")).toContain('write_hosts_toml "harbor.example.com" "https://harbor.example.com"');
+  });
+
+  test("--host gives the VM a fixed address instead of detection", async () => {
+    const dir = project({ Vagrantfile: VAGRANTFILE });
+    await init(dir, { host: "192.168.56.1", port: 5001 });
+    expect(readFileSync(join(dir, "Vagrantfile"), "utf8")).toContain('ENV.fetch("MIRROR_KIT_URL", "http://192.168.56.1:5001")');
+  });
+});
