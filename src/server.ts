@@ -10,6 +10,7 @@ import { Metrics } from "./observe/metrics.js";
 import { BlobService } from "./proxy/blobs.js";
 import { ManifestService } from "./proxy/manifests.js";
 import { Upstreams } from "./proxy/upstreams.js";
+import { SizeCap } from "./store/evict.js";
 import { FsStore } from "./store/fs-store.js";
 
 export interface RunningMirror {
@@ -35,6 +36,22 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const log = options.logger ?? createLogger(config.logLevel);
   const metrics = new Metrics({ processMetrics: options.processMetrics });
   const store = await FsStore.open(config.storage);
+  if (config.cacheMaxBytes > 0) {
+    const cap = new SizeCap(
+      store.layout,
+      config.cacheMaxBytes,
+      (r) => {
+        metrics.cacheBytes.set(r.sizeAfter);
+        if (r.evicted.length === 0) return;
+        metrics.evictedBytes.inc(r.sizeBefore - r.sizeAfter);
+        log.info({ evicted: r.evicted.length, freedBytes: r.sizeBefore - r.sizeAfter, sizeBytes: r.sizeAfter, capBytes: config.cacheMaxBytes }, "cache over its size cap: least recently used content evicted");
+      },
+      (err) => log.error({ err: (err as Error).message }, "cache eviction failed"),
+      config.evictionGraceMs,
+    );
+    store.onPublish = (n) => cap.published(n);
+    void cap.trigger();
+  }
   const upstreams = new Upstreams(config, log, metrics);
   const blobs = new BlobService({ store, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs });
   const manifests = new ManifestService({ store, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes });

@@ -12,6 +12,7 @@ export interface ServeArgs {
   config?: string;
   "log-level"?: string;
   "tag-freshness"?: string;
+  "max-size"?: string;
 }
 
 /** Start the mirror from CLI arguments and an environment; the caller decides about signals. */
@@ -20,7 +21,10 @@ export async function runServe(args: ServeArgs, env: Env): Promise<RunningMirror
   if (args.listen !== undefined) flags.listen = args.listen;
   if (args.storage !== undefined) flags.storage = args.storage;
   if (args["log-level"] !== undefined) flags.logLevel = args["log-level"];
-  if (args["tag-freshness"] !== undefined) flags.cache = { tagFreshness: args["tag-freshness"] };
+  const cache: Record<string, string> = {};
+  if (args["tag-freshness"] !== undefined) cache.tagFreshness = args["tag-freshness"];
+  if (args["max-size"] !== undefined) cache.maxSize = args["max-size"];
+  if (Object.keys(cache).length > 0) flags.cache = cache;
   if (args.upstream?.length) flags.upstreams = parseUpstreamFlags(args.upstream);
   const { config, warnings } = await loadConfig({ ...(args.config ? { file: args.config } : {}), env, flags: flags as ConfigInput });
   const log = createLogger(config.logLevel);
@@ -39,6 +43,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option("config", { type: "string", describe: "YAML config file: mirror-kit's own format or a distribution config.yml (env MIRROR_KIT_CONFIG)" })
       .option("log-level", { type: "string", describe: "fatal|error|warn|info|debug|trace|silent (default info)" })
       .option("tag-freshness", { type: "string", describe: "serve cached tags this long without asking upstream (default 1m)" })
+      .option("max-size", { type: "string", describe: "cap the cache, e.g. 20GB: least recently used content is evicted (default: no cap; env MIRROR_KIT_MAX_SIZE)" })
       .example("$0 serve", "Docker Hub and the other public registries, cached in ./mirror-kit-data")
       .example("$0 serve --upstream docker.io=http://10.0.0.5:5000", "another registry as the docker.io upstream"),
   handler: async (args) => {

@@ -112,7 +112,8 @@ export function fromEnv(env: Env, warnings: string[]): ConfigInput {
   if (env.MIRROR_KIT_STORAGE) out.storage = env.MIRROR_KIT_STORAGE;
   if (env.MIRROR_KIT_LOG_LEVEL) out.logLevel = env.MIRROR_KIT_LOG_LEVEL;
   if (env.MIRROR_KIT_DEFAULT_UPSTREAM) out.defaultUpstream = env.MIRROR_KIT_DEFAULT_UPSTREAM;
-  if (env.MIRROR_KIT_TAG_FRESHNESS) out.cache = { tagFreshness: env.MIRROR_KIT_TAG_FRESHNESS };
+  if (env.MIRROR_KIT_TAG_FRESHNESS) deepMergeInto(out, { cache: { tagFreshness: env.MIRROR_KIT_TAG_FRESHNESS } });
+  if (env.MIRROR_KIT_MAX_SIZE) deepMergeInto(out, { cache: { maxSize: env.MIRROR_KIT_MAX_SIZE } });
   if (env.MIRROR_KIT_UPSTREAMS) {
     const list = env.MIRROR_KIT_UPSTREAMS.split(",").map((s) => s.trim()).filter(Boolean);
     deepMergeInto(out, { upstreams: parseUpstreamFlags(list, "MIRROR_KIT_UPSTREAMS") });

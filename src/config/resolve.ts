@@ -24,6 +24,9 @@ export interface MirrorConfig {
   readonly defaultUpstream: UpstreamConfig;
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
   readonly manifestMaxBytes: number;
+  /** 0 = no cap. */
+  readonly cacheMaxBytes: number;
+  readonly evictionGraceMs: number;
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
   readonly maxResumes: number;
@@ -94,6 +97,8 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     defaultUpstream,
     upstreams,
     manifestMaxBytes: cfg.cache.manifestMaxBytes,
+    cacheMaxBytes: cfg.cache.maxSize,
+    evictionGraceMs: cfg.cache.evictionGrace,
     connectTimeoutMs: cfg.upstream.connectTimeout,
     responseTimeoutMs: cfg.upstream.responseTimeout,
     maxResumes: cfg.upstream.maxResumes,

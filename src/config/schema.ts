@@ -1,5 +1,6 @@
 // The mirror-kit configuration: its schema, every default, and validation that names the bad field.
 // Durations are strings ("30s", "5m", "7d"); "0s" means "never" where a field says so.
+import bytes from "bytes";
 import ms from "ms";
 import { z } from "zod";
 
@@ -8,6 +9,16 @@ const duration = z.string().transform((value, ctx) => {
   const parsed = /^\d+$/.test(value) ? Number.NaN : (ms as (v: string) => number | undefined)(value);
   if (typeof parsed !== "number" || Number.isNaN(parsed) || parsed < 0) {
     ctx.addIssue({ code: "custom", message: `expected a duration such as "30s", "5m" or "7d", got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+/** A size: a number of bytes or a string such as "20GB" or "500MB" (1 GB = 1024 MB). */
+const size = z.union([z.number().int().min(0), z.string()]).transform((value, ctx) => {
+  const parsed = typeof value === "number" ? value : bytes.parse(value);
+  if (parsed === null || !Number.isFinite(parsed) || parsed < 0) {
+    ctx.addIssue({ code: "custom", message: `expected a size such as "20GB" or "500MB", got ${JSON.stringify(value)}` });
     return z.NEVER;
   }
   return parsed;
@@ -63,6 +74,13 @@ export const configSchema = z
          * revalidated with a HEAD (never a GET when the digest is cached). "0s" revalidates every pull.
          */
         tagFreshness: duration.default(60_000),
+        /**
+         * Size cap of the cache. Past it, the least recently used content is evicted down to 90% of
+         * the cap, never a layer that a kept manifest references. Default 0: no cap.
+         */
+        maxSize: size.default(0),
+        /** Content used this recently is never evicted: it may belong to a pull in progress. Default 2m. */
+        evictionGrace: duration.default(120_000),
         /** Largest manifest accepted from upstream. Default 4194304 (4 MiB), as distribution. */
         manifestMaxBytes: z.number().int().positive().default(4 * 1024 * 1024),
       })

@@ -10,6 +10,15 @@ import type { Metrics } from "../observe/metrics.js";
 import type { BlobSource } from "../proxy/blobs.js";
 
 export async function sendBlob(req: IncomingMessage, res: ServerResponse, digest: Digest, source: BlobSource, metrics: Metrics): Promise<void> {
+  try {
+    return await send(req, res, digest, source, metrics);
+  } finally {
+    // A cache source holds an open file; the stream closes it when it ends, this covers every other path.
+    if (source.kind === "cache") await source.blob.close().catch(() => undefined);
+  }
+}
+
+async function send(req: IncomingMessage, res: ServerResponse, digest: Digest, source: BlobSource, metrics: Metrics): Promise<void> {
   const size = source.size;
   let start = 0;
   let end: number | undefined = size === undefined ? undefined : size - 1;
@@ -43,7 +52,7 @@ export async function sendBlob(req: IncomingMessage, res: ServerResponse, digest
   }
   const hangup = new AbortController();
   res.once("close", () => hangup.abort());
-  const body = source.kind === "cache" ? source.open(start, end) : Readable.from(source.fill.read(start, end, hangup.signal), { objectMode: false });
+  const body = source.kind === "cache" ? source.blob.stream(start, end) : Readable.from(source.fill.read(start, end, hangup.signal), { objectMode: false });
   const label = { source: source.kind === "cache" ? "cache" : "upstream" };
   body.on("data", (chunk: Buffer) => metrics.servedBytes.inc(label, chunk.byteLength));
   await pipeline(body, res);

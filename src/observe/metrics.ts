@@ -45,6 +45,17 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly cacheBytes = new Gauge({
+    name: "mirrorkit_cache_size_bytes",
+    help: "Bytes of published content in the cache (known when a size cap is set)",
+    registers: [this.registry],
+  });
+  readonly evictedBytes = new Counter({
+    name: "mirrorkit_evicted_bytes_total",
+    help: "Bytes evicted to keep the cache under its size cap",
+    registers: [this.registry],
+  });
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: "mirrorkit_" });
   }

@@ -1,11 +1,10 @@
 // Pull-through blobs: local first (blobs are shared by every repository and upstream), else one
 // shared fill per digest. Failures reach every waiter, not just the first.
-import type { Readable } from "node:stream";
 import type { Digest } from "../oci/digest.js";
 import { MirrorError } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
-import type { BlobStore } from "../store/store.js";
+import type { BlobStore, OpenBlob } from "../store/store.js";
 import { discard, ensureOk, headerString } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
 import { BlobFill } from "./fill.js";
@@ -13,9 +12,7 @@ import type { Target } from "./route.js";
 import type { Upstreams } from "./upstreams.js";
 
 /** Where a blob answer comes from; the HTTP layer turns it into headers and a body. */
-export type BlobSource =
-  | { kind: "cache"; size: number; open: (start?: number, end?: number) => Readable }
-  | { kind: "fill"; size: number | undefined; fill: BlobFill };
+export type BlobSource = { kind: "cache"; size: number; blob: OpenBlob } | { kind: "fill"; size: number | undefined; fill: BlobFill };
 
 export interface BlobServiceOptions {
   store: BlobStore;
@@ -57,12 +54,13 @@ export class BlobService {
   /** The bytes of a blob: from the cache, or streamed from the single shared download. */
   async get(target: Target, digest: Digest): Promise<BlobSource> {
     const joined = this.fills.get(digest.value);
-    if (joined) return this.fromFill(joined, digest);
-    const size = await this.o.store.statBlob(digest);
-    if (size !== undefined) return this.fromCache(digest, size);
+    if (joined) return this.fromFill(target, joined, digest);
+    // Opened, not just checked: eviction may remove the file at any moment, an open one stays readable.
+    const blob = await this.o.store.openBlob(digest);
+    if (blob) return { kind: "cache", size: blob.size, blob };
     // Re-check after the await: another request may have started the download meanwhile.
     const fill = this.fills.get(digest.value) ?? this.startFill(target, digest);
-    return this.fromFill(fill, digest);
+    return this.fromFill(target, fill, digest);
   }
 
   /** Abort every download (shutdown): temp files are discarded, nothing half-written is published. */
@@ -76,21 +74,20 @@ export class BlobService {
     return [...this.fills.values()].filter((f) => f.isRunning).length;
   }
 
-  private async fromFill(fill: BlobFill, digest: Digest): Promise<BlobSource> {
+  private async fromFill(target: Target, fill: BlobFill, digest: Digest): Promise<BlobSource> {
     try {
       await fill.ready;
     } catch (err) {
       throw err instanceof UpstreamError ? err.toMirrorError("BLOB_UNKNOWN") : err;
     }
     if (fill.alreadyCached || !fill.isRunning) {
-      const size = await this.o.store.statBlob(digest);
-      if (size !== undefined) return this.fromCache(digest, size);
+      const blob = await this.o.store.openBlob(digest);
+      if (blob) return { kind: "cache", size: blob.size, blob };
+      // Published and already evicted again (a tiny cap): download anew.
+      const next = this.fills.get(digest.value);
+      return this.fromFill(target, next && next !== fill ? next : this.startFill(target, digest), digest);
     }
     return { kind: "fill", size: fill.size, fill };
-  }
-
-  private fromCache(digest: Digest, size: number): BlobSource {
-    return { kind: "cache", size, open: (start, end) => this.o.store.readBlob(digest, start, end) };
   }
 
   private startFill(target: Target, digest: Digest): BlobFill {

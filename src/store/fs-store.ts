@@ -2,18 +2,29 @@
 // Small records are written to ingest/ then renamed into place, so a crash never leaves half a file.
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { type Digest, digestOf, parseDigest } from "../oci/digest.js";
 import { MirrorError } from "../oci/errors.js";
 import { isValidTag } from "../oci/names.js";
 import { Layout } from "./layout.js";
-import type { RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
+import type { OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
 import { BlobWriter } from "./writer.js";
+
+// Large reads: serving cached layers is the hot path, and 64 KiB chunks cost throughput.
+const READ_CHUNK = 1024 * 1024;
+
+// Reads refresh a blob's mtime, which eviction treats as "last used"; at most once a minute per
+// blob, so a busy cache does not turn every hit into a metadata write.
+const TOUCH_INTERVAL_MS = 60_000;
+const TOUCH_MEMORY = 50_000;
 
 export class FsStore implements Store {
   readonly layout: Layout;
+  /** Called with the size of every newly published blob or manifest (eviction keeps its total). */
+  onPublish: (size: number) => void = () => undefined;
+  private readonly touched = new Map<string, number>();
 
   private constructor(root: string) {
     this.layout = new Layout(root);
@@ -43,11 +54,44 @@ export class FsStore implements Store {
   }
 
   readBlob(d: Digest, start?: number, end?: number): Readable {
-    return createReadStream(this.layout.blob(d), { start, end });
+    this.touch(d);
+    return createReadStream(this.layout.blob(d), { start, end, highWaterMark: READ_CHUNK });
+  }
+
+  async openBlob(d: Digest): Promise<OpenBlob | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.layout.blob(d), "r");
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    try {
+      const { size } = await handle.stat();
+      this.touch(d);
+      return {
+        size,
+        stream: (start, end) => handle.createReadStream({ start, end, highWaterMark: READ_CHUNK, autoClose: true }),
+        close: () => handle.close(),
+      };
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
   }
 
   createWriter(d: Digest): Promise<BlobWriter> {
-    return BlobWriter.create(this.layout.ingestDir, d, this.layout.blob(d));
+    return BlobWriter.create(this.layout.ingestDir, d, this.layout.blob(d), (size) => this.onPublish(size));
+  }
+
+  /** Mark a blob as used now (best effort: a failed touch only makes eviction less precise). */
+  private touch(d: Digest): void {
+    const now = Date.now();
+    if ((this.touched.get(d.value) ?? 0) > now - TOUCH_INTERVAL_MS) return;
+    if (this.touched.size >= TOUCH_MEMORY) this.touched.clear();
+    this.touched.set(d.value, now);
+    const t = new Date(now);
+    utimes(this.layout.blob(d), t, t).catch(() => undefined);
   }
 
   async getManifest(d: Digest): Promise<StoredManifest | undefined> {
@@ -60,7 +104,9 @@ export class FsStore implements Store {
     }
     if (typeof meta.mediaType !== "string") return undefined;
     try {
-      return { mediaType: meta.mediaType, body: await readFile(this.layout.blob(d)) };
+      const body = await readFile(this.layout.blob(d));
+      this.touch(d);
+      return { mediaType: meta.mediaType, body };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -74,7 +120,10 @@ export class FsStore implements Store {
     }
     // Metadata first: a blob without metadata is simply a miss, never a manifest of unknown type.
     await this.atomicWrite(this.layout.manifestMeta(d), JSON.stringify({ mediaType }));
-    if ((await this.statBlob(d)) === undefined) await this.atomicWrite(this.layout.blob(d), body);
+    if ((await this.statBlob(d)) === undefined) {
+      await this.atomicWrite(this.layout.blob(d), body);
+      this.onPublish(body.byteLength);
+    }
   }
 
   async getTag(upstream: string, name: string, tag: string): Promise<TagRecord | undefined> {

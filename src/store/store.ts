@@ -8,8 +8,20 @@ export interface BlobStore {
   statBlob(d: Digest): Promise<number | undefined>;
   /** Stream [start, end] (inclusive) of a published blob. */
   readBlob(d: Digest, start?: number, end?: number): Readable;
+  /**
+   * Open a published blob for reading, or undefined when absent. Once open, the content stays
+   * readable even if eviction removes the blob meanwhile.
+   */
+  openBlob(d: Digest): Promise<OpenBlob | undefined>;
   /** A writer whose content becomes visible only on a verified commit. */
   createWriter(d: Digest): Promise<BlobWriter>;
+}
+
+export interface OpenBlob {
+  size: number;
+  /** Stream [start, end] (inclusive); the blob is closed when the stream ends or is destroyed. */
+  stream(start?: number, end?: number): Readable;
+  close(): Promise<void>;
 }
 
 export interface StoredManifest {

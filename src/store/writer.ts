@@ -17,15 +17,16 @@ export class BlobWriter {
     readonly tempPath: string,
     private readonly finalPath: string,
     readonly handle: FileHandle,
+    private readonly onPublish: (size: number) => void,
   ) {
     this.hash = hasher(digest.algorithm);
   }
 
-  static async create(ingestDir: string, digest: Digest, finalPath: string): Promise<BlobWriter> {
+  static async create(ingestDir: string, digest: Digest, finalPath: string, onPublish: (size: number) => void = () => undefined): Promise<BlobWriter> {
     await mkdir(ingestDir, { recursive: true });
     const tempPath = join(ingestDir, `${digest.hex.slice(0, 16)}-${randomBytes(8).toString("hex")}`);
     const handle = await open(tempPath, "w+");
-    return new BlobWriter(digest, tempPath, finalPath, handle);
+    return new BlobWriter(digest, tempPath, finalPath, handle, onPublish);
   }
 
   get written(): number {
@@ -65,6 +66,7 @@ export class BlobWriter {
     await mkdir(dirname(this.finalPath), { recursive: true });
     await rename(this.tempPath, this.finalPath);
     this.closed = true;
+    this.onPublish(this._written);
   }
 
   /** Discard the temp file. Safe to call more than once and after commit. */

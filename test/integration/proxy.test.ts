@@ -413,6 +413,38 @@ async function startMirrorWithCredentials(url: string, extra: Partial<ConfigInpu
   };
 }
 
+describe("a size-capped cache", () => {
+  it("stays under its cap by evicting the least recently used images, which are fetched again when wanted", async () => {
+    const images = [await uniqueImage("docker"), await uniqueImage("docker"), await uniqueImage("docker"), await uniqueImage("docker")];
+    const imageBytes = images[0]!.manifest.size + images[0]!.config.size + images[0]!.layers.reduce((n, l) => n + l.size, 0);
+    for (const [i, image] of images.entries()) await pushImage({ url: hub.url }, `capped/app${i}`, image, "1");
+    const cap = Math.floor(imageBytes * 2.5);
+    const mirror = await startTestMirror({ "docker.io": hub.url }, { cache: { maxSize: cap, evictionGrace: "0s", tagFreshness: "10m" } });
+    try {
+      for (const [i, image] of images.entries()) {
+        await pull(mirror, `capped/app${i}`, "1", image);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      let size = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < 100 && size > cap; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        const text = (await get(`${mirror.url}/metrics`)).body.toString();
+        size = Number(/^mirrorkit_cache_size_bytes (\d+)/m.exec(text)?.[1] ?? Number.POSITIVE_INFINITY);
+      }
+      expect(size).toBeLessThanOrEqual(cap);
+      await hub.settle();
+      hub.reset();
+      // The most recent image is whole in the cache; the oldest was evicted whole and comes back.
+      expect(await pull(mirror, "capped/app3", "1", images[3]!)).toEqual(["HIT", "HIT", "HIT", "HIT"]);
+      await hub.settle();
+      expect(hub.log.describe()).toBe("(no requests)");
+      expect(await pull(mirror, "capped/app0", "1", images[0]!)).toEqual(["MISS", "MISS", "MISS", "MISS"]);
+    } finally {
+      await mirror.close();
+    }
+  });
+});
+
 describe("cache layout", () => {
   it("stores a layer shared by two repositories once", async () => {
     const shared = await randomLayer("data/shared.bin", 256 * 1024);

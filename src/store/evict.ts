@@ -1,0 +1,193 @@
+// Keeping the cache under its size cap: least recently used first, and never a blob that a kept
+// manifest still references, so eviction cannot leave an image half there (distribution#2367).
+import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { parseDigest } from "../oci/digest.js";
+import type { Layout } from "./layout.js";
+
+interface Entry {
+  digest: string;
+  size: number;
+  usedAt: number;
+  /** Digests this blob references when it is a manifest or an index. */
+  children: string[];
+  manifest: boolean;
+}
+
+export interface EvictionReport {
+  sizeBefore: number;
+  sizeAfter: number;
+  evicted: { digest: string; size: number }[];
+}
+
+export interface EvictOptions {
+  /** Evict down to this many bytes. */
+  target: number;
+  /** Nothing used more recently than this (ms since epoch) is evicted: it belongs to a pull in progress. */
+  protectAfter: number;
+}
+
+/** The total size of the published blobs. */
+export async function cacheSize(layout: Layout): Promise<number> {
+  let total = 0;
+  for (const e of await scanBlobs(layout)) total += e.size;
+  return total;
+}
+
+export async function evict(layout: Layout, options: EvictOptions): Promise<EvictionReport> {
+  const entries = await scanBlobs(layout);
+  const byDigest = new Map(entries.map((e) => [e.digest, e]));
+  await readReferences(layout, byDigest);
+  const refs = new Map<string, number>();
+  for (const e of entries) for (const c of e.children) refs.set(c, (refs.get(c) ?? 0) + 1);
+
+  const sizeBefore = entries.reduce((n, e) => n + e.size, 0);
+  let size = sizeBefore;
+  const evicted: { digest: string; size: number }[] = [];
+  const gone = new Set<string>();
+  const oldestFirst = [...entries].sort((a, b) => a.usedAt - b.usedAt);
+  const manifests = new Set<string>();
+  // Evicting a manifest frees its layers only for later candidates, so repeat until nothing moves.
+  for (let progress = true; progress && size > options.target; ) {
+    progress = false;
+    for (const e of oldestFirst) {
+      if (size <= options.target) break;
+      if (gone.has(e.digest) || e.usedAt > options.protectAfter || (refs.get(e.digest) ?? 0) > 0) continue;
+      if (e.manifest) {
+        // Metadata first: a manifest without it is a miss, never a blob of unknown type.
+        await rm(layout.manifestMeta(parseDigest(e.digest)), { force: true });
+        manifests.add(e.digest);
+        for (const c of e.children) refs.set(c, (refs.get(c) ?? 1) - 1);
+      }
+      await rm(layout.blob(parseDigest(e.digest)), { force: true });
+      gone.add(e.digest);
+      evicted.push({ digest: e.digest, size: e.size });
+      size -= e.size;
+      progress = true;
+    }
+  }
+  if (manifests.size > 0) await forgetTags(layout, manifests);
+  return { sizeBefore, sizeAfter: size, evicted };
+}
+
+async function scanBlobs(layout: Layout): Promise<Entry[]> {
+  const out: Entry[] = [];
+  const root = join(layout.root, "blobs");
+  for (const algorithm of await list(root)) {
+    for (const prefix of await list(join(root, algorithm))) {
+      for (const hex of await list(join(root, algorithm, prefix))) {
+        const s = await stat(join(root, algorithm, prefix, hex)).catch(() => undefined);
+        if (s?.isFile()) out.push({ digest: `${algorithm}:${hex}`, size: s.size, usedAt: s.mtimeMs, children: [], manifest: false });
+      }
+    }
+  }
+  return out;
+}
+
+/** Fill in the children of every cached manifest (config, layers, index entries). */
+async function readReferences(layout: Layout, entries: Map<string, Entry>): Promise<void> {
+  const root = join(layout.root, "manifests");
+  for (const algorithm of await list(root)) {
+    for (const prefix of await list(join(root, algorithm))) {
+      for (const file of await list(join(root, algorithm, prefix))) {
+        const entry = entries.get(`${algorithm}:${file.replace(/\.json$/, "")}`);
+        if (!entry) continue;
+        entry.manifest = true;
+        try {
+          const doc = JSON.parse(await readFile(layout.blob(parseDigest(entry.digest)), "utf8")) as {
+            config?: { digest?: unknown };
+            layers?: { digest?: unknown }[];
+            manifests?: { digest?: unknown }[];
+          };
+          const refs = [doc.config, ...(doc.layers ?? []), ...(doc.manifests ?? [])];
+          entry.children = refs.map((r) => r?.digest).filter((d): d is string => typeof d === "string");
+        } catch {
+          // An unreadable manifest references nothing; it is evicted like any other blob.
+        }
+      }
+    }
+  }
+}
+
+/** Remove the tags that point at evicted manifests and the repository links to them. */
+async function forgetTags(layout: Layout, manifests: ReadonlySet<string>): Promise<void> {
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await list(dir)) {
+      const path = join(dir, entry);
+      if (entry === "_tags") {
+        for (const tag of await list(path)) {
+          const rec = await readFile(join(path, tag), "utf8").then((t) => JSON.parse(t) as { digest?: string }, () => undefined);
+          if (rec?.digest && manifests.has(rec.digest)) await rm(join(path, tag), { force: true });
+        }
+      } else if (entry === "_manifests") {
+        for (const algorithm of await list(path)) {
+          for (const hex of await list(join(path, algorithm))) {
+            if (manifests.has(`${algorithm}:${hex}`)) await rm(join(path, algorithm, hex), { force: true });
+          }
+        }
+      } else {
+        await walk(path);
+      }
+    }
+  };
+  await walk(layout.repositoriesDir);
+}
+
+async function list(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Runs eviction when the cache grows past its cap: after publishes that cross it, and once at start.
+ * One run at a time; a publish during a run is caught by the next one.
+ */
+export class SizeCap {
+  private size: number | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly layout: Layout,
+    private readonly maxBytes: number,
+    private readonly report: (r: EvictionReport) => void,
+    private readonly onError: (err: unknown) => void,
+    /** Pulls in progress keep what they touched this recently. */
+    private readonly protectMs = 120_000,
+  ) {}
+
+  get bytes(): number | undefined {
+    return this.size;
+  }
+
+  /** Count a newly published blob; evict when the cap is crossed. */
+  published(bytes: number): void {
+    if (this.size !== undefined) this.size += bytes;
+    if (this.size === undefined || this.size > this.maxBytes) this.trigger();
+  }
+
+  trigger(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          const r = await evict(this.layout, { target: Math.floor(this.maxBytes * 0.9), protectAfter: Date.now() - this.protectMs });
+          this.size = r.sizeAfter;
+          this.report(r);
+        } catch (err) {
+          this.onError(err);
+        }
+      } while (this.again && (this.size ?? 0) > this.maxBytes);
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+}
