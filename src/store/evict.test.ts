@@ -91,7 +91,8 @@ describe("eviction under a size cap", () => {
   it("refreshes a blob's last use when it is read", async () => {
     const s = await store();
     const d = await blob(s, "read-me".repeat(10), minutes(1));
-    await new Promise<void>((resolve, reject) => s.readBlob(d).on("data", () => undefined).on("end", resolve).on("error", reject));
+    const open = await s.openBlob(d);
+    await new Promise<void>((resolve, reject) => open?.stream().on("data", () => undefined).on("end", resolve).on("error", reject));
     await new Promise((r) => setTimeout(r, 50));
     const r = await evict(s.layout, { target: 0, protectAfter: Date.now() - 60_000 });
     expect(r.evicted).toEqual([]);

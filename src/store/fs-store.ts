@@ -1,10 +1,8 @@
 // The filesystem implementation of the cache (layout.ts documents the tree).
 // Small records are written to ingest/ then renamed into place, so a crash never leaves half a file.
 import { randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { Readable } from "node:stream";
 import { type Digest, digestOf, parseDigest } from "../oci/digest.js";
 import { MirrorError } from "../oci/errors.js";
 import { isValidTag } from "../oci/names.js";
@@ -51,11 +49,6 @@ export class FsStore implements Store {
       if (isNotFound(err)) return undefined;
       throw err;
     }
-  }
-
-  readBlob(d: Digest, start?: number, end?: number): Readable {
-    this.touch(d);
-    return createReadStream(this.layout.blob(d), { start, end, highWaterMark: READ_CHUNK });
   }
 
   async openBlob(d: Digest): Promise<OpenBlob | undefined> {

@@ -6,8 +6,6 @@ import type { BlobWriter } from "./writer.js";
 export interface BlobStore {
   /** Size of a published blob, or undefined when absent. */
   statBlob(d: Digest): Promise<number | undefined>;
-  /** Stream [start, end] (inclusive) of a published blob. */
-  readBlob(d: Digest, start?: number, end?: number): Readable;
   /**
    * Open a published blob for reading, or undefined when absent. Once open, the content stays
    * readable even if eviction removes the blob meanwhile.
