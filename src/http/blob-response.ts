@@ -13,8 +13,9 @@ export async function sendBlob(req: IncomingMessage, res: ServerResponse, digest
   try {
     return await send(req, res, digest, source, metrics);
   } finally {
-    // A cache source holds an open file; the stream closes it when it ends, this covers every other path.
+    // A cache source holds an open file, a fill source a reader; both are let go on every path.
     if (source.kind === "cache") await source.blob.close().catch(() => undefined);
+    else source.reader.release();
   }
 }
 
@@ -43,16 +44,13 @@ async function send(req: IncomingMessage, res: ServerResponse, digest: Digest, s
   res.setHeader("docker-content-digest", digest.value);
   res.setHeader("etag", `"${digest.value}"`);
   res.setHeader("accept-ranges", "bytes");
-  res.setHeader("x-mirror-cache", source.kind === "cache" ? "HIT" : "MISS");
+  const hit = source.kind === "cache" || source.verified;
+  res.setHeader("x-mirror-cache", hit ? "HIT" : "MISS");
   if (end !== undefined) res.setHeader("content-length", String(end - start + 1));
-  metrics.cacheResults.inc({ kind: "blob", result: source.kind === "cache" ? "hit" : "miss" });
-  if (req.method === "HEAD") {
-    res.end();
-    return;
-  }
+  metrics.cacheResults.inc({ kind: "blob", result: hit ? "hit" : "miss" });
   const hangup = new AbortController();
   res.once("close", () => hangup.abort());
-  const body = source.kind === "cache" ? source.blob.stream(start, end) : Readable.from(source.fill.read(start, end, hangup.signal), { objectMode: false });
+  const body = source.kind === "cache" ? source.blob.stream(start, end) : Readable.from(source.reader.read(start, end, hangup.signal), { objectMode: false });
   const label = { source: source.kind === "cache" ? "cache" : "upstream" };
   body.on("data", (chunk: Buffer) => metrics.servedBytes.inc(label, chunk.byteLength));
   await pipeline(body, res);

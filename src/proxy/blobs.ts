@@ -7,12 +7,16 @@ import type { Metrics } from "../observe/metrics.js";
 import type { BlobStore, OpenBlob } from "../store/store.js";
 import { discard, ensureOk, headerString } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
-import { BlobFill } from "./fill.js";
+import { BlobFill, type FillReader } from "./fill.js";
 import type { Target } from "./route.js";
 import type { Upstreams } from "./upstreams.js";
 
 /** Where a blob answer comes from; the HTTP layer turns it into headers and a body. */
-export type BlobSource = { kind: "cache"; size: number; blob: OpenBlob } | { kind: "fill"; size: number | undefined; fill: BlobFill };
+/** Where a blob answer comes from; the holder must close / release it when the response is over. */
+export type BlobSource =
+  | { kind: "cache"; size: number; blob: OpenBlob }
+  /** verified: the download already finished and checked out; only the fsync and rename are left. */
+  | { kind: "fill"; size: number | undefined; reader: FillReader; verified: boolean };
 
 export interface BlobServiceOptions {
   store: BlobStore;
@@ -37,7 +41,7 @@ export class BlobService {
     const local = await this.o.store.statBlob(digest);
     if (local !== undefined) return { size: local, cached: true };
     const fill = this.fills.get(digest.value);
-    if (fill?.size !== undefined) return { size: fill.size, cached: false };
+    if (fill?.size !== undefined) return { size: fill.size, cached: fill.isVerified };
     const client = this.o.upstreams.client(target.upstream);
     try {
       const res = await client.fetch("HEAD", `${target.name}/blobs/${digest.value}`, { scope: `repository:${target.name}:pull` });
@@ -74,10 +78,16 @@ export class BlobService {
     return [...this.fills.values()].filter((f) => f.isRunning).length;
   }
 
-  private async fromFill(target: Target, fill: BlobFill, digest: Digest): Promise<BlobSource> {
+  private async fromFill(target: Target, fill: BlobFill, digest: Digest, retried = false): Promise<BlobSource> {
     try {
       await fill.ready;
     } catch (err) {
+      // Joined a download another client started for another repository (a wrong name, another
+      // upstream): its failure says nothing about this request, which tries its own source once.
+      if (!retried && fill.source !== `${target.upstream.name}|${target.name}`) {
+        const next = this.fills.get(digest.value);
+        return this.fromFill(target, next && next !== fill ? next : this.startFill(target, digest), digest, true);
+      }
       throw err instanceof UpstreamError ? err.toMirrorError("BLOB_UNKNOWN") : err;
     }
     if (fill.alreadyCached || !fill.isRunning) {
@@ -85,9 +95,9 @@ export class BlobService {
       if (blob) return { kind: "cache", size: blob.size, blob };
       // Published and already evicted again (a tiny cap): download anew.
       const next = this.fills.get(digest.value);
-      return this.fromFill(target, next && next !== fill ? next : this.startFill(target, digest), digest);
+      return this.fromFill(target, next && next !== fill ? next : this.startFill(target, digest), digest, retried);
     }
-    return { kind: "fill", size: fill.size, fill };
+    return { kind: "fill", size: fill.size, reader: fill.reader(), verified: fill.isVerified };
   }
 
   private startFill(target: Target, digest: Digest): BlobFill {

@@ -1,7 +1,8 @@
 // One upstream download of one blob, shared by every client that wants it (single flight).
-// Bytes go to a temp file as they arrive; readers tail that file, so every waiter streams at once.
-// The download is detached from the clients: it survives their disconnects (bounded by the orphan
-// timeout) and resumes with a Range request when the upstream connection drops.
+// Arriving bytes are kept in memory until they are on disk and handed to readers from there, so
+// clients stream at network speed; disk writes are batched behind them, and readers that fall
+// behind (or join late) read the temp file. The download is detached from the clients: it survives
+// their disconnects (bounded by the orphan timeout) and resumes with Range when the upstream drops.
 import { Buffer } from "node:buffer";
 import type { Digest } from "../oci/digest.js";
 import { MirrorError } from "../oci/errors.js";
@@ -9,10 +10,14 @@ import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { BlobStore } from "../store/store.js";
 import type { BlobWriter } from "../store/writer.js";
-import { ensureOk, headerString, type UpstreamClient, type UpstreamResponse } from "../upstream/client.js";
+import { abandon, ensureOk, headerString, type UpstreamClient, type UpstreamResponse } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
 
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 1024 * 1024;
+/** Bytes received but not yet on disk before the download waits for the disk. */
+const MAX_UNWRITTEN = 16 * 1024 * 1024;
+/** Bytes already on disk that stay in memory for readers just behind the newest byte. */
+const KEEP_WRITTEN = 4 * 1024 * 1024;
 
 export interface FillOptions {
   client: UpstreamClient;
@@ -25,7 +30,19 @@ export interface FillOptions {
   log: Logger;
 }
 
-type State = "running" | "done" | "failed";
+/** running: downloading; verified: all bytes checked, being made durable; then done or failed. */
+type State = "running" | "verified" | "done" | "failed";
+
+/** One client's hold on a fill: release it when the response is over, whatever happened. */
+export interface FillReader {
+  read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer>;
+  release(): void;
+}
+
+interface Chunk {
+  pos: number;
+  buf: Buffer;
+}
 
 export class BlobFill {
   /** Settles once the size is known (or the blob turned out to be cached already), or on failure. */
@@ -39,6 +56,14 @@ export class BlobFill {
   private state: State = "running";
   private error: unknown;
   private writer: BlobWriter | undefined;
+  /** Bytes received from upstream (in memory or on disk). */
+  private received = 0;
+  /** In-memory chunks covering [window start, received): everything not yet on disk, plus a little. */
+  private window: Chunk[] = [];
+  private unwritten: Buffer[] = [];
+  private flushing: Promise<void> | undefined;
+  /** A failed disk write: final for this fill (never retried upstream). */
+  private writeError: MirrorError | undefined;
   private waiters: (() => void)[] = [];
   private readers = 0;
   private orphanTimer: NodeJS.Timeout | undefined;
@@ -60,6 +85,8 @@ export class BlobFill {
       (err: unknown) => {
         this.state = "failed";
         this.error = err;
+        this.window = [];
+        this.unwritten = [];
         rejectReady(err);
         this.wake();
         throw err;
@@ -68,10 +95,23 @@ export class BlobFill {
     // Every waiter handles the outcome itself; these keep an unobserved failure from crashing the process.
     this.ready.catch(() => undefined);
     this.done.catch(() => undefined).finally(() => this.maybeClose());
+    // Bounded from the start: a requester that hangs up before reading must not leave it unbounded.
+    this.armOrphanTimer();
   }
 
+  /** Which upstream repository this download comes from (a waiter for another one retries its own). */
+  get source(): string {
+    return `${this.o.client.name}|${this.o.name}`;
+  }
+
+  /** Every byte is here and checked (being made durable, or done): no upstream byte is pending. */
+  get isVerified(): boolean {
+    return this.state === "verified" || this.state === "done";
+  }
+
+  /** Still downloading or publishing: readers must go through the fill, not the store. */
   get isRunning(): boolean {
-    return this.state === "running";
+    return this.state === "running" || this.state === "verified";
   }
 
   /** Abort (server shutdown, orphan timeout): the temp file is discarded, nothing is published. */
@@ -80,8 +120,8 @@ export class BlobFill {
   }
 
   private async run(): Promise<void> {
-    const { store, digest, client, name } = this.o;
-    // Closes the race with a fill that published between the caller's stat and this fill's creation.
+    const { store, digest, client } = this.o;
+    // Closes the race with a fill that published between the caller's look-up and this fill's creation.
     const cached = await store.statBlob(digest);
     if (cached !== undefined) {
       this.size = cached;
@@ -95,31 +135,36 @@ export class BlobFill {
       let resumes = 0;
       for (;;) {
         let res: UpstreamResponse | undefined;
+        // Everything announced is here (the connection dropped after the last byte): nothing to resume.
+        if (this.size !== undefined && this.received === this.size && this.received > 0) break;
         try {
-          res = await this.request(writer);
+          res = await this.request();
+          if (res === undefined) break;
           for await (const chunk of res.body) {
-            await writer.write(chunk as Buffer);
-            this.o.metrics.upstreamBytes.inc({ upstream: client.name }, (chunk as Buffer).byteLength);
-            if (this.size !== undefined && writer.written > this.size) {
-              throw new MirrorError("SIZE_INVALID", `upstream sent more than the ${this.size} bytes it announced for ${digest.value}`);
-            }
-            this.wake();
+            this.receive(chunk as Buffer);
+            if (this.writeError) throw this.writeError;
+            if (this.received - writer.written > MAX_UNWRITTEN) await this.flushed();
           }
           break;
         } catch (err) {
-          res?.body.destroy();
+          if (res) abandon(res);
           if (this.abort.signal.aborted) throw this.abort.signal.reason;
           if (!this.resumable(err, res) || resumes >= this.o.maxResumes) throw err;
           resumes++;
           this.o.metrics.fillResumes.inc({ upstream: client.name });
-          this.o.log.warn({ upstream: client.name, digest: digest.value, at: writer.written, attempt: resumes, err: String((err as Error).message ?? err) }, "blob download interrupted; resuming with a Range request");
+          this.o.log.warn({ upstream: client.name, digest: digest.value, at: this.received, attempt: resumes, err: String((err as Error).message ?? err) }, "blob download interrupted; resuming with a Range request");
           await delay(Math.min(2_000, 100 * 2 ** resumes), this.abort.signal);
         }
       }
-      // Verification happens here, before the last byte is released to any reader.
-      await writer.commit(this.size);
+      await this.flushed();
+      await writer.verify(this.size);
+      // Every byte is checked: readers may have the last one now, while it is made durable.
+      this.state = "verified";
+      this.wake();
+      await writer.publish();
       this.o.log.debug({ upstream: client.name, digest: digest.value, size: writer.written }, "blob cached");
     } catch (err) {
+      await this.flushing?.catch(() => undefined);
       await writer.cancel();
       throw err;
     } finally {
@@ -127,21 +172,82 @@ export class BlobFill {
     }
   }
 
-  /** GET the blob, or the rest of it with a Range request when part is already written. */
-  private async request(writer: BlobWriter): Promise<UpstreamResponse> {
+  /** Take a chunk from upstream: readers can have it at once; the disk gets it in batches. */
+  private receive(buf: Buffer): void {
+    if (this.size !== undefined && this.received + buf.byteLength > this.size) {
+      throw new MirrorError("SIZE_INVALID", `upstream sent more than the ${this.size} bytes it announced for ${this.o.digest.value}`);
+    }
+    this.window.push({ pos: this.received, buf });
+    this.unwritten.push(buf);
+    this.received += buf.byteLength;
+    this.o.metrics.upstreamBytes.inc({ upstream: this.o.client.name }, buf.byteLength);
+    this.flushing ??= this.flush();
+    this.wake();
+  }
+
+  /** Write what has accumulated, one vectored write per round, until nothing is left. */
+  private async flush(): Promise<void> {
+    const writer = this.writer as BlobWriter;
+    try {
+      while (this.unwritten.length > 0 && !this.writeError) {
+        const batch = this.unwritten;
+        this.unwritten = [];
+        await writer.write(batch);
+        this.trimWindow(writer.written);
+      }
+    } catch (err) {
+      // A full or failing disk is not a network problem: asking upstream again would not help.
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      this.writeError = new MirrorError("UNAVAILABLE", `cache storage failed while writing ${this.o.digest.value}: ${code}`, undefined, { cause: err });
+      this.o.log.error({ digest: this.o.digest.value, err: code }, "cache write failed; download abandoned");
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async flushed(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.writeError) throw this.writeError;
+  }
+
+  /** Drop in-memory chunks that are on disk and far enough behind the newest byte. */
+  private trimWindow(written: number): void {
+    let drop = 0;
+    while (drop < this.window.length) {
+      const c = this.window[drop] as Chunk;
+      if (c.pos + c.buf.byteLength > written || this.received - (c.pos + c.buf.byteLength) < KEEP_WRITTEN) break;
+      drop++;
+    }
+    if (drop > 0) this.window.splice(0, drop);
+  }
+
+  /**
+   * GET the blob, or the rest of it with a Range request when part is already received; undefined
+   * when upstream says there is no rest (416 for a range starting at the blob's end).
+   */
+  private async request(): Promise<UpstreamResponse | undefined> {
     const { client, digest, name } = this.o;
-    const offset = writer.written;
+    const offset = this.received;
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
-    const res = await client.fetch("GET", `${name}/blobs/${digest.value}`, { headers, scope: `repository:${name}:pull`, signal: this.abort.signal });
+    // The breaker is for the registry's health; a fill's own retries must not trip it, nor be
+    // stopped by it, or one dropped connection would cost the whole download.
+    const res = await client.fetch("GET", `${name}/blobs/${digest.value}`, { headers, scope: `repository:${name}:pull`, signal: this.abort.signal, breaker: false });
+    if (offset > 0 && res.statusCode === 416 && headerString(res.headers["content-range"]) === `bytes */${offset}`) {
+      abandon(res);
+      return undefined;
+    }
     if (offset > 0 && res.statusCode === 206) {
       const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(headerString(res.headers["content-range"]) ?? "");
       if (range && Number(range[1]) === offset) return res;
-      res.body.destroy();
+      abandon(res);
       throw new MirrorError("UNAVAILABLE", `upstream ${client.name} answered a resume with an unexpected Content-Range`);
     }
     await ensureOk(client.name, res, `blob ${digest.value}`);
-    // A 200 to a Range request is the whole blob again: start over rather than append.
-    if (offset > 0) await writer.reset();
+    if (offset > 0) {
+      // A 200 to a Range request is the whole blob again: skip what we already have (it is the
+      // same content-addressed bytes; verification at the end proves it).
+      return skipPrefix(res, offset);
+    }
     if (this.size === undefined) {
       const length = Number(headerString(res.headers["content-length"]));
       if (Number.isSafeInteger(length) && length >= 0 && res.statusCode === 200) this.size = length;
@@ -150,19 +256,35 @@ export class BlobFill {
     return res;
   }
 
-  /** Resume only when a response was streaming and the trouble was the connection, not an answer. */
+  /**
+   * Resume only when the connection failed after bytes arrived: our own errors (size, disk) and
+   * upstream answers (4xx/5xx) are final.
+   */
   private resumable(err: unknown, res: UpstreamResponse | undefined): boolean {
     if (err instanceof MirrorError) return false;
-    if (err instanceof UpstreamError) return err.failure === "unreachable" && this.writer !== undefined && this.writer.written > 0;
+    if (err instanceof UpstreamError) return err.failure === "unreachable" && this.received > 0;
     return res !== undefined;
+  }
+
+  /** A reader registered now, synchronously, so the fill cannot finish and close the file first. */
+  reader(): FillReader {
+    this.attach();
+    let released = false;
+    return {
+      read: (start, end, signal) => this.read(start, end, signal),
+      release: () => {
+        if (released) return;
+        released = true;
+        this.detach();
+      },
+    };
   }
 
   /**
    * Stream bytes [start, end] to one client as they arrive. The final byte is held back until the
    * digest is verified, so a client never sees a complete body for content that fails verification.
    */
-  async *read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer> {
-    this.attach();
+  private async *read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer> {
     // A generator parked on an await cannot be returned from outside, so a client that hangs up
     // while the upstream stalls would never detach; the signal wakes it instead.
     const onAbort = () => this.wake();
@@ -171,27 +293,38 @@ export class BlobFill {
       let pos = start;
       for (;;) {
         if (signal.aborted) return;
-        const writer = this.writer;
         if (this.state === "failed") throw this.error;
-        const written = writer?.written ?? 0;
-        const available = this.state === "done" ? written : Math.max(0, written - 1);
+        const verified = this.state !== "running";
+        const available = verified ? this.received : Math.max(0, this.received - 1);
         const stop = end === undefined ? available : Math.min(available, end + 1);
-        if (writer && pos < stop) {
-          const len = Math.min(stop - pos, READ_CHUNK);
-          const buf = Buffer.allocUnsafe(len);
-          const { bytesRead } = await writer.handle.read(buf, 0, len, pos);
-          if (bytesRead <= 0) throw new MirrorError("UNKNOWN", "cache file shorter than recorded");
-          pos += bytesRead;
-          yield bytesRead === len ? buf : buf.subarray(0, bytesRead);
+        if (pos < stop) {
+          const buf = await this.slice(pos, stop);
+          pos += buf.byteLength;
+          yield buf;
           continue;
         }
-        if (this.state === "done" && (end === undefined ? pos >= written : pos > end)) return;
+        if (verified && (end === undefined ? pos >= this.received : pos > end)) return;
         await new Promise<void>((resolve) => this.waiters.push(resolve));
       }
     } finally {
       signal.removeEventListener("abort", onAbort);
-      this.detach();
     }
+  }
+
+  /** Bytes from pos (up to stop): from memory when still there, else from the temp file. */
+  private async slice(pos: number, stop: number): Promise<Buffer> {
+    const first = this.window[0];
+    if (first && pos >= first.pos) {
+      for (const c of this.window) {
+        if (pos < c.pos + c.buf.byteLength) return c.buf.subarray(pos - c.pos, Math.min(c.buf.byteLength, stop - c.pos));
+      }
+    }
+    // Behind the window means on disk: the window always covers what is not written yet.
+    const len = Math.min(stop - pos, READ_CHUNK);
+    const buf = Buffer.allocUnsafe(len);
+    const { bytesRead } = await (this.writer as BlobWriter).handle.read(buf, 0, len, pos);
+    if (bytesRead <= 0) throw new MirrorError("UNKNOWN", "cache file shorter than recorded");
+    return bytesRead === len ? buf : buf.subarray(0, bytesRead);
   }
 
   private attach(): void {
@@ -204,17 +337,21 @@ export class BlobFill {
 
   private detach(): void {
     this.readers--;
-    if (this.readers === 0 && this.state === "running") {
-      // Nobody is waiting, but finishing the download is what makes an interrupted pull resumable.
-      this.orphanTimer = setTimeout(() => this.cancel(`download abandoned: no client for ${this.o.orphanTimeoutMs} ms`), this.o.orphanTimeoutMs);
-      this.orphanTimer.unref();
-    }
+    // Nobody is waiting, but finishing the download is what makes an interrupted pull resumable.
+    if (this.readers === 0 && this.isRunning) this.armOrphanTimer();
     this.maybeClose();
   }
 
+  private armOrphanTimer(): void {
+    if (this.orphanTimer) clearTimeout(this.orphanTimer);
+    this.orphanTimer = setTimeout(() => this.cancel(`download abandoned: no client for ${this.o.orphanTimeoutMs} ms`), this.o.orphanTimeoutMs);
+    this.orphanTimer.unref();
+  }
+
   private maybeClose(): void {
-    if (this.readers === 0 && this.state !== "running") {
+    if (this.readers === 0 && !this.isRunning) {
       if (this.orphanTimer) clearTimeout(this.orphanTimer);
+      this.window = [];
       void this.writer?.close();
     }
   }
@@ -226,13 +363,35 @@ export class BlobFill {
   }
 }
 
+/** A body minus its first `skip` bytes (an upstream that ignored our Range header). */
+function skipPrefix(res: UpstreamResponse, skip: number): UpstreamResponse {
+  const source = res.body;
+  let left = skip;
+  const body = (async function* () {
+    for await (const chunk of source) {
+      const buf = chunk as Buffer;
+      if (left >= buf.byteLength) {
+        left -= buf.byteLength;
+        continue;
+      }
+      yield left > 0 ? buf.subarray(left) : buf;
+      left = 0;
+    }
+  })();
+  return { ...res, body: Object.assign(body, { destroy: () => abandon(res), on: () => body }) as unknown as UpstreamResponse["body"] };
+}
+
 function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
+    const onAbort = () => {
       clearTimeout(t);
       reject(signal.reason);
-    }, { once: true });
+    };
+    const t = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
   });
 }

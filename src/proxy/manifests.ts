@@ -70,10 +70,9 @@ export class ManifestService {
 
   private async byDigest(target: Target, digest: Digest): Promise<ManifestAnswer> {
     const local = await this.o.store.getManifest(digest);
-    if (local) {
-      await this.o.store.linkManifest(target.upstream.name, target.name, digest);
-      return { digest, ...local, cache: "HIT" };
-    }
+    // Content-addressed: served under any name. Not linked, though: only a name upstream confirmed
+    // enters the catalog, or any client could fill it (and the disk) with made-up repositories.
+    if (local) return { digest, ...local, cache: "HIT" };
     const client = this.o.upstreams.client(target.upstream);
     try {
       const fetched = await this.download(client, target, digest.value, digest);
@@ -122,6 +121,11 @@ export class ManifestService {
       if (err instanceof UpstreamError) {
         if (cached && err.temporary()) return this.stale(target, tag, cached, err.message);
         throw err.toMirrorError("MANIFEST_UNKNOWN");
+      }
+      // Content that fails its checks (a captive portal's HTML, a truncated body) is an upstream
+      // fault too: the verified copy we have is the better answer.
+      if (cached && err instanceof MirrorError && (err.code === "DIGEST_INVALID" || err.code === "MANIFEST_INVALID")) {
+        return this.stale(target, tag, cached, err.message);
       }
       throw err;
     }

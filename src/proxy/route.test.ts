@@ -19,6 +19,7 @@ describe("routing a request to an upstream", () => {
     ["docker.io/busybox", null, "docker.io", "library/busybox"],
     ["registry.k8s.io/pause", null, "registry.k8s.io", "pause"],
     ["x/y", "registry.local:5000", "registry.local:5000", "x/y"],
+    ["registry.local:5000/team/app", null, "registry.local:5000", "team/app"],
   ])("%s ns=%s goes to %s as %s", (name, ns, upstream, upstreamName) => {
     const t = resolveTarget(name, ns, config);
     expect([t.upstream.name, t.name, t.clientName]).toEqual([upstream, upstreamName, name]);
@@ -29,11 +30,12 @@ describe("routing a request to an upstream", () => {
     ["evil.example.com/x/y", null],
     ["localhost/x", null],
     ["x", "169.254.169.254"],
+    ["169.254.169.254:80/x", null],
   ])("refuses %s ns=%s: no open proxy", (name, ns) => {
     expect(() => resolveTarget(name, ns, config)).toThrowError(expect.objectContaining({ code: "DENIED" }));
   });
 
-  it("rejects a hostile name before any routing", () => {
-    expect(() => resolveTarget("../../etc", null, config)).toThrowError(expect.objectContaining({ code: "NAME_INVALID" }));
+  it.each([["../../etc"], ["ghcr.io/../x"], ["registry.local:5000/%2e%2e/x"], ["ghcr.io/"]])("rejects the hostile name %s", (name) => {
+    expect(() => resolveTarget(name, null, config)).toThrowError(expect.objectContaining({ code: "NAME_INVALID" }));
   });
 });

@@ -4,6 +4,8 @@ import type { MirrorConfig, UpstreamConfig } from "../config/resolve.js";
 import { MirrorError } from "../oci/errors.js";
 import { validateName } from "../oci/names.js";
 
+const HOST = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?$/i;
+
 export interface Target {
   upstream: UpstreamConfig;
   /** The repository name as the upstream knows it (library/ added for Docker Hub one-segment names). */
@@ -13,23 +15,25 @@ export interface Target {
 }
 
 export function resolveTarget(rawName: string, ns: string | null, config: MirrorConfig): Target {
-  validateName(rawName);
   let upstream: UpstreamConfig;
   let name = rawName;
   if (ns !== null) {
+    validateName(rawName);
     const found = config.upstreams.get(ns.toLowerCase());
     if (!found) throw notConfigured(ns);
     upstream = found;
   } else {
     const slash = rawName.indexOf("/");
     const first = slash > 0 ? rawName.slice(0, slash) : "";
-    // Docker Hub namespaces cannot contain dots, so a dotted first component is a registry host.
-    if (first.includes(".") || first === "localhost") {
+    // Docker Hub namespaces cannot contain dots or ports, so such a first component is a registry
+    // host (registry.local:5000/team/app); the rest is validated as the repository name.
+    if (HOST.test(first) && (first.includes(".") || first.includes(":") || first === "localhost")) {
       const found = config.upstreams.get(first);
       if (!found) throw notConfigured(first);
       upstream = found;
       name = rawName.slice(slash + 1);
     } else {
+      validateName(rawName);
       upstream = config.defaultUpstream;
     }
   }

@@ -22,7 +22,7 @@ async function blob(s: FsStore, content: string, usedAt: number): Promise<Digest
   const data = Buffer.from(content);
   const d = digestOf(data);
   const w = await s.createWriter(d);
-  await w.write(data);
+  await w.write([data]);
   await w.commit();
   await w.close();
   await utimes(s.layout.blob(d), new Date(usedAt), new Date(usedAt));

@@ -178,6 +178,9 @@ export class FsStore implements Store {
   private async atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
     const temp = join(this.layout.ingestDir, `rec-${randomBytes(8).toString("hex")}`);
     try {
+      // ingest/ is recreated on demand: a storage folder emptied under a running mirror must not
+      // turn every later miss into an error.
+      await mkdir(this.layout.ingestDir, { recursive: true });
       await writeFile(temp, data, { flush: true });
       await mkdir(dirname(path), { recursive: true });
       await rename(temp, path);

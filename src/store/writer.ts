@@ -33,15 +33,20 @@ export class BlobWriter {
     return this._written;
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
-    // Positional writes keep the file and the hash in step even if a previous write was partial.
-    let offset = 0;
-    while (offset < chunk.byteLength) {
-      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.byteLength - offset, this._written + offset);
-      offset += bytesWritten;
+  /** Append chunks in one vectored write; the hash follows the bytes in order. */
+  async write(chunks: readonly Buffer[]): Promise<void> {
+    let pending = chunks.filter((c) => c.byteLength > 0);
+    let position = this._written;
+    while (pending.length > 0) {
+      const { bytesWritten } = await this.handle.writev(pending, position);
+      position += bytesWritten;
+      // A short write leaves the tail of the batch for the next round.
+      let skip = bytesWritten;
+      while (pending.length > 0 && skip >= (pending[0] as Buffer).byteLength) skip -= (pending.shift() as Buffer).byteLength;
+      if (skip > 0 && pending.length > 0) pending = [(pending[0] as Buffer).subarray(skip), ...pending.slice(1)];
     }
-    this.hash.update(chunk);
-    this._written += chunk.byteLength;
+    for (const c of chunks) this.hash.update(c);
+    this._written = position;
   }
 
   /** Start over (an upstream answered a Range request with the whole body). */
@@ -51,8 +56,8 @@ export class BlobWriter {
     this._written = 0;
   }
 
-  /** Verify and publish. On mismatch the temp file is removed and DIGEST_INVALID thrown. */
-  async commit(expectedSize?: number): Promise<void> {
+  /** Check size and digest of everything written. On mismatch the temp file is removed. */
+  async verify(expectedSize?: number): Promise<void> {
     const actual = this.hash.digest("hex");
     if (expectedSize !== undefined && expectedSize !== this._written) {
       await this.cancel();
@@ -62,11 +67,20 @@ export class BlobWriter {
       await this.cancel();
       throw new MirrorError("DIGEST_INVALID", `upstream content for ${this.digest.value} has digest ${this.digest.algorithm}:${actual}; not cached`);
     }
+  }
+
+  /** Make verified content durable, then visible: fsync before rename, so a crash never publishes a torn file. */
+  async publish(): Promise<void> {
     await this.handle.sync();
     await mkdir(dirname(this.finalPath), { recursive: true });
     await rename(this.tempPath, this.finalPath);
     this.closed = true;
     this.onPublish(this._written);
+  }
+
+  async commit(expectedSize?: number): Promise<void> {
+    await this.verify(expectedSize);
+    await this.publish();
   }
 
   /** Discard the temp file. Safe to call more than once and after commit. */

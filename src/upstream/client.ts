@@ -16,6 +16,8 @@ export interface FetchOptions {
   /** repository:<name>:pull — the token scope this request needs. */
   scope: string;
   signal?: AbortSignal;
+  /** false: neither consult nor feed the circuit breaker (a fill's own resume loop). Default true. */
+  breaker?: boolean;
 }
 
 interface CachedToken {
@@ -25,6 +27,7 @@ interface CachedToken {
 
 const ERROR_BODY_LIMIT = 64 * 1024;
 const TOKEN_MARGIN_MS = 10_000;
+const MAX_CACHED_TOKENS = 1_000;
 
 export class UpstreamClient {
   private readonly tokens = new Map<string, CachedToken>();
@@ -66,7 +69,8 @@ export class UpstreamClient {
 
   private async send(method: string, path: string, options: FetchOptions, authorization: string | undefined): Promise<UpstreamResponse> {
     const url = new URL(`v2/${path}`, this.config.url);
-    if (this.breaker.isOpen()) {
+    const useBreaker = options.breaker !== false;
+    if (useBreaker && this.breaker.isOpen()) {
       this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: "skipped" });
       throw new UpstreamError(this.name, "unreachable", `skipped for ${Math.ceil(this.breaker.remainingMs() / 1000)}s after a connection failure`);
     }
@@ -80,14 +84,14 @@ export class UpstreamClient {
         headers,
         signal: options.signal,
       });
-      this.breaker.recordSuccess();
+      if (useBreaker) this.breaker.recordSuccess();
       this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: String(res.statusCode) });
       this.log.debug({ upstream: this.name, method, url: redactUrl(url), status: res.statusCode }, "upstream request");
       return res;
     } catch (err) {
       this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: "error" });
       if (options.signal?.aborted) throw err;
-      this.breaker.recordFailure();
+      if (useBreaker) this.breaker.recordFailure();
       const reason = (err as { code?: string }).code ?? (err as Error).message;
       this.log.warn({ upstream: this.name, method, url: redactUrl(url), err: reason }, "upstream unreachable");
       throw new UpstreamError(this.name, "unreachable", String(reason), undefined, undefined, { cause: err });
@@ -117,15 +121,30 @@ export class UpstreamClient {
     const scope = options.scope;
     let flight = this.tokenFlights.get(scope);
     if (!flight) {
-      flight = this.fetchToken(challenge, scope, options.signal).finally(() => this.tokenFlights.delete(scope));
+      // Shared by every request for this scope: one caller's abort must not fail the others.
+      flight = this.fetchToken(challenge, scope).finally(() => this.tokenFlights.delete(scope));
       this.tokenFlights.set(scope, flight);
     }
     const token = await flight;
-    this.tokens.set(scope, token);
+    this.remember(scope, token);
     return token.header;
   }
 
-  private async fetchToken(challenge: Challenge, scope: string, signal?: AbortSignal): Promise<CachedToken> {
+  /** Cache a token; the cache is bounded, since every repository name a client tries has a scope. */
+  private remember(scope: string, token: CachedToken): void {
+    if (this.tokens.size >= MAX_CACHED_TOKENS) {
+      const now = Date.now();
+      for (const [k, t] of this.tokens) if (t.expiresAt <= now) this.tokens.delete(k);
+      // Still full: forget the oldest (Map keeps insertion order).
+      for (const k of this.tokens.keys()) {
+        if (this.tokens.size < MAX_CACHED_TOKENS) break;
+        this.tokens.delete(k);
+      }
+    }
+    this.tokens.set(scope, token);
+  }
+
+  private async fetchToken(challenge: Challenge, scope: string): Promise<CachedToken> {
     let realm: URL;
     try {
       realm = new URL(challenge.params.realm as string);
@@ -147,7 +166,7 @@ export class UpstreamClient {
     }
     let res: UpstreamResponse;
     try {
-      res = await this.dispatcher.request({ origin: realm.origin, path: realm.pathname + realm.search, method: "GET", headers, signal });
+      res = await this.dispatcher.request({ origin: realm.origin, path: realm.pathname + realm.search, method: "GET", headers });
     } catch (err) {
       this.metrics.upstreamRequests.inc({ upstream: this.name, method: "TOKEN", status: "error" });
       throw new UpstreamError(this.name, "unreachable", `token endpoint ${redactUrl(realm)}: ${(err as { code?: string }).code ?? (err as Error).message}`, undefined, undefined, { cause: err });
@@ -155,9 +174,17 @@ export class UpstreamClient {
     this.metrics.upstreamRequests.inc({ upstream: this.name, method: "TOKEN", status: String(res.statusCode) });
     if (res.statusCode !== 200) {
       await discard(res);
-      throw new UpstreamError(this.name, "status", `token endpoint answered ${res.statusCode}`, res.statusCode === 429 ? 429 : 401);
+      // The real status decides: an auth service that is down (5xx) or busy (429) is temporary,
+      // so cached tags are still served; a refusal (4xx) is an authentication failure.
+      const status = res.statusCode >= 500 || res.statusCode === 429 ? res.statusCode : 401;
+      throw new UpstreamError(this.name, "status", `token endpoint answered ${res.statusCode}`, status);
     }
-    const body = (await readLimited(res, ERROR_BODY_LIMIT)).toString("utf8");
+    let body: string;
+    try {
+      body = (await readLimited(res, ERROR_BODY_LIMIT)).toString("utf8");
+    } catch (err) {
+      throw new UpstreamError(this.name, "unreachable", `token endpoint: ${(err as Error).message}`, undefined, undefined, { cause: err });
+    }
     let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
     try {
       parsed = JSON.parse(body) as typeof parsed;
@@ -198,7 +225,7 @@ export async function readLimited(res: UpstreamResponse, limit: number): Promise
     const buf = chunk as Buffer;
     total += buf.byteLength;
     if (total > limit) {
-      res.body.destroy();
+      abandon(res);
       throw new RangeError(`body larger than ${limit} bytes`);
     }
     chunks.push(buf);
@@ -210,8 +237,17 @@ export async function discard(res: UpstreamResponse): Promise<void> {
   try {
     await res.body.dump({ limit: ERROR_BODY_LIMIT });
   } catch {
-    res.body.destroy();
+    abandon(res);
   }
+}
+
+/**
+ * Stop reading a response. undici's body emits an "error" when destroyed, and an unheard stream
+ * error would crash the process; the listener makes abandoning a body always safe.
+ */
+export function abandon(res: UpstreamResponse): void {
+  res.body.on("error", () => undefined);
+  res.body.destroy();
 }
 
 export function headerString(v: string | string[] | undefined): string | undefined {

@@ -13,6 +13,7 @@ import { uniqueImage } from "../support/fixtures/sets.js";
 import { startTestMirror, type TestMirror } from "../support/mirror.js";
 import { UpstreamRegistry } from "../support/registry.js";
 import { makeTempDir, removeTempDir } from "../support/scratch.js";
+import { eventually } from "../support/eventually.js";
 import { startMirror } from "../../src/server.js";
 import type { ConfigInput } from "../../src/config/schema.js";
 import { TokenServer } from "../support/token-server.js";
@@ -461,8 +462,10 @@ describe("cache layout", () => {
       await hub.settle();
       expect(hub.count({ method: "GET", pathIncludes: shared.digest })).toBe(1);
       const hex = shared.digest.slice("sha256:".length);
+      // Clients get the last byte once it is verified; the fsync and rename into place follow.
+      const ingest = await eventually(() => readdir(join(mirror.storage, "ingest")), (e) => e.length === 0);
+      expect(ingest).toEqual([]);
       expect(await readdir(join(mirror.storage, "blobs", "sha256", hex.slice(0, 2)))).toContain(hex);
-      expect(await readdir(join(mirror.storage, "ingest"))).toEqual([]);
     } finally {
       await mirror.close();
     }

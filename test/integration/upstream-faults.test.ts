@@ -12,6 +12,7 @@ import { startMirror, type RunningMirror } from "../../src/server.js";
 import type { ConfigInput } from "../../src/config/schema.js";
 import { makeTempDir, removeTempDir } from "../support/scratch.js";
 import { run } from "../support/process.js";
+import { eventually } from "../support/eventually.js";
 
 const MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json";
 
@@ -125,7 +126,8 @@ describe("blobs from a misbehaving upstream", () => {
     expect(calls).toBe(2);
     const resume = up.seen.filter((r) => r.headers.range)[0];
     expect(Number(/bytes=(\d+)-/.exec(resume?.headers.range ?? "")?.[1])).toBeGreaterThan(0);
-    expect(await published(storage)).toEqual([digest.slice(7)]);
+    // The client has every byte once they are verified; publication (fsync, rename) follows.
+    expect(await eventually(() => published(storage), (p) => p.length > 0)).toEqual([digest.slice(7)]);
   });
 
   it("starts over when the upstream answers a resume with the whole body (200)", async () => {
@@ -216,6 +218,146 @@ describe("blobs from a misbehaving upstream", () => {
   });
 });
 
+describe("regressions found in review", () => {
+  it("a dropped connection whose first resume also fails still completes, and does not trip the breaker", async () => {
+    const up = await fake();
+    const blob = randomBytes(2_000_000);
+    const digest = digestOf(blob);
+    let calls = 0;
+    up.on(/\/blobs\//, (req, res) => {
+      calls++;
+      if (calls === 1) {
+        res.setHeader("content-length", String(blob.byteLength));
+        res.write(blob.subarray(0, 600_000), () => res.destroy());
+        return;
+      }
+      if (calls === 2) return void req.socket.destroy();
+      const from = Number(/bytes=(\d+)-/.exec(req.headers.range ?? "")?.[1] ?? 0);
+      res.statusCode = 206;
+      res.setHeader("content-range", `bytes ${from}-${blob.byteLength - 1}/${blob.byteLength}`);
+      res.setHeader("content-length", String(blob.byteLength - from));
+      res.end(blob.subarray(from));
+    });
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
+    up.on(/\/manifests\//, (req, res) => {
+      res.setHeader("content-type", MANIFEST_TYPE);
+      res.setHeader("docker-content-digest", digestOf(manifest));
+      res.end(req.method === "HEAD" ? undefined : manifest);
+    });
+    const { mirror } = await mirrorFor(up.url);
+    const res = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    expect(res.error).toBeUndefined();
+    expect(res.body.equals(blob)).toBe(true);
+    expect(calls).toBe(3);
+    // The registry is healthy: a request right after is not refused by an open circuit.
+    expect((await get(`${mirror.url}/v2/library/x/manifests/1`)).status).toBe(200);
+  });
+
+  it("completes a download whose connection dropped after the last byte (416 on resume)", async () => {
+    const up = await fake();
+    const blob = randomBytes(300_000);
+    const digest = digestOf(blob);
+    up.on(/\/blobs\//, (req, res) => {
+      if (req.headers.range) {
+        res.statusCode = 416;
+        res.setHeader("content-range", `bytes */${blob.byteLength}`);
+        res.end();
+        return;
+      }
+      // Chunked, no length: every byte sent, then the connection dies before the final chunk.
+      res.write(blob, () => res.destroy());
+    });
+    const { mirror } = await mirrorFor(up.url);
+    const res = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    expect(res.error).toBeUndefined();
+    expect(res.body.equals(blob)).toBe(true);
+  });
+
+  it("serves a cached tag when the token service is down (5xx), not UNAUTHORIZED", async () => {
+    const up = await fake();
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
+    let authDown = false;
+    up.on(/\/manifests\//, (req, res) => {
+      if (req.headers.authorization !== "Bearer t") {
+        res.statusCode = 401;
+        res.setHeader("www-authenticate", `Bearer realm="${up.url}/token",service="fake"`);
+        res.end();
+        return;
+      }
+      res.setHeader("content-type", MANIFEST_TYPE);
+      res.setHeader("docker-content-digest", digestOf(body));
+      res.end(req.method === "HEAD" ? undefined : body);
+    });
+    up.on(/^\/token/, (_req, res) => {
+      if (authDown) {
+        res.statusCode = 503;
+        res.end("down");
+        return;
+      }
+      res.setHeader("content-type", "application/json");
+      // Expires at once, so the next pull needs a new token.
+      res.end(JSON.stringify({ token: "t", expires_in: 1 }));
+    });
+    const { mirror } = await mirrorFor(up.url, { cache: { tagFreshness: "0s" } });
+    expect((await get(`${mirror.url}/v2/library/x/manifests/1`)).status).toBe(200);
+    authDown = true;
+    const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    expect([res.status, res.headers["x-mirror-cache"]]).toEqual([200, "STALE"]);
+  });
+
+  it("keeps working after its storage folder was emptied underneath it", async () => {
+    const up = await fake();
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
+    up.on(/\/manifests\//, (req, res) => {
+      res.setHeader("content-type", MANIFEST_TYPE);
+      res.setHeader("docker-content-digest", digestOf(body));
+      res.end(req.method === "HEAD" ? undefined : body);
+    });
+    const { mirror, storage } = await mirrorFor(up.url);
+    for (const entry of await readdir(storage)) await removeTempDir(join(storage, entry));
+    const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    expect(res.status).toBe(200);
+    expect(res.body.equals(body)).toBe(true);
+  });
+
+  it("does not list made-up repository names that only asked for a cached digest", async () => {
+    const up = await fake();
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
+    up.on(/\/library\/real\/manifests\//, (req, res) => {
+      res.setHeader("content-type", MANIFEST_TYPE);
+      res.setHeader("docker-content-digest", digestOf(body));
+      res.end(req.method === "HEAD" ? undefined : body);
+    });
+    const { mirror } = await mirrorFor(up.url);
+    await get(`${mirror.url}/v2/library/real/manifests/1`);
+    expect((await get(`${mirror.url}/v2/attacker/zz1/manifests/${digestOf(body)}`)).status).toBe(200);
+    const catalog = JSON.parse((await get(`${mirror.url}/v2/_catalog`)).body.toString()) as { repositories: string[] };
+    expect(catalog.repositories).toEqual(["library/real"]);
+  });
+
+  it("does not fail a request because a download it joined was for a wrong name", async () => {
+    const up = await fake();
+    const blob = randomBytes(100_000);
+    const digest = digestOf(blob);
+    up.on(/\/library\/bogus\/blobs\//, async (_req, res) => {
+      await new Promise((r) => setTimeout(r, 200));
+      res.statusCode = 404;
+      res.end('{"errors":[{"code":"BLOB_UNKNOWN","message":"no"}]}');
+    });
+    up.on(/\/library\/real\/blobs\//, (_req, res) => {
+      res.setHeader("content-length", String(blob.byteLength));
+      res.end(blob);
+    });
+    const { mirror } = await mirrorFor(up.url);
+    const bogus = get(`${mirror.url}/v2/library/bogus/blobs/${digest}`);
+    await new Promise((r) => setTimeout(r, 50));
+    const real = await get(`${mirror.url}/v2/library/real/blobs/${digest}`);
+    expect((await bogus).status).toBe(404);
+    expect(real.status).toBe(200);
+    expect(real.body.equals(blob)).toBe(true);
+  });
+});
+
 describe("a full disk", () => {
   it("fails the download with a clear error, publishes nothing, and keeps serving what fits", async () => {
     const up = await fake();
@@ -243,6 +385,8 @@ describe("a full disk", () => {
     const res = await get(`${mirror.url}/v2/library/x/blobs/${digestOf(big)}`);
     expect(res.error ?? (res.status >= 500 ? new Error(String(res.status)) : undefined)).toBeDefined();
     expect(logs.join("")).toContain("ENOSPC");
+    // A disk error is not retried upstream: one GET, not one per resume attempt.
+    expect(up.count("GET", digestOf(big))).toBe(1);
     expect(await published(storage)).toEqual([]);
     expect(await readdir(join(storage, "ingest"))).toEqual([]);
     const ok = await get(`${mirror.url}/v2/library/x/blobs/${digestOf(small)}`);
