@@ -1,13 +1,14 @@
 // Writing a blob answer: headers, Range (206/416), and a body from the cache or from a fill in
 // progress. A body that cannot be completed is cut off, never ended as if it were whole.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Readable } from "node:stream";
+import { once } from "node:events";
 import { pipeline } from "node:stream/promises";
 import rangeParser from "range-parser";
 import type { Digest } from "../oci/digest.js";
 import { MirrorError } from "../oci/errors.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { BlobSource } from "../proxy/blobs.js";
+import type { FillReader } from "../proxy/fill.js";
 
 export async function sendBlob(req: IncomingMessage, res: ServerResponse, digest: Digest, source: BlobSource, metrics: Metrics): Promise<void> {
   try {
@@ -48,10 +49,43 @@ async function send(req: IncomingMessage, res: ServerResponse, digest: Digest, s
   res.setHeader("x-mirror-cache", hit ? "HIT" : "MISS");
   if (end !== undefined) res.setHeader("content-length", String(end - start + 1));
   metrics.cacheResults.inc({ kind: "blob", result: hit ? "hit" : "miss" });
+  if (source.kind === "cache") {
+    const body = source.blob.stream(start, end);
+    body.on("data", (chunk: Buffer) => metrics.servedBytes.inc({ source: "cache" }, chunk.byteLength));
+    await pipeline(body, res);
+    return;
+  }
+  await pump(source.reader, start, end, res, metrics);
+}
+
+/**
+ * Copy a fill to one client: each batch of arrived bytes goes out corked, as one socket write, and
+ * the client's pace is respected (drain). A client that hangs up ends the loop, not the download.
+ */
+async function pump(reader: FillReader, start: number, end: number | undefined, res: ServerResponse, metrics: Metrics): Promise<void> {
   const hangup = new AbortController();
-  res.once("close", () => hangup.abort());
-  const body = source.kind === "cache" ? source.blob.stream(start, end) : Readable.from(source.reader.read(start, end, hangup.signal), { objectMode: false });
-  const label = { source: source.kind === "cache" ? "cache" : "upstream" };
-  body.on("data", (chunk: Buffer) => metrics.servedBytes.inc(label, chunk.byteLength));
-  await pipeline(body, res);
+  const onClose = () => hangup.abort();
+  res.once("close", onClose);
+  try {
+    for await (const batch of reader.read(start, end, hangup.signal)) {
+      let bytes = 0;
+      let ok = true;
+      res.cork();
+      for (const b of batch) {
+        bytes += b.byteLength;
+        ok = res.write(b);
+      }
+      res.uncork();
+      metrics.servedBytes.inc({ source: "upstream" }, bytes);
+      if (!ok && !hangup.signal.aborted) await once(res, "drain", { signal: hangup.signal }).catch(() => undefined);
+      if (hangup.signal.aborted) throw prematureClose();
+    }
+    res.end();
+  } finally {
+    res.off("close", onClose);
+  }
+}
+
+function prematureClose(): Error {
+  return Object.assign(new Error("client closed the connection"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
 }

@@ -35,7 +35,8 @@ type State = "running" | "verified" | "done" | "failed";
 
 /** One client's hold on a fill: release it when the response is over, whatever happened. */
 export interface FillReader {
-  read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer>;
+  /** Batches of consecutive bytes: everything available at once, so the socket gets one write per batch. */
+  read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer[]>;
   release(): void;
 }
 
@@ -284,7 +285,7 @@ export class BlobFill {
    * Stream bytes [start, end] to one client as they arrive. The final byte is held back until the
    * digest is verified, so a client never sees a complete body for content that fails verification.
    */
-  private async *read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer> {
+  private async *read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer[]> {
     // A generator parked on an await cannot be returned from outside, so a client that hangs up
     // while the upstream stalls would never detach; the signal wakes it instead.
     const onAbort = () => this.wake();
@@ -298,9 +299,9 @@ export class BlobFill {
         const available = verified ? this.received : Math.max(0, this.received - 1);
         const stop = end === undefined ? available : Math.min(available, end + 1);
         if (pos < stop) {
-          const buf = await this.slice(pos, stop);
-          pos += buf.byteLength;
-          yield buf;
+          const batch = await this.slice(pos, stop);
+          for (const b of batch) pos += b.byteLength;
+          yield batch;
           continue;
         }
         if (verified && (end === undefined ? pos >= this.received : pos > end)) return;
@@ -311,20 +312,30 @@ export class BlobFill {
     }
   }
 
-  /** Bytes from pos (up to stop): from memory when still there, else from the temp file. */
-  private async slice(pos: number, stop: number): Promise<Buffer> {
+  /** Bytes from pos (up to stop): from memory when still there (no copy), else from the temp file. */
+  private async slice(pos: number, stop: number): Promise<Buffer[]> {
     const first = this.window[0];
     if (first && pos >= first.pos) {
+      const out: Buffer[] = [];
+      let at = pos;
+      let bytes = 0;
       for (const c of this.window) {
-        if (pos < c.pos + c.buf.byteLength) return c.buf.subarray(pos - c.pos, Math.min(c.buf.byteLength, stop - c.pos));
+        const cEnd = c.pos + c.buf.byteLength;
+        if (cEnd <= at) continue;
+        if (c.pos >= stop || bytes >= READ_CHUNK * 4) break;
+        const piece = c.buf.subarray(at - c.pos, Math.min(c.buf.byteLength, stop - c.pos));
+        out.push(piece);
+        at += piece.byteLength;
+        bytes += piece.byteLength;
       }
+      if (out.length > 0) return out;
     }
     // Behind the window means on disk: the window always covers what is not written yet.
     const len = Math.min(stop - pos, READ_CHUNK);
     const buf = Buffer.allocUnsafe(len);
     const { bytesRead } = await (this.writer as BlobWriter).handle.read(buf, 0, len, pos);
     if (bytesRead <= 0) throw new MirrorError("UNKNOWN", "cache file shorter than recorded");
-    return bytesRead === len ? buf : buf.subarray(0, bytesRead);
+    return [bytesRead === len ? buf : buf.subarray(0, bytesRead)];
   }
 
   private attach(): void {
