@@ -1,0 +1,55 @@
+# mirror-kit container image: the built CLI (dist/) and its production dependencies on a Node LTS
+# base, running `mirror-kit serve` as a non-root user with the cache in a volume.
+#
+# Build after `npm ci && npm run build` (the image copies the host's build; it runs no npm, so it
+# builds offline and needs no registry credentials):
+#   docker build -t mirror-kit .
+#   docker build --build-arg NODE_IMAGE=my-node-runtime:20 -t mirror-kit .   # any image with node >= 20.19 in PATH
+# Run:
+#   docker run -d -p 5000:5000 -v mirror-kit-data:/var/lib/mirror-kit --stop-timeout 15 mirror-kit
+# Configure it as `mirror-kit serve`: flags after the image name, MIRROR_KIT_* variables, a --config
+# file, or a registry:2 mirror's REGISTRY_HTTP_ADDR / REGISTRY_PROXY_* / config.yml.
+ARG NODE_IMAGE=node:22-alpine
+
+# Production dependencies only: the host's node_modules minus every package package-lock.json marks
+# "dev" (what `npm prune --omit=dev` removes), done with node alone so any Node image can do it.
+# This stage is thrown away; only its pruned node_modules reaches the image.
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY node_modules ./node_modules
+RUN ["node", "-e", "const fs = require('fs'); const lock = require('./package-lock.json'); for (const [path, pkg] of Object.entries(lock.packages)) if (path && pkg.dev) fs.rmSync(path, { recursive: true, force: true }); for (const path of ['node_modules/.bin', 'node_modules/.package-lock.json']) fs.rmSync(path, { recursive: true, force: true });"]
+
+FROM ${NODE_IMAGE}
+LABEL org.opencontainers.image.title="mirror-kit" \
+      org.opencontainers.image.description="Pull-through registry cache (OCI Distribution mirror)" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV NODE_ENV=production
+WORKDIR /app
+# Owned by root and read-only to the service user: the process cannot rewrite its own code.
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY dist ./dist
+COPY templates ./templates
+COPY plugins ./plugins
+# The default storage, ./mirror-kit-data, resolves into the volume. Not ENV MIRROR_KIT_STORAGE or
+# MIRROR_KIT_LISTEN: environment outranks the config file and is read after REGISTRY_*, so either
+# would silently override REGISTRY_HTTP_ADDR, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY and a
+# config.yml's http.addr / storage, which must keep working as they do for `mirror-kit serve`.
+RUN mkdir -p /var/lib/mirror-kit \
+ && chown 10001:10001 /var/lib/mirror-kit \
+ && ln -s /var/lib/mirror-kit /app/mirror-kit-data
+# Numeric, so it works on bases without useradd or an /etc/passwd entry (alpine, distroless, local).
+USER 10001:10001
+VOLUME /var/lib/mirror-kit
+EXPOSE 5000
+# The server finishes in-flight requests for up to 10 s, then cancels downloads and removes their
+# temporary files. `docker stop` waits 10 s by default: give it more (--stop-timeout 15, Compose
+# stop_grace_period: 15s) or the process is killed mid-cleanup (still safe: nothing half-written is
+# ever published, and leftover temporary files are removed at the next start).
+STOPSIGNAL SIGTERM
+# No curl or wget in Node images: node itself asks /healthz, on the port the environment selects.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "const a = process.env.MIRROR_KIT_LISTEN || process.env.REGISTRY_HTTP_ADDR || ':5000'; fetch('http://127.0.0.1:' + a.slice(a.lastIndexOf(':') + 1) + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+CMD ["serve"]

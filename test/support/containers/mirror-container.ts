@@ -1,0 +1,125 @@
+// The mirror as users run it: the image built from the project's Dockerfile, configured only through
+// its environment, published on a port Docker picks; plus what a test reads from it from outside.
+import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
+import { metricValue } from "../mirror.js";
+import { run } from "../process.js";
+import { containerLogLines, dockerApi, waitFor } from "./engine.js";
+import type { E2eHarness } from "./harness.js";
+
+export interface MirrorOptions {
+  /** Network alias; clients do not use it (they come through the host), upstream configs may. */
+  alias: string;
+  env: Record<string, string>;
+  /** The port the server listens on inside the container (5000 unless the env moves it). */
+  port?: number;
+}
+
+export interface StopResult {
+  exitCode: number;
+  /** True when Docker had to SIGKILL it: the graceful shutdown did not finish in time. */
+  killed: boolean;
+  ms: number;
+}
+
+export class MirrorContainer {
+  private hostPort: number;
+
+  private constructor(
+    private readonly h: E2eHarness,
+    readonly container: StartedTestContainer,
+    readonly port: number,
+  ) {
+    this.hostPort = container.getMappedPort(port);
+  }
+
+  static async start(h: E2eHarness, opts: MirrorOptions): Promise<MirrorContainer> {
+    const port = opts.port ?? 5000;
+    const container = h.track(
+      await new GenericContainer(h.img.mirrorKit)
+        .withLabels(h.labels)
+        .withNetwork(h.network)
+        .withNetworkAliases(opts.alias)
+        .withExposedPorts(port)
+        .withEnvironment(opts.env)
+        .withWaitStrategy(Wait.forHttp("/healthz", port).forStatusCode(200))
+        .withStartupTimeout(60_000)
+        .start(),
+    );
+    return new MirrorContainer(h, container, port);
+  }
+
+  get id(): string {
+    return this.container.getId();
+  }
+
+  /** From the test process. */
+  get url(): string {
+    return `http://127.0.0.1:${this.hostPort}`;
+  }
+
+  /** The published port on the host: what a user writes after the host's address. */
+  get publishedPort(): number {
+    return this.hostPort;
+  }
+
+  /** How VMs and containers reach it: the host's address on their network, then the published port. */
+  get viaHostUrl(): string {
+    return `http://${this.h.gateway}:${this.hostPort}`;
+  }
+
+  metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    return metricValue(this.url, name, labels);
+  }
+
+  logLines(): Promise<string[]> {
+    return containerLogLines(this.id);
+  }
+
+  /** `docker stop -t`: SIGTERM (the image's STOPSIGNAL), then SIGKILL after `timeoutSec`. */
+  async stop(timeoutSec: number): Promise<StopResult> {
+    const c = dockerApi().getContainer(this.id);
+    const started = Date.now();
+    await c.stop({ t: timeoutSec });
+    const state = (await c.inspect()).State;
+    return { exitCode: state.ExitCode, killed: state.ExitCode === 137, ms: Date.now() - started };
+  }
+
+  /** `docker start` of the same container: same volume, possibly a new published port. */
+  async start(): Promise<void> {
+    const c = dockerApi().getContainer(this.id);
+    await c.start();
+    const info = await c.inspect();
+    this.hostPort = Number(info.NetworkSettings.Ports[`${this.port}/tcp`]?.[0]?.HostPort);
+    await waitFor("the restarted mirror to answer /healthz", async () => ((await fetch(`${this.url}/healthz`)).ok ? true : undefined), 30_000);
+  }
+
+  /**
+   * Files under the cache folder with their sizes, read with the Docker archive API so it works on
+   * a stopped container too (before the next start wipes ingest/).
+   */
+  async storageFiles(root = "/var/lib/mirror-kit"): Promise<Map<string, number>> {
+    const stream = await dockerApi().getContainer(this.id).getArchive({ path: root });
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    const { stdout } = await run("tar", ["-tvf", "-"], { input: Buffer.concat(chunks) });
+    const files = new Map<string, number>();
+    for (const line of stdout.split("\n")) {
+      // -rw-r--r-- 10001/10001 12345 2026-11-23 13:00 mirror-kit/blobs/sha256/ab/abcd…
+      const m = /^(\S)\S+\s+\S+\s+(\d+)\s+\S+\s+\S+\s+(.+)$/.exec(line);
+      if (m && m[1] === "-") files.set(m[3]!.replace(/^[^/]+\//, ""), Number(m[2]));
+    }
+    return files;
+  }
+
+  /** Whether the running process serves as this uid: read from the kernel, not from the image config. */
+  async processUid(): Promise<number> {
+    const r = await this.container.exec(["node", "-e", "process.stdout.write(require('fs').readFileSync('/proc/1/status','utf8').match(/^Uid:\\s+(\\d+)/m)[1])"]);
+    if (r.exitCode !== 0) throw new Error(`reading the mirror's uid failed: ${r.output}`);
+    return Number(r.stdout);
+  }
+
+  /** Docker's view of the image's HEALTHCHECK. */
+  async health(): Promise<string | undefined> {
+    return (await dockerApi().getContainer(this.id).inspect()).State.Health?.Status;
+  }
+}
