@@ -41,6 +41,8 @@ export function containerSpec(o: UpOptions, cwd: string): Dockerode.ContainerCre
     Image: s.image,
     Env: custom.length ? [`MIRROR_KIT_UPSTREAMS=${custom.map((u) => `${u.name}=${u.url}`).join(",")}`] : [],
     ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
+    // Longer than the server's own 10 s drain, so `docker stop` does not kill it mid-cleanup.
+    StopTimeout: 15,
     HostConfig: {
       PortBindings: { [`${CONTAINER_PORT}/tcp`]: [{ HostPort: String(s.port) }] },
       RestartPolicy: { Name: "always" },
