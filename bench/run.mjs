@@ -12,6 +12,7 @@
 //   BENCH_MIRROR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"   extra node flags for mirror-kit
 //   BENCH_MIRROR_CLI=FILE the mirror-kit CLI to measure (default dist/cli/main.js; A/B another build)
 //   BENCH_REGISTRY_BIN=/usr/bin/docker-registry
+//   BENCH_CLIENT=curl|node   what downloads blobs (default curl: a Node client measures itself at ~1 GB/s)
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, statfs, writeFile } from "node:fs/promises";

@@ -1,6 +1,8 @@
 // The client side of every measurement: streamed blob GETs (bytes counted, sha256 checked) and
 // manifest GETs, timed with performance.now(). A wrong answer throws: a fast wrong answer is no result.
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { Writable } from "node:stream";
 import { Agent, request, stream } from "undici";
 import { MANIFEST_TYPE, REPOSITORY, TAG } from "./fixture.mjs";
@@ -11,10 +13,45 @@ export function createAgent() {
 }
 
 /**
+ * Which program downloads blobs. curl by default: a Node client tops out near 1 GB/s on these
+ * machines and would measure itself, not the servers. BENCH_CLIENT=node uses undici instead.
+ */
+export const BLOB_CLIENT = process.env.BENCH_CLIENT || (existsSync("/usr/bin/curl") ? "curl" : "node");
+
+export function getBlob(dispatcher, baseUrl, fixture, options = {}) {
+  return BLOB_CLIENT === "curl" ? getBlobCurl(baseUrl, fixture, options) : getBlobNode(dispatcher, baseUrl, fixture, options);
+}
+
+/**
+ * curl writes the body to sha256sum (or /dev/null) and its own timings to stderr; those timings
+ * are the transfer as the client saw it, from connect to the last byte.
+ */
+async function getBlobCurl(baseUrl, fixture, { verify = true } = {}) {
+  const url = `${baseUrl}/v2/${REPOSITORY}/blobs/${fixture.layerDigest}`;
+  const format = "%{stderr}%{http_code} %{size_download} %{time_starttransfer} %{time_total} %header{x-mirror-cache}\n";
+  const curl = `curl -sS -g -o ${verify ? "-" : "/dev/null"} -w '${format}' '${url}'`;
+  const { stdout, stderr } = await sh(verify ? `set -o pipefail; ${curl} | sha256sum` : curl);
+  const [status, bytes, ttfb, total, cache] = stderr.trim().split(/\s+/);
+  if (status !== "200") throw new Error(`GET ${url} answered ${status}`);
+  if (Number(bytes) !== fixture.layerSize) throw new Error(`GET ${url}: got ${bytes} bytes, expected ${fixture.layerSize}`);
+  if (verify && `sha256:${stdout.split(" ")[0]}` !== fixture.layerDigest) throw new Error(`GET ${url}: digest mismatch: body is sha256:${stdout.split(" ")[0]}`);
+  return { seconds: Number(total), ttfbMs: Number(ttfb) * 1000, bytes: Number(bytes), cache: cache || undefined };
+}
+
+function sh(script) {
+  return new Promise((resolve, reject) => {
+    execFile("bash", ["-c", script], { maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${script}: ${stderr || err.message}`));
+      else resolve({ stdout, stderr });
+    });
+  });
+}
+
+/**
  * GET the fixture layer and stream it to nowhere. `verify` hashes the body; it costs client CPU on
  * the same cores the servers use, which is why warm throughput samples only spot-check it.
  */
-export async function getBlob(dispatcher, baseUrl, fixture, { verify = true } = {}) {
+async function getBlobNode(dispatcher, baseUrl, fixture, { verify = true } = {}) {
   const url = `${baseUrl}/v2/${REPOSITORY}/blobs/${fixture.layerDigest}`;
   const hash = verify ? createHash("sha256") : undefined;
   let bytes = 0;

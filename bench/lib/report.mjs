@@ -69,12 +69,15 @@ function upstreamCell(s) {
   return `${counts(s.upstreamGet)} / ${counts(s.upstreamHead)}`;
 }
 
+import { BLOB_CLIENT } from "./client.mjs";
+
 export function renderReport(s, meta) {
   const o = meta.options;
   const lines = [];
   lines.push("");
   lines.push(`mirror-kit bench: ${o.blobMiB} MiB incompressible layer, ${o.runs} runs (median, min, max), all on loopback`);
   lines.push(`  node ${meta.node}, ${meta.cpus} CPUs (${meta.cpuModel}), ${meta.registryVersion}`);
+  lines.push(`  blob client: ${BLOB_CLIENT} (BENCH_CLIENT=curl|node)`);
   lines.push(`  load average (1 min) ${meta.loadAverage.before.toFixed(2)} before, ${meta.loadAverage.after.toFixed(2)} after: other work on the machine skews the figures`);
 
   lines.push("");

@@ -14,11 +14,18 @@ export interface DockerEngineOptions {
 }
 
 export class DockerEngine {
+  private bridgeName: string | undefined;
+
   private constructor(
     readonly dir: string,
     private readonly containerd: ManagedProcess,
     private dockerd: ManagedProcess | undefined,
   ) {}
+
+  /** The engine's own bridge interface (its daemon.json "bridge"). */
+  get bridge(): string | undefined {
+    return this.bridgeName;
+  }
 
   /** unix:///tmp/mk-engine-XXXX/docker.sock, for `docker -H`. */
   get host(): string {
@@ -31,7 +38,7 @@ export class DockerEngine {
   }
 
   static async start(opts: DockerEngineOptions = {}): Promise<DockerEngine> {
-    requireTools(["dockerd", "docker", "containerd"], { root: true });
+    requireTools(["dockerd", "docker", "containerd", "ip"], { root: true });
     const dir = await makeTempDir("engine");
     // Our own containerd, passed with --containerd: left alone, dockerd 20.10 would attach to a
     // system containerd at /run/containerd when one runs, and every engine would share it.
@@ -52,12 +59,14 @@ export class DockerEngine {
     const engine = new DockerEngine(dir, containerd, undefined);
     try {
       await containerd.waitForLine(/containerd successfully booted/, 30_000);
+      // A bridge of its own, never "none": dockerd started with bridge "none" deletes the host's
+      // docker0, which would break the CI engine next to it (and a developer's own Docker).
+      engine.bridgeName = await createBridge();
       const daemonJson = {
         "registry-mirrors": opts.registryMirrors ?? [],
         "insecure-registries": opts.insecureRegistries ?? [],
-        // No bridge and no iptables rules: several engines (and the CI's own dockerd)
-        // coexist on one machine; tests run containers with --network none.
-        bridge: "none",
+        // No iptables rules: several engines coexist on one machine; tests run containers with --network none.
+        bridge: engine.bridgeName,
         iptables: false,
         "ip-masq": false,
       };
@@ -103,6 +112,20 @@ export class DockerEngine {
   async stop(): Promise<void> {
     await this.dockerd?.stop(20_000);
     await this.containerd.stop(10_000);
+    if (this.bridgeName) await run("ip", ["link", "delete", this.bridgeName], { allowFailure: true });
+    this.bridgeName = undefined;
     await removeTempDir(this.dir);
   }
+}
+
+let bridges = 0;
+
+/** A fresh Linux bridge with a /24 of its own in 10.217.0.0/16 (named and numbered per process). */
+async function createBridge(): Promise<string> {
+  const n = (process.pid * 7 + bridges++) % 250;
+  const name = `mkb${process.pid.toString(36)}${n.toString(36)}`.slice(0, 15);
+  await run("ip", ["link", "add", "name", name, "type", "bridge"]);
+  await run("ip", ["addr", "add", `10.217.${n}.1/24`, "dev", name]);
+  await run("ip", ["link", "set", name, "up"]);
+  return name;
 }

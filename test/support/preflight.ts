@@ -14,6 +14,8 @@ const PACKAGE_OF: Record<string, string> = {
   tar: "tar",
   perl: "perl-base",
   podman: "podman (apt-get install --no-install-recommends podman)",
+  ip: "iproute2",
+  containerd: "containerd (pulled in by docker.io)",
 };
 
 export function which(tool: string): string | undefined {
