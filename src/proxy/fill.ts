@@ -1,8 +1,8 @@
 // One upstream download of one blob, shared by every client that wants it (single flight).
 // Arriving bytes are kept in memory until they are on disk and handed to readers from there, so
 // clients stream at network speed; disk writes are batched behind them, and readers that fall
-// behind (or join late) read the temp file. The download is detached from the clients: it survives
-// their disconnects (bounded by the orphan timeout) and resumes with Range when the upstream drops.
+// behind (or join late) read the temp file. The download (download.ts) is detached from the
+// clients: it survives their disconnects, bounded by the orphan timeout.
 import { Buffer } from "node:buffer";
 import type { Digest } from "../oci/digest.js";
 import { MirrorError } from "../oci/errors.js";
@@ -10,8 +10,8 @@ import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { BlobStore } from "../store/store.js";
 import type { BlobWriter } from "../store/writer.js";
-import { abandon, ensureOk, headerString, type UpstreamClient, type UpstreamResponse } from "../upstream/client.js";
-import { UpstreamError } from "../upstream/errors.js";
+import type { UpstreamClient } from "../upstream/client.js";
+import { download } from "./download.js";
 
 const READ_CHUNK = 1024 * 1024;
 /** Bytes received but not yet on disk before the download waits for the disk. */
@@ -133,29 +133,23 @@ export class BlobFill {
     this.writer = writer;
     this.o.metrics.activeFills.inc();
     try {
-      let resumes = 0;
-      for (;;) {
-        let res: UpstreamResponse | undefined;
-        // Everything announced is here (the connection dropped after the last byte): nothing to resume.
-        if (this.size !== undefined && this.received === this.size && this.received > 0) break;
-        try {
-          res = await this.request();
-          if (res === undefined) break;
-          for await (const chunk of res.body) {
-            this.receive(chunk as Buffer);
-            if (this.writeError) throw this.writeError;
-            if (this.received - writer.written > MAX_UNWRITTEN) await this.flushed();
-          }
-          break;
-        } catch (err) {
-          if (res) abandon(res);
-          if (this.abort.signal.aborted) throw this.abort.signal.reason;
-          if (!this.resumable(err, res) || resumes >= this.o.maxResumes) throw err;
-          resumes++;
-          this.o.metrics.fillResumes.inc({ upstream: client.name });
-          this.o.log.warn({ upstream: client.name, digest: digest.value, at: this.received, attempt: resumes, err: String((err as Error).message ?? err) }, "blob download interrupted; resuming with a Range request");
-          await delay(Math.min(2_000, 100 * 2 ** resumes), this.abort.signal);
-        }
+      const body = download({
+        client,
+        digest,
+        name: this.o.name,
+        maxResumes: this.o.maxResumes,
+        signal: this.abort.signal,
+        metrics: this.o.metrics,
+        log: this.o.log,
+        onStart: (size) => {
+          this.size = size;
+          this.resolveReady();
+        },
+      });
+      for await (const chunk of body) {
+        this.receive(chunk);
+        if (this.writeError) throw this.writeError;
+        if (this.received - writer.written > MAX_UNWRITTEN) await this.flushed();
       }
       await this.flushed();
       await writer.verify(this.size);
@@ -220,51 +214,6 @@ export class BlobFill {
       drop++;
     }
     if (drop > 0) this.window.splice(0, drop);
-  }
-
-  /**
-   * GET the blob, or the rest of it with a Range request when part is already received; undefined
-   * when upstream says there is no rest (416 for a range starting at the blob's end).
-   */
-  private async request(): Promise<UpstreamResponse | undefined> {
-    const { client, digest, name } = this.o;
-    const offset = this.received;
-    const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
-    // The breaker is for the registry's health; a fill's own retries must not trip it, nor be
-    // stopped by it, or one dropped connection would cost the whole download.
-    const res = await client.fetch("GET", `${name}/blobs/${digest.value}`, { headers, scope: `repository:${name}:pull`, signal: this.abort.signal, breaker: false });
-    if (offset > 0 && res.statusCode === 416 && headerString(res.headers["content-range"]) === `bytes */${offset}`) {
-      abandon(res);
-      return undefined;
-    }
-    if (offset > 0 && res.statusCode === 206) {
-      const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(headerString(res.headers["content-range"]) ?? "");
-      if (range && Number(range[1]) === offset) return res;
-      abandon(res);
-      throw new MirrorError("UNAVAILABLE", `upstream ${client.name} answered a resume with an unexpected Content-Range`);
-    }
-    await ensureOk(client.name, res, `blob ${digest.value}`);
-    if (offset > 0) {
-      // A 200 to a Range request is the whole blob again: skip what we already have (it is the
-      // same content-addressed bytes; verification at the end proves it).
-      return skipPrefix(res, offset);
-    }
-    if (this.size === undefined) {
-      const length = Number(headerString(res.headers["content-length"]));
-      if (Number.isSafeInteger(length) && length >= 0 && res.statusCode === 200) this.size = length;
-      this.resolveReady();
-    }
-    return res;
-  }
-
-  /**
-   * Resume only when the connection failed after bytes arrived: our own errors (size, disk) and
-   * upstream answers (4xx/5xx) are final.
-   */
-  private resumable(err: unknown, res: UpstreamResponse | undefined): boolean {
-    if (err instanceof MirrorError) return false;
-    if (err instanceof UpstreamError) return err.failure === "unreachable" && this.received > 0;
-    return res !== undefined;
   }
 
   /** A reader registered now, synchronously, so the fill cannot finish and close the file first. */
@@ -372,37 +321,4 @@ export class BlobFill {
     this.waiters = [];
     for (const w of waiters) w();
   }
-}
-
-/** A body minus its first `skip` bytes (an upstream that ignored our Range header). */
-function skipPrefix(res: UpstreamResponse, skip: number): UpstreamResponse {
-  const source = res.body;
-  let left = skip;
-  const body = (async function* () {
-    for await (const chunk of source) {
-      const buf = chunk as Buffer;
-      if (left >= buf.byteLength) {
-        left -= buf.byteLength;
-        continue;
-      }
-      yield left > 0 ? buf.subarray(left) : buf;
-      left = 0;
-    }
-  })();
-  return { ...res, body: Object.assign(body, { destroy: () => abandon(res), on: () => body }) as unknown as UpstreamResponse["body"] };
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -85,6 +85,9 @@ export class UpstreamClient {
         signal: options.signal,
       });
       if (useBreaker) this.breaker.recordSuccess();
+      // A body abandoned mid-way (by a consumer that failed, or a caller that returned) may still
+      // emit "error" later; unheard, that would crash the process. Readers see errors regardless.
+      res.body.on("error", () => undefined);
       this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: String(res.statusCode) });
       this.log.debug({ upstream: this.name, method, url: redactUrl(url), status: res.statusCode }, "upstream request");
       return res;

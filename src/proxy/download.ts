@@ -1,0 +1,120 @@
+// One blob GET from an upstream that survives dropped connections: the body as a stream of chunks,
+// resumed with a Range request from the last byte received. Errors in the consumer are not the
+// upstream's: they end the download (the generator is returned), they are never retried.
+import type { Digest } from "../oci/digest.js";
+import { MirrorError } from "../oci/errors.js";
+import type { Logger } from "../observe/log.js";
+import type { Metrics } from "../observe/metrics.js";
+import { abandon, ensureOk, headerString, type UpstreamClient, type UpstreamResponse } from "../upstream/client.js";
+import { UpstreamError } from "../upstream/errors.js";
+
+export interface DownloadOptions {
+  client: UpstreamClient;
+  digest: Digest;
+  /** Repository name upstream. */
+  name: string;
+  maxResumes: number;
+  signal: AbortSignal;
+  metrics: Metrics;
+  log: Logger;
+  /** Told the blob's size (or that it is unknown) once the first answer arrived. */
+  onStart(size: number | undefined): void;
+}
+
+export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
+  let received = 0;
+  let size: number | undefined;
+  let resumes = 0;
+  for (;;) {
+    // Everything announced is here (the connection dropped after the last byte): nothing to resume.
+    if (size !== undefined && received === size && received > 0) return;
+    let res: UpstreamResponse | undefined;
+    try {
+      res = await request(o, received);
+      if (res === undefined) return;
+      if (received === 0) {
+        const length = Number(headerString(res.headers["content-length"]));
+        size = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
+        o.onStart(size);
+      }
+      for await (const chunk of res.body) {
+        received += (chunk as Buffer).byteLength;
+        yield chunk as Buffer;
+      }
+      return;
+    } catch (err) {
+      if (res) abandon(res);
+      if (o.signal.aborted) throw o.signal.reason;
+      // Only a connection that failed after bytes arrived is resumed; an answer (4xx, 5xx) is final.
+      const connection = err instanceof UpstreamError ? err.failure === "unreachable" && received > 0 : !(err instanceof MirrorError) && res !== undefined;
+      if (!connection || resumes >= o.maxResumes) throw err;
+      resumes++;
+      o.metrics.fillResumes.inc({ upstream: o.client.name });
+      o.log.warn({ upstream: o.client.name, digest: o.digest.value, at: received, attempt: resumes, err: String((err as Error).message ?? err) }, "blob download interrupted; resuming with a Range request");
+      await delay(Math.min(2_000, 100 * 2 ** resumes), o.signal);
+    }
+  }
+}
+
+/**
+ * GET the blob, or the rest of it from `offset`; undefined when upstream says there is no rest
+ * (416 for a range starting at the blob's end).
+ */
+async function request(o: DownloadOptions, offset: number): Promise<UpstreamResponse | undefined> {
+  const { client, digest, name } = o;
+  const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+  // The breaker is for the registry's health; a download's own retries must not trip it, nor be
+  // stopped by it, or one dropped connection would cost the whole download.
+  const res = await client.fetch("GET", `${name}/blobs/${digest.value}`, { headers, scope: `repository:${name}:pull`, signal: o.signal, breaker: false });
+  if (offset === 0) {
+    await ensureOk(client.name, res, `blob ${digest.value}`);
+    return res;
+  }
+  if (res.statusCode === 416 && headerString(res.headers["content-range"]) === `bytes */${offset}`) {
+    abandon(res);
+    return undefined;
+  }
+  if (res.statusCode === 206) {
+    const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(headerString(res.headers["content-range"]) ?? "");
+    if (range && Number(range[1]) === offset) return res;
+    abandon(res);
+    throw new MirrorError("UNAVAILABLE", `upstream ${client.name} answered a resume with an unexpected Content-Range`);
+  }
+  await ensureOk(client.name, res, `blob ${digest.value}`);
+  // A 200 to a Range request is the whole blob again: skip what we already have (the same
+  // content-addressed bytes; verification at the end proves it).
+  return skipPrefix(res, offset);
+}
+
+/** A body minus its first `skip` bytes (an upstream that ignored our Range header). */
+function skipPrefix(res: UpstreamResponse, skip: number): UpstreamResponse {
+  const source = res.body;
+  let left = skip;
+  const body = (async function* () {
+    for await (const chunk of source) {
+      const buf = chunk as Buffer;
+      if (left >= buf.byteLength) {
+        left -= buf.byteLength;
+        continue;
+      }
+      yield left > 0 ? buf.subarray(left) : buf;
+      left = 0;
+    }
+  })();
+  return { ...res, body: Object.assign(body, { destroy: () => abandon(res), on: () => body }) as unknown as UpstreamResponse["body"] };
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    const t = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
