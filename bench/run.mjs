@@ -96,7 +96,12 @@ async function startProxies(ws, o, upstream) {
 
 async function forEachTarget(i, fn) {
   const out = {};
-  for (const t of rotated(TARGETS, i)) out[t] = await fn(t);
+  for (const t of rotated(TARGETS, i)) {
+    // Write back every dirty page first: a proxy that did not fsync its cache (distribution) would
+    // otherwise have the kernel flush it during the next target's measurement, billing that one.
+    execFileSync("sync");
+    out[t] = await fn(t);
+  }
   return out;
 }
 

@@ -2,13 +2,12 @@
 // progress. A body that cannot be completed is cut off, never ended as if it were whole.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { once } from "node:events";
-import { pipeline } from "node:stream/promises";
 import rangeParser from "range-parser";
 import type { Digest } from "../oci/digest.js";
 import { MirrorError } from "../oci/errors.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { BlobSource } from "../proxy/blobs.js";
-import type { FillReader } from "../proxy/fill.js";
+import type { OpenBlob } from "../store/store.js";
 
 export async function sendBlob(req: IncomingMessage, res: ServerResponse, digest: Digest, source: BlobSource, metrics: Metrics): Promise<void> {
   try {
@@ -49,25 +48,57 @@ async function send(req: IncomingMessage, res: ServerResponse, digest: Digest, s
   res.setHeader("x-mirror-cache", hit ? "HIT" : "MISS");
   if (end !== undefined) res.setHeader("content-length", String(end - start + 1));
   metrics.cacheResults.inc({ kind: "blob", result: hit ? "hit" : "miss" });
-  if (source.kind === "cache") {
-    const body = source.blob.stream(start, end);
-    body.on("data", (chunk: Buffer) => metrics.servedBytes.inc({ source: "cache" }, chunk.byteLength));
-    await pipeline(body, res);
-    return;
+  const hangup = new AbortController();
+  if (source.kind === "cache") await sendFile(source.blob, start, end ?? source.size - 1, res, hangup, metrics);
+  else await pump(source.reader.read(start, end, hangup.signal), hangup, res, metrics);
+}
+
+// Serving cached layers is the hot path: large reads, into buffers reused once the socket has
+// taken them. A fresh buffer per read made the garbage collector the bottleneck (measured: 40% of
+// a warm GET's CPU after a busy fill), which is why this is not a plain file stream.
+const READ_CHUNK = 1024 * 1024;
+const BUFFERS_PER_RESPONSE = 3;
+
+/** A cached blob's bytes [start, end] to one client. */
+async function sendFile(blob: OpenBlob, start: number, end: number, res: ServerResponse, hangup: AbortController, metrics: Metrics): Promise<void> {
+  const free: Buffer[] = Array.from({ length: Math.min(BUFFERS_PER_RESPONSE, Math.ceil((end - start + 1) / READ_CHUNK)) }, () => Buffer.allocUnsafeSlow(READ_CHUNK));
+  let wake: (() => void) | undefined;
+  const onClose = () => {
+    hangup.abort();
+    wake?.();
+  };
+  res.once("close", onClose);
+  try {
+    for (let pos = start; pos <= end; ) {
+      while (free.length === 0 && !hangup.signal.aborted) await new Promise<void>((r) => (wake = r));
+      if (hangup.signal.aborted) throw prematureClose();
+      const buf = free.pop() as Buffer;
+      const want = Math.min(buf.byteLength, end - pos + 1);
+      const n = await blob.readInto(want === buf.byteLength ? buf : buf.subarray(0, want), pos);
+      if (n <= 0) throw new MirrorError("UNKNOWN", "cached blob shorter than its size");
+      pos += n;
+      const ok = res.write(buf.subarray(0, n), () => {
+        free.push(buf);
+        wake?.();
+      });
+      metrics.servedBytes.inc({ source: "cache" }, n);
+      if (!ok && !hangup.signal.aborted) await once(res, "drain", { signal: hangup.signal }).catch(() => undefined);
+    }
+    res.end();
+  } finally {
+    res.off("close", onClose);
   }
-  await pump(source.reader, start, end, res, metrics);
 }
 
 /**
- * Copy a fill to one client: each batch of arrived bytes goes out corked, as one socket write, and
- * the client's pace is respected (drain). A client that hangs up ends the loop, not the download.
+ * Copy a fill's batches of bytes to one client: each batch goes out corked, as one socket write,
+ * and the client's pace is respected (drain). A client that hangs up ends the loop, not the download.
  */
-async function pump(reader: FillReader, start: number, end: number | undefined, res: ServerResponse, metrics: Metrics): Promise<void> {
-  const hangup = new AbortController();
+async function pump(batches: AsyncIterable<Buffer[]>, hangup: AbortController, res: ServerResponse, metrics: Metrics): Promise<void> {
   const onClose = () => hangup.abort();
   res.once("close", onClose);
   try {
-    for await (const batch of reader.read(start, end, hangup.signal)) {
+    for await (const batch of batches) {
       let bytes = 0;
       let ok = true;
       res.cork();

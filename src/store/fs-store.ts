@@ -10,8 +10,6 @@ import { Layout } from "./layout.js";
 import type { OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
 import { BlobWriter } from "./writer.js";
 
-// Large reads: serving cached layers is the hot path, and 64 KiB chunks cost throughput.
-const READ_CHUNK = 1024 * 1024;
 
 // Reads refresh a blob's mtime, which eviction treats as "last used"; at most once a minute per
 // blob, so a busy cache does not turn every hit into a metadata write.
@@ -64,7 +62,7 @@ export class FsStore implements Store {
       this.touch(d);
       return {
         size,
-        stream: (start, end) => handle.createReadStream({ start, end, highWaterMark: READ_CHUNK, autoClose: true }),
+        readInto: async (buffer, position) => (await handle.read(buffer, 0, buffer.byteLength, position)).bytesRead,
         close: () => handle.close(),
       };
     } catch (err) {

@@ -1,5 +1,4 @@
 // The cache's interfaces: small, so a second backend (object storage, memory) could implement them.
-import type { Readable } from "node:stream";
 import type { Digest } from "../oci/digest.js";
 import type { BlobWriter } from "./writer.js";
 
@@ -17,8 +16,8 @@ export interface BlobStore {
 
 export interface OpenBlob {
   size: number;
-  /** Stream [start, end] (inclusive); the blob is closed when the stream ends or is destroyed. */
-  stream(start?: number, end?: number): Readable;
+  /** Read into `buffer` from `position`; returns the bytes read (fewer than asked only at the end). */
+  readInto(buffer: Buffer, position: number): Promise<number>;
   close(): Promise<void>;
 }
 
