@@ -66,6 +66,7 @@ export class BlobFill {
   /** A failed disk write: final for this fill (never retried upstream). */
   private writeError: MirrorError | undefined;
   private waiters: (() => void)[] = [];
+  private wakeScheduled = false;
   private readers = 0;
   private orphanTimer: NodeJS.Timeout | undefined;
   private readonly abort = new AbortController();
@@ -316,9 +317,18 @@ export class BlobFill {
     }
   }
 
+  /**
+   * Wake waiting readers once per turn of the event loop, not once per chunk: the chunks that
+   * arrived meanwhile then go to each client as one batch, one socket write instead of many.
+   */
   private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const w of waiters) w();
+    });
   }
 }
