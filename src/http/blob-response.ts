@@ -9,6 +9,16 @@ import type { Metrics } from "../observe/metrics.js";
 import type { BlobSource } from "../proxy/blobs.js";
 import type { OpenBlob } from "../store/store.js";
 
+/** The headers of every blob answer, GET and HEAD alike, so the two never drift apart. */
+export function setBlobHeaders(res: ServerResponse, digest: Digest, hit: boolean, length: number | undefined): void {
+  res.setHeader("content-type", "application/octet-stream");
+  res.setHeader("docker-content-digest", digest.value);
+  res.setHeader("etag", `"${digest.value}"`);
+  res.setHeader("accept-ranges", "bytes");
+  res.setHeader("x-mirror-cache", hit ? "HIT" : "MISS");
+  if (length !== undefined) res.setHeader("content-length", String(length));
+}
+
 export async function sendBlob(req: IncomingMessage, res: ServerResponse, digest: Digest, source: BlobSource, metrics: Metrics): Promise<void> {
   try {
     return await send(req, res, digest, source, metrics);
@@ -40,13 +50,8 @@ async function send(req: IncomingMessage, res: ServerResponse, digest: Digest, s
     }
   }
   res.statusCode = status;
-  res.setHeader("content-type", "application/octet-stream");
-  res.setHeader("docker-content-digest", digest.value);
-  res.setHeader("etag", `"${digest.value}"`);
-  res.setHeader("accept-ranges", "bytes");
   const hit = source.kind === "cache" || source.verified;
-  res.setHeader("x-mirror-cache", hit ? "HIT" : "MISS");
-  if (end !== undefined) res.setHeader("content-length", String(end - start + 1));
+  setBlobHeaders(res, digest, hit, end === undefined ? undefined : end - start + 1);
   metrics.cacheResults.inc({ kind: "blob", result: hit ? "hit" : "miss" });
   const hangup = new AbortController();
   if (source.kind === "cache") await sendFile(source.blob, start, end ?? source.size - 1, res, hangup, metrics);

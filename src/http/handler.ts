@@ -15,7 +15,7 @@ import type { ManifestService } from "../proxy/manifests.js";
 import { resolveTarget } from "../proxy/route.js";
 import type { Upstreams } from "../proxy/upstreams.js";
 import type { TagStore } from "../store/store.js";
-import { sendBlob } from "./blob-response.js";
+import { sendBlob, setBlobHeaders } from "./blob-response.js";
 import { matchRoute, type Route } from "./routes.js";
 
 export interface HandlerDeps {
@@ -124,11 +124,7 @@ async function dispatch(deps: HandlerDeps, route: Route, url: { searchParams: UR
       if (method === "HEAD") {
         const { size, cached } = await deps.blobs.stat(target, digest);
         res.statusCode = 200;
-        res.setHeader("content-type", "application/octet-stream");
-        res.setHeader("content-length", String(size));
-        res.setHeader("docker-content-digest", digest.value);
-        res.setHeader("accept-ranges", "bytes");
-        res.setHeader("x-mirror-cache", cached ? "HIT" : "MISS");
+        setBlobHeaders(res, digest, cached, size);
         res.end();
         return;
       }

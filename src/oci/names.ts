@@ -33,7 +33,3 @@ export function parseReference(ref: string): Reference {
   if (!isValidTag(ref)) throw new MirrorError("TAG_INVALID", `invalid tag ${JSON.stringify(ref.slice(0, 140))}`);
   return { kind: "tag", tag: ref };
 }
-
-export function referenceString(ref: Reference): string {
-  return ref.kind === "tag" ? ref.tag : ref.digest.value;
-}

@@ -5,7 +5,7 @@ import type { Digest } from "../oci/digest.js";
 import { MirrorError } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
-import { abandon, ensureOk, headerString, type UpstreamClient, type UpstreamResponse } from "../upstream/client.js";
+import { ensureOk, headerString, type UpstreamClient, type UpstreamResponse } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
 
 export interface DownloadOptions {
@@ -43,7 +43,7 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
       }
       return;
     } catch (err) {
-      if (res) abandon(res);
+      res?.body.destroy();
       if (o.signal.aborted) throw o.signal.reason;
       // Only a connection that failed after bytes arrived is resumed; an answer (4xx, 5xx) is final.
       const connection = err instanceof UpstreamError ? err.failure === "unreachable" && received > 0 : !(err instanceof MirrorError) && res !== undefined;
@@ -71,13 +71,13 @@ async function request(o: DownloadOptions, offset: number): Promise<UpstreamResp
     return res;
   }
   if (res.statusCode === 416 && headerString(res.headers["content-range"]) === `bytes */${offset}`) {
-    abandon(res);
+    res.body.destroy();
     return undefined;
   }
   if (res.statusCode === 206) {
     const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(headerString(res.headers["content-range"]) ?? "");
     if (range && Number(range[1]) === offset) return res;
-    abandon(res);
+    res.body.destroy();
     throw new MirrorError("UNAVAILABLE", `upstream ${client.name} answered a resume with an unexpected Content-Range`);
   }
   await ensureOk(client.name, res, `blob ${digest.value}`);
@@ -101,7 +101,7 @@ function skipPrefix(res: UpstreamResponse, skip: number): UpstreamResponse {
       left = 0;
     }
   })();
-  return { ...res, body: Object.assign(body, { destroy: () => abandon(res), on: () => body }) as unknown as UpstreamResponse["body"] };
+  return { ...res, body: Object.assign(body, { destroy: () => source.destroy() }) as unknown as UpstreamResponse["body"] };
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {

@@ -27,13 +27,6 @@ export interface EvictOptions {
   protectAfter: number;
 }
 
-/** The total size of the published blobs. */
-export async function cacheSize(layout: Layout): Promise<number> {
-  let total = 0;
-  for (const e of await scanBlobs(layout)) total += e.size;
-  return total;
-}
-
 export async function evict(layout: Layout, options: EvictOptions): Promise<EvictionReport> {
   const entries = await scanBlobs(layout);
   const byDigest = new Map(entries.map((e) => [e.digest, e]));

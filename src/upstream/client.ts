@@ -67,6 +67,17 @@ export class UpstreamClient {
     return res;
   }
 
+  /**
+   * Every upstream request goes through here. undici's body emits "error" when destroyed, and an
+   * unheard stream error would crash the process: with this listener any caller may abandon a body
+   * with body.destroy(). Readers of the body still see its errors.
+   */
+  private async request(options: Dispatcher.RequestOptions): Promise<UpstreamResponse> {
+    const res = await this.dispatcher.request(options);
+    res.body.on("error", () => undefined);
+    return res;
+  }
+
   private async send(method: string, path: string, options: FetchOptions, authorization: string | undefined): Promise<UpstreamResponse> {
     const url = new URL(`v2/${path}`, this.config.url);
     const useBreaker = options.breaker !== false;
@@ -77,7 +88,7 @@ export class UpstreamClient {
     const headers: Record<string, string> = { "user-agent": "mirror-kit", ...options.headers };
     if (authorization) headers.authorization = authorization;
     try {
-      const res = await this.dispatcher.request({
+      const res = await this.request({
         origin: url.origin,
         path: url.pathname + url.search,
         method: method as Dispatcher.HttpMethod,
@@ -85,9 +96,6 @@ export class UpstreamClient {
         signal: options.signal,
       });
       if (useBreaker) this.breaker.recordSuccess();
-      // A body abandoned mid-way (by a consumer that failed, or a caller that returned) may still
-      // emit "error" later; unheard, that would crash the process. Readers see errors regardless.
-      res.body.on("error", () => undefined);
       this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: String(res.statusCode) });
       this.log.debug({ upstream: this.name, method, url: redactUrl(url), status: res.statusCode }, "upstream request");
       return res;
@@ -169,7 +177,7 @@ export class UpstreamClient {
     }
     let res: UpstreamResponse;
     try {
-      res = await this.dispatcher.request({ origin: realm.origin, path: realm.pathname + realm.search, method: "GET", headers });
+      res = await this.request({ origin: realm.origin, path: realm.pathname + realm.search, method: "GET", headers });
     } catch (err) {
       this.metrics.upstreamRequests.inc({ upstream: this.name, method: "TOKEN", status: "error" });
       throw new UpstreamError(this.name, "unreachable", `token endpoint ${redactUrl(realm)}: ${(err as { code?: string }).code ?? (err as Error).message}`, undefined, undefined, { cause: err });
@@ -228,7 +236,7 @@ export async function readLimited(res: UpstreamResponse, limit: number): Promise
     const buf = chunk as Buffer;
     total += buf.byteLength;
     if (total > limit) {
-      abandon(res);
+      res.body.destroy();
       throw new RangeError(`body larger than ${limit} bytes`);
     }
     chunks.push(buf);
@@ -240,17 +248,8 @@ export async function discard(res: UpstreamResponse): Promise<void> {
   try {
     await res.body.dump({ limit: ERROR_BODY_LIMIT });
   } catch {
-    abandon(res);
+    res.body.destroy();
   }
-}
-
-/**
- * Stop reading a response. undici's body emits an "error" when destroyed, and an unheard stream
- * error would crash the process; the listener makes abandoning a body always safe.
- */
-export function abandon(res: UpstreamResponse): void {
-  res.body.on("error", () => undefined);
-  res.body.destroy();
 }
 
 export function headerString(v: string | string[] | undefined): string | undefined {
