@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseConfig, type ConfigInput } from "./config/schema.js";
 import { resolveConfig, type MirrorConfig } from "./config/resolve.js";
+import { MirrorKitError } from "./errors.js";
 import { createHandler } from "./http/handler.js";
 import { createLogger, type Logger } from "./observe/log.js";
 import { Metrics } from "./observe/metrics.js";
@@ -92,7 +93,8 @@ function isResolved(input: ConfigInput | MirrorConfig): input is MirrorConfig {
 function listen(server: Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
-      reject(err.code === "EADDRINUSE" ? new Error(`cannot listen on ${host}:${port}: the port is already in use`) : err);
+      const why = err.code === "EADDRINUSE" ? "the port is already in use" : err.code === "EACCES" ? "permission denied" : (err.code ?? err.message);
+      reject(new MirrorKitError("MK_LISTEN_FAILED", `cannot listen on ${host}:${port}: ${why}`, { cause: err }));
     };
     server.once("error", onError);
     server.listen(port, host, () => {

@@ -3,6 +3,7 @@
 import bytes from "bytes";
 import ms from "ms";
 import { z } from "zod";
+import { MirrorKitError } from "../errors.js";
 
 /** A duration string parsed to milliseconds. */
 const duration = z.string().transform((value, ctx) => {
@@ -119,8 +120,13 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type UpstreamInput = z.input<typeof upstreamSchema>;
 
-export class ConfigError extends Error {
+/** A setting refused at load time; the message names the field (code MK_CONFIG_INVALID). */
+export class ConfigError extends MirrorKitError {
   override readonly name = "ConfigError";
+  declare readonly code: "MK_CONFIG_INVALID";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("MK_CONFIG_INVALID", message, options);
+  }
 }
 
 /** Validate raw input; the error names the field path and what was expected. */

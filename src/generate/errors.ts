@@ -1,5 +1,6 @@
 // The generator's one error type: every failure names the file (or flag) at fault and a stable code,
 // so the CLI prints one clear line and tests can assert on the code instead of the wording.
+import { MirrorKitError } from "../errors.js";
 
 export type GenerateErrorCode =
   | "BAD_OPTION" // a flag value is unusable (mirror URL without scheme, bad port, bad upstream)
@@ -10,15 +11,16 @@ export type GenerateErrorCode =
   | "PORT_IN_USE"
   | "DOCKER"; // the Docker API refused or is unreachable
 
-export class GenerateError extends Error {
+export class GenerateError extends MirrorKitError {
   override readonly name = "GenerateError";
+  declare readonly code: GenerateErrorCode;
   constructor(
-    readonly code: GenerateErrorCode,
+    code: GenerateErrorCode,
     message: string,
     /** The file the problem is in, relative to the project (or absolute outside it). */
     readonly file?: string,
   ) {
-    super(file ? `${file}: ${message}` : message);
+    super(code, file ? `${file}: ${message}` : message);
   }
 }
 

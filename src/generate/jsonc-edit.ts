@@ -1,6 +1,7 @@
 // Inserts into a JSONC document (devcontainer.json) by splicing text at nodes found with jsonc-parser:
 // jsonc's own modify() re-formats whole lines around an edit, which would rewrite the user's lines.
 import { findNodeAtLocation, parseTree, type Node as JsonNode, type JSONPath } from "jsonc-parser";
+import { MirrorKitError } from "../errors.js";
 
 export interface JsoncStyle {
   /** One indentation step, e.g. "  " or "\t". */
@@ -39,7 +40,7 @@ function splice(text: string, offset: number, remove: number, insert: string): s
 /** Sets `key` in the object at `path` (which must exist): replaces its value or adds it last. */
 export function setProperty(text: string, path: JSONPath, key: string, value: unknown, style: JsoncStyle): string {
   const obj = node(text, path);
-  if (!obj || obj.type !== "object") throw new Error(`setProperty: no object at ${JSON.stringify(path)}`);
+  if (!obj || obj.type !== "object") throw new MirrorKitError("MK_INTERNAL", `setProperty: no object at ${JSON.stringify(path)}`);
   const existing = node(text, [...path, key]);
   if (existing) return splice(text, existing.offset, existing.length, inline(value));
   const props = obj.children ?? [];
@@ -55,7 +56,7 @@ export function setProperty(text: string, path: JSONPath, key: string, value: un
 /** Appends to the array at `path`, on the same line when the array is written on one line. */
 export function appendToArray(text: string, path: JSONPath, value: unknown, style: JsoncStyle): string {
   const arr = node(text, path);
-  if (!arr || arr.type !== "array") throw new Error(`appendToArray: no array at ${JSON.stringify(path)}`);
+  if (!arr || arr.type !== "array") throw new MirrorKitError("MK_INTERNAL", `appendToArray: no array at ${JSON.stringify(path)}`);
   const items = arr.children ?? [];
   const last = items[items.length - 1];
   if (!last) return splice(text, arr.offset, arr.length, inline([value]));

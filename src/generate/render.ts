@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Handlebars from "handlebars";
+import { MirrorKitError } from "../errors.js";
 
 /** templates/ sits two levels above both src/generate/ and dist/generate/. */
 export const TEMPLATES_DIR = fileURLToPath(new URL("../../templates/", import.meta.url));
@@ -49,7 +50,7 @@ export function sha256(text: string): string {
 
 /** Replaces the placeholder with the hash of the text around it. */
 export function seal(text: string): string {
-  if (!text.includes(STAMP_PLACEHOLDER)) throw new Error("seal: text has no stamp placeholder");
+  if (!text.includes(STAMP_PLACEHOLDER)) throw new MirrorKitError("MK_INTERNAL", "seal: text has no stamp placeholder");
   return text.replace(STAMP_PLACEHOLDER, `${STAMP_PREFIX}${sha256(text)}`);
 }
 

@@ -38,8 +38,7 @@ async function send(req: IncomingMessage, res: ServerResponse, digest: Digest, s
   if (rangeHeader && size !== undefined) {
     const ranges = rangeParser(size, rangeHeader, { combine: true });
     if (ranges === -1) {
-      res.setHeader("content-range", `bytes */${size}`);
-      throw new MirrorError("RANGE_INVALID", `range ${rangeHeader.slice(0, 60)} not satisfiable for a ${size}-byte blob`);
+      throw new MirrorError("RANGE_INVALID", `range ${rangeHeader.slice(0, 60)} not satisfiable for a ${size}-byte blob`, undefined, { headers: { "content-range": `bytes */${size}` } });
     }
     // Multiple ranges are rare for blobs; answering with the whole body is allowed (RFC 9110 14.2).
     if (ranges !== -2 && ranges.length === 1) {

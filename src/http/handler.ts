@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { MirrorConfig } from "../config/resolve.js";
+import { isMirrorKitError } from "../errors.js";
 import { parseDigest } from "../oci/digest.js";
 import { MirrorError, toOciError } from "../oci/errors.js";
 import { parseAccept } from "../oci/mediatypes.js";
@@ -146,8 +147,10 @@ function fail(deps: HandlerDeps, id: string, req: IncomingMessage, res: ServerRe
   }
   const { status, body } = toOciError(err);
   if (status >= 500) {
-    deps.log.error({ reqId: id, err: err instanceof MirrorError ? err.message : String((err as Error)?.stack ?? err) }, "request failed");
+    deps.log.error({ reqId: id, code: isMirrorKitError(err) ? err.code : undefined, err: isMirrorKitError(err) ? err.message : String((err as Error)?.stack ?? err) }, "request failed");
   }
+  // The error's own headers (a challenge, Retry-After, Content-Range) go out with it; set here only.
+  if (isMirrorKitError(err) && err.headers) for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
   if (err instanceof MirrorError && err.code === "UNSUPPORTED" && (req.method !== "GET" && req.method !== "HEAD")) res.setHeader("allow", "GET, HEAD");
   res.removeHeader("x-mirror-cache");
   json(res, status, body, req.method === "HEAD");

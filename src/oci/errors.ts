@@ -1,5 +1,6 @@
 // Domain errors and the one table that maps them to OCI error codes and HTTP statuses.
 // Storage, upstream and proxy code throw MirrorError; only the HTTP layer reads the table.
+import { MirrorKitError, type MirrorKitErrorOptions } from "../errors.js";
 
 /** OCI distribution-spec error codes, plus distribution's UNAVAILABLE for an upstream we cannot reach. */
 export type ErrorCode =
@@ -40,16 +41,18 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
   UNKNOWN: 500,
 };
 
-export class MirrorError extends Error {
+/** An error a registry client sees: its code is the OCI code, its status comes from the table. */
+export class MirrorError extends MirrorKitError {
   override readonly name = "MirrorError";
+  declare readonly code: ErrorCode;
   constructor(
-    readonly code: ErrorCode,
+    code: ErrorCode,
     message: string,
     /** Extra machine-readable detail for the OCI envelope; never credentials. */
     readonly detail?: unknown,
-    options?: { cause?: unknown },
+    options?: MirrorKitErrorOptions,
   ) {
-    super(message, options);
+    super(code, message, options);
   }
 
   get status(): number {

@@ -9,6 +9,7 @@ import { isValidTag } from "../oci/names.js";
 import { Layout } from "./layout.js";
 import type { OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
 import { BlobWriter } from "./writer.js";
+import { StoreError } from "./errors.js";
 
 
 // Reads refresh a blob's mtime, which eviction treats as "last used"; at most once a minute per
@@ -34,7 +35,7 @@ export class FsStore implements Store {
       await mkdir(store.layout.ingestDir, { recursive: true });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      throw new Error(`cannot use storage folder ${root}: ${code}${code === "EACCES" ? " (not writable by this user)" : ""}`, { cause: err });
+      throw new StoreError(`cannot use storage folder ${root}: ${code}${code === "EACCES" ? " (not writable by this user)" : ""}`, code, { cause: err });
     }
     return store;
   }

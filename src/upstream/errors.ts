@@ -1,5 +1,6 @@
 // Upstream failures, with the status, a redacted URL and a temporary() verdict, so the proxy can
 // decide between "serve stale", "fail fast" and "pass the answer on".
+import { MirrorKitError, type MirrorKitErrorOptions } from "../errors.js";
 import { MirrorError, type ErrorCode } from "../oci/errors.js";
 
 export type UpstreamFailure =
@@ -8,8 +9,9 @@ export type UpstreamFailure =
   /** An HTTP answer that is an error. */
   | "status";
 
-export class UpstreamError extends Error {
+export class UpstreamError extends MirrorKitError {
   override readonly name = "UpstreamError";
+  declare readonly code: "MK_UPSTREAM_UNREACHABLE" | "MK_UPSTREAM_STATUS";
   constructor(
     readonly upstream: string,
     readonly failure: UpstreamFailure,
@@ -17,9 +19,10 @@ export class UpstreamError extends Error {
     readonly status?: number,
     /** The upstream's own OCI error code, when it sent one. */
     readonly ociCode?: string,
-    options?: { cause?: unknown },
+    /** headers: the upstream's response headers worth keeping (e.g. Retry-After); never passed on blindly. */
+    options?: MirrorKitErrorOptions,
   ) {
-    super(message, options);
+    super(failure === "unreachable" ? "MK_UPSTREAM_UNREACHABLE" : "MK_UPSTREAM_STATUS", message, options);
   }
 
   /** Worth serving stale content for / retrying later: network trouble, 5xx, 429. */

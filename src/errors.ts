@@ -1,0 +1,43 @@
+// The one error base class: every error mirror-kit raises on purpose is a MirrorKitError with a
+// stable `code` (as undici's UND_ERR_*), plus the response headers it needs when it answers HTTP.
+//
+// Code scheme (a code, once published, is never renamed; messages may change, codes may not):
+// - OCI errors (MirrorError, what a registry client sees in the error body) use the distribution
+//   spec's codes verbatim: BLOB_UNKNOWN, MANIFEST_UNKNOWN, NAME_UNKNOWN, UNAUTHORIZED, DENIED,
+//   TOOMANYREQUESTS, UNAVAILABLE, PAGINATION_NUMBER_INVALID, ... (table in src/oci/errors.ts).
+// - Generator errors (GenerateError) keep the codes they were published with: BAD_OPTION,
+//   BAD_INPUT, USER_EDITED, NOT_FOUND, CONFLICT, PORT_IN_USE, DOCKER (src/generate/errors.ts).
+// - Everything else is MK_<AREA>_<WHAT>:
+//     MK_CONFIG_INVALID        a setting (flag, env, file, REGISTRY_* variable) is refused at load time
+//     MK_UPSTREAM_UNREACHABLE  no HTTP answer from an upstream (refused, reset, DNS, timeout, breaker open)
+//     MK_UPSTREAM_STATUS       an upstream answered with an error status
+//     MK_STORE_UNUSABLE        the storage folder cannot be created or written
+//     MK_LISTEN_FAILED         the listener cannot bind (port in use, no permission)
+//     MK_INTERNAL              an invariant of our own code was broken (a bug; report it)
+//
+// `headers` are the response headers that belong to the error (a 401's WWW-Authenticate, a 429's
+// Retry-After, a 416's Content-Range); the HTTP layer copies them onto the response in the one
+// place that turns errors into responses (src/http/handler.ts). They never carry credentials.
+
+export interface MirrorKitErrorOptions {
+  cause?: unknown;
+  headers?: Readonly<Record<string, string>>;
+}
+
+export class MirrorKitError extends Error {
+  override readonly name: string = "MirrorKitError";
+  readonly headers?: Readonly<Record<string, string>>;
+
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: MirrorKitErrorOptions,
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    if (options?.headers) this.headers = options.headers;
+  }
+}
+
+export function isMirrorKitError(err: unknown): err is MirrorKitError {
+  return err instanceof MirrorKitError;
+}
