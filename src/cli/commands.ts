@@ -1,9 +1,10 @@
 // The list of mirror-kit commands; each module exports a yargs CommandModule.
 import type { CommandModule } from "yargs";
 import { initCommand } from "./init.js";
+import { prefetchCommand } from "./prefetch.js";
 import { serveCommand } from "./serve.js";
 import { downCommand, upCommand } from "./up.js";
 import { wireCommand } from "./wire.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand];
+export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand, prefetchCommand];
