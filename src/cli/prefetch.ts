@@ -6,7 +6,8 @@ import bytes from "bytes";
 import type { CommandModule } from "yargs";
 import { MirrorKitError } from "../errors.js";
 import { discover } from "../prefetch/discover.js";
-import { hostPlatform, parsePlatform, prefetch, type ImageResult, type Mirror, type PrefetchEvent } from "../prefetch/fetch.js";
+import { platformsFromFlags } from "../oci/platform.js";
+import { prefetch, type ImageResult, type Mirror, type PrefetchEvent } from "../prefetch/fetch.js";
 
 export interface PrefetchArgs {
   targets: string[];
@@ -39,7 +40,7 @@ export function mirrorFromUrl(value: string, ca?: string): Mirror {
 }
 
 export async function runPrefetch(a: PrefetchArgs, deps: PrefetchDeps): Promise<ImageResult[]> {
-  const platforms = a.platform.includes("all") ? [] : a.platform.length > 0 ? a.platform.flatMap((p) => p.split(",")).map(parsePlatform) : [hostPlatform()];
+  const platforms = platformsFromFlags(a.platform);
   let ca: string | undefined;
   if (a.ca) {
     try {
