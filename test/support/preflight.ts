@@ -13,6 +13,7 @@ const PACKAGE_OF: Record<string, string> = {
   busybox: "busybox-static",
   tar: "tar",
   perl: "perl-base",
+  buildah: "buildah (apt-get install --no-install-recommends buildah)",
   podman: "podman (apt-get install --no-install-recommends podman)",
   ip: "iproute2",
   containerd: "containerd (pulled in by docker.io)",
