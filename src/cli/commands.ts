@@ -1,5 +1,6 @@
 // The list of mirror-kit commands; each module exports a yargs CommandModule.
 import type { CommandModule } from "yargs";
+import { exportCommand, importCommand } from "./bundle.js";
 import { initCommand } from "./init.js";
 import { prefetchCommand } from "./prefetch.js";
 import { serveCommand } from "./serve.js";
@@ -7,4 +8,4 @@ import { downCommand, upCommand } from "./up.js";
 import { wireCommand } from "./wire.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand, prefetchCommand];
+export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand, prefetchCommand, exportCommand, importCommand];

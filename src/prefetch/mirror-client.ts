@@ -1,5 +1,6 @@
 // A client of a running mirror's distribution API (what prefetch and export use): one repository of
 // one upstream, selected with ?ns=, with the mirror's own auth header and CA when it has them.
+import { createHash } from "node:crypto";
 import type { Dispatcher } from "undici";
 import { MirrorKitError } from "../errors.js";
 import { UPSTREAM_ACCEPT } from "../oci/mediatypes.js";
@@ -48,7 +49,7 @@ class MirrorClient {
     const body = Buffer.from(await res.body.arrayBuffer());
     if (res.statusCode !== 200) throw new MirrorKitError("MK_PREFETCH_MIRROR", `${this.ref.registry}/${this.ref.repository}:${reference}: the mirror answered ${res.statusCode}${ociMessage(body)}`);
     const mediaType = String(res.headers["content-type"] ?? "").split(";")[0]?.trim() ?? "";
-    const digest = String(res.headers["docker-content-digest"] ?? "");
+    const digest = String(res.headers["docker-content-digest"] ?? "") || `sha256:${createHash("sha256").update(body).digest("hex")}`;
     return { digest, mediaType, body };
   }
 

@@ -27,11 +27,13 @@ export class FsStore implements Store {
     this.layout = new Layout(root);
   }
 
-  /** Open (creating) a store; leftovers of downloads interrupted by a crash are removed. */
-  static async open(root: string): Promise<FsStore> {
+  /** Open (creating) a store; leftovers of downloads interrupted by a crash are removed unless shared. */
+  static async open(root: string, options: { shared?: boolean } = {}): Promise<FsStore> {
     const store = new FsStore(root);
     try {
-      await rm(store.layout.ingestDir, { recursive: true, force: true });
+      // shared: a running mirror may be using the folder (mirror-kit import); its downloads in
+      // ingest/ are not leftovers of a crash and must be left alone.
+      if (!options.shared) await rm(store.layout.ingestDir, { recursive: true, force: true });
       await mkdir(store.layout.ingestDir, { recursive: true });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? String(err);

@@ -1,0 +1,88 @@
+// `mirror-kit export` and `mirror-kit import`: yargs builders over src/bundle/ (OCI image layout
+// archives in and out of the cache). runExport / runImport are what tests call.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import bytes from "bytes";
+import type { CommandModule } from "yargs";
+import { exportImages, type ExportResult } from "../bundle/export.js";
+import { importBundle, type ImportResult } from "../bundle/import.js";
+import { mirrorSource, storageSource } from "../bundle/sources.js";
+import { MirrorKitError } from "../errors.js";
+import { platformsFromFlags } from "../oci/platform.js";
+import { FsStore } from "../store/fs-store.js";
+import { mirrorFromUrl } from "./prefetch.js";
+
+export interface ExportArgs {
+  images: string[];
+  output: string;
+  storage?: string;
+  mirror?: string;
+  platform: string[];
+  ca?: string;
+}
+
+type Out = { write(s: string): unknown };
+
+export async function runExport(a: ExportArgs, out: Out): Promise<ExportResult> {
+  if ((a.storage === undefined) === (a.mirror === undefined)) throw new MirrorKitError("MK_USAGE", "name exactly one source: --storage DIR (a cache folder) or --mirror URL (a running mirror)");
+  const ca = a.ca ? readFileSync(a.ca, "utf8") : undefined;
+  const source = a.storage !== undefined ? await storageSource(a.storage) : mirrorSource(mirrorFromUrl(a.mirror as string, ca));
+  const result = await exportImages({
+    source,
+    images: a.images,
+    platforms: platformsFromFlags(a.platform),
+    output: a.output,
+    onImage: (ref, blobs, n) => out.write(`${ref}: ${blobs} blob(s), ${bytes(n) ?? "0B"}\n`),
+  });
+  out.write(`wrote ${a.output}: ${result.images.length} image(s), ${result.blobs} blob(s), ${bytes(result.bytes) ?? "0B"} (OCI image layout)\n`);
+  return result;
+}
+
+export async function runImport(a: { input: string; storage: string }, out: Out): Promise<ImportResult> {
+  const store = await FsStore.open(a.storage, { shared: true });
+  // Unpacked next to the cache (same filesystem, no copy through /tmp's tmpfs), removed afterwards.
+  const result = await importBundle(a.input, store, join(a.storage, "ingest"));
+  for (const image of result.images) out.write(`cached ${image}\n`);
+  out.write(`imported ${result.images.length} image(s) into ${a.storage} (${result.published} new object(s))\n`);
+  return result;
+}
+
+export const exportCommand: CommandModule = {
+  command: "export [images..]",
+  describe: "Write cached images to an OCI image layout tar (skopeo, ctr images import, oras and crane read it)",
+  builder: (y) =>
+    y
+      .positional("images", { type: "string", array: true, describe: "image references (default with --storage: every cached tag)" })
+      .option("output", { alias: "o", type: "string", demandOption: true, describe: "the .tar file to write" })
+      .option("storage", { type: "string", describe: "read a cache folder directly (safe while a mirror runs on it)" })
+      .option("mirror", { type: "string", describe: "read through a running mirror (fetching what it does not have yet)" })
+      .option("platform", { type: "string", array: true, describe: "OS/ARCH[/VARIANT] of a multi-arch image to include, or 'all' (default: this host's)" })
+      .option("ca", { type: "string", describe: "CA certificate (PEM) of an https mirror" }),
+  handler: async (argv) => {
+    const a = argv as Record<string, unknown>;
+    await runExport(
+      {
+        images: (a.images as string[] | undefined) ?? [],
+        output: a.output as string,
+        ...(a.storage !== undefined ? { storage: a.storage as string } : {}),
+        ...(a.mirror !== undefined ? { mirror: a.mirror as string } : {}),
+        platform: (a.platform as string[] | undefined) ?? [],
+        ...(a.ca ? { ca: a.ca as string } : {}),
+      },
+      process.stdout,
+    );
+  },
+};
+
+export const importCommand: CommandModule = {
+  command: "import <input>",
+  describe: "Cache the images of an OCI image layout (tar or folder) or a docker save tarball, verified, under their references",
+  builder: (y) =>
+    y
+      .positional("input", { type: "string", describe: "an OCI layout .tar or folder, or a docker save .tar" })
+      .option("storage", { type: "string", demandOption: true, describe: "the mirror's cache folder (safe while a mirror runs on it)" }),
+  handler: async (argv) => {
+    const a = argv as Record<string, unknown>;
+    await runImport({ input: a.input as string, storage: a.storage as string }, process.stdout);
+  },
+};
