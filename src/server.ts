@@ -55,7 +55,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   }
   const upstreams = new Upstreams(config, log, metrics);
   const blobs = new BlobService({ store, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs });
-  const manifests = new ManifestService({ store, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes });
+  const manifests = new ManifestService({ store, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, allowedMediaTypes: config.manifestMediaTypes });
   const server = createServer({ keepAliveTimeout: 65_000 }, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store }));
   try {
     await listen(server, config.host, config.port);

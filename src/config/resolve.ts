@@ -24,6 +24,8 @@ export interface MirrorConfig {
   readonly defaultUpstream: UpstreamConfig;
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
   readonly manifestMaxBytes: number;
+  /** Served as a manifest Content-Type besides the built-in manifest types. */
+  readonly manifestMediaTypes: ReadonlySet<string>;
   /** 0 = no cap. */
   readonly cacheMaxBytes: number;
   readonly evictionGraceMs: number;
@@ -97,6 +99,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     defaultUpstream,
     upstreams,
     manifestMaxBytes: cfg.cache.manifestMaxBytes,
+    manifestMediaTypes: new Set(cfg.cache.manifestMediaTypes),
     cacheMaxBytes: cfg.cache.maxSize,
     evictionGraceMs: cfg.cache.evictionGrace,
     connectTimeoutMs: cfg.upstream.connectTimeout,

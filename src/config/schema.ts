@@ -84,6 +84,14 @@ export const configSchema = z
         evictionGrace: duration.default(120_000),
         /** Largest manifest accepted from upstream. Default 4194304 (4 MiB), as distribution. */
         manifestMaxBytes: z.number().int().positive().default(4 * 1024 * 1024),
+        /**
+         * Manifest media types served as Content-Type besides the OCI and Docker ones (e.g. a vendor's
+         * artifact type). Any other type an upstream declares is replaced by the body's mediaType, or
+         * the manifest is refused (502). Default [].
+         */
+        manifestMediaTypes: z
+          .array(z.string().regex(/^[a-z0-9!#$&^_.+-]{1,127}\/[a-z0-9!#$&^_.+-]{1,127}$/, "expected a lower-case media type such as application/vnd.example.manifest.v1+json"))
+          .default([]),
       })
       .strict()
       .prefault({}),

@@ -29,26 +29,46 @@ export async function sendBlob(req: IncomingMessage, res: ServerResponse, digest
   }
 }
 
+export interface ByteRange {
+  status: 200 | 206;
+  start: number;
+  end: number;
+  contentRange?: string;
+}
+
+/**
+ * What a Range header asks of a `size`-byte blob, for GET and HEAD alike. Only the bytes unit is
+ * honoured: another unit (items=0-5), a malformed header or several ranges get the whole blob (200),
+ * as RFC 9110 14.2 allows; a byte range that cannot be satisfied is a 416 with Content-Range.
+ */
+export function byteRange(header: string | undefined, size: number): ByteRange {
+  const whole: ByteRange = { status: 200, start: 0, end: size - 1 };
+  if (!header) return whole;
+  const ranges = rangeParser(size, header, { combine: true });
+  if (ranges === -2) return whole;
+  if (ranges !== -1 && ranges.type !== "bytes") return whole;
+  if (ranges === -1) {
+    // range-parser has no unit for an unsatisfiable answer: only a bytes= header is refused.
+    if (!/^\s*bytes=/i.test(header)) return whole;
+    throw new MirrorError("RANGE_INVALID", `range ${header.slice(0, 60)} not satisfiable for a ${size}-byte blob`, undefined, { headers: { "content-range": `bytes */${size}` } });
+  }
+  if (ranges.length !== 1) return whole;
+  const { start, end } = ranges[0]!;
+  return { status: 206, start, end, contentRange: `bytes ${start}-${end}/${size}` };
+}
+
 async function send(req: IncomingMessage, res: ServerResponse, digest: Digest, source: BlobSource, metrics: Metrics): Promise<void> {
   const size = source.size;
   let start = 0;
   let end: number | undefined = size === undefined ? undefined : size - 1;
-  let status = 200;
-  const rangeHeader = req.headers.range;
-  if (rangeHeader && size !== undefined) {
-    const ranges = rangeParser(size, rangeHeader, { combine: true });
-    if (ranges === -1) {
-      throw new MirrorError("RANGE_INVALID", `range ${rangeHeader.slice(0, 60)} not satisfiable for a ${size}-byte blob`, undefined, { headers: { "content-range": `bytes */${size}` } });
-    }
-    // Multiple ranges are rare for blobs; answering with the whole body is allowed (RFC 9110 14.2).
-    if (ranges !== -2 && ranges.length === 1) {
-      start = ranges[0]!.start;
-      end = ranges[0]!.end;
-      status = 206;
-      res.setHeader("content-range", `bytes ${start}-${end}/${size}`);
-    }
+  if (size !== undefined) {
+    const range = byteRange(req.headers.range, size);
+    ({ start, end } = range);
+    res.statusCode = range.status;
+    if (range.contentRange) res.setHeader("content-range", range.contentRange);
+  } else {
+    res.statusCode = 200;
   }
-  res.statusCode = status;
   const hit = source.kind === "cache" || source.verified;
   setBlobHeaders(res, digest, hit, end === undefined ? undefined : end - start + 1);
   metrics.cacheResults.inc({ kind: "blob", result: hit ? "hit" : "miss" });

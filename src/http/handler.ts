@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { MirrorConfig } from "../config/resolve.js";
 import { isMirrorKitError } from "../errors.js";
 import { parseDigest } from "../oci/digest.js";
-import { MirrorError, toOciError } from "../oci/errors.js";
+import { MirrorError, noSuchEndpoint, toOciError } from "../oci/errors.js";
 import { parseAccept } from "../oci/mediatypes.js";
 import { parseReference } from "../oci/names.js";
 import type { Logger } from "../observe/log.js";
@@ -16,7 +16,7 @@ import type { ManifestService } from "../proxy/manifests.js";
 import { resolveTarget } from "../proxy/route.js";
 import type { Upstreams } from "../proxy/upstreams.js";
 import type { TagStore } from "../store/store.js";
-import { sendBlob, setBlobHeaders } from "./blob-response.js";
+import { byteRange, sendBlob, setBlobHeaders } from "./blob-response.js";
 import { matchRoute, type Route } from "./routes.js";
 
 export interface HandlerDeps {
@@ -30,6 +30,8 @@ export interface HandlerDeps {
 }
 
 const API_VERSION = "registry/2.0";
+/** The mirror's challenge on a 401 that has no other (today: an upstream refusing the mirror). */
+export const DEFAULT_CHALLENGE = 'Basic realm="mirror-kit"';
 
 export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -37,6 +39,8 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
     const incomingId = req.headers["x-request-id"];
     const id = typeof incomingId === "string" && /^[\w.-]{1,64}$/.test(incomingId) ? incomingId : randomUUID();
     res.setHeader("x-request-id", id);
+    // No browser may guess a type: a manifest-shaped body must never run as HTML from our origin.
+    res.setHeader("x-content-type-options", "nosniff");
     const url = parseTarget(req.url ?? "/");
     const route = matchRoute(url.pathname);
     if (url.pathname.startsWith("/v2")) res.setHeader("docker-distribution-api-version", API_VERSION);
@@ -82,7 +86,7 @@ async function dispatch(deps: HandlerDeps, route: Route, url: { searchParams: UR
     res.end(await deps.metrics.registry.metrics());
     return;
   }
-  if (route.kind === "unknown") throw new MirrorError("UNSUPPORTED", "no such endpoint on this registry mirror");
+  if (route.kind === "unknown") throw noSuchEndpoint();
   if (method !== "GET" && method !== "HEAD") {
     throw new MirrorError("UNSUPPORTED", "this is a pull-through cache: only pulls (GET, HEAD) are supported");
   }
@@ -123,9 +127,12 @@ async function dispatch(deps: HandlerDeps, route: Route, url: { searchParams: UR
       const target = resolveTarget(route.name, ns, deps.config);
       const digest = parseDigest(route.digest);
       if (method === "HEAD") {
+        // HEAD answers what GET would, Range included (206 + Content-Range), without the body.
         const { size, cached } = await deps.blobs.stat(target, digest);
-        res.statusCode = 200;
-        setBlobHeaders(res, digest, cached, size);
+        const range = byteRange(req.headers.range, size);
+        res.statusCode = range.status;
+        if (range.contentRange) res.setHeader("content-range", range.contentRange);
+        setBlobHeaders(res, digest, cached, range.end - range.start + 1);
         res.end();
         return;
       }
@@ -151,7 +158,9 @@ function fail(deps: HandlerDeps, id: string, req: IncomingMessage, res: ServerRe
   }
   // The error's own headers (a challenge, Retry-After, Content-Range) go out with it; set here only.
   if (isMirrorKitError(err) && err.headers) for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
-  if (err instanceof MirrorError && err.code === "UNSUPPORTED" && (req.method !== "GET" && req.method !== "HEAD")) res.setHeader("allow", "GET, HEAD");
+  // Every 401 carries a challenge (RFC 9110 11.6.1); clients without one cannot even try to log in.
+  if (status === 401 && !res.hasHeader("www-authenticate")) res.setHeader("www-authenticate", DEFAULT_CHALLENGE);
+  if (status === 405 && req.method !== "GET" && req.method !== "HEAD") res.setHeader("allow", "GET, HEAD");
   res.removeHeader("x-mirror-cache");
   json(res, status, body, req.method === "HEAD");
 }

@@ -14,6 +14,7 @@ export type ErrorCode =
   | "SIZE_INVALID"
   | "TAG_INVALID"
   | "RANGE_INVALID"
+  | "PAGINATION_NUMBER_INVALID"
   | "UNAUTHORIZED"
   | "DENIED"
   | "UNSUPPORTED"
@@ -33,6 +34,7 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
   SIZE_INVALID: 400,
   TAG_INVALID: 400,
   RANGE_INVALID: 416,
+  PAGINATION_NUMBER_INVALID: 400,
   UNAUTHORIZED: 401,
   DENIED: 403,
   UNSUPPORTED: 405,
@@ -41,23 +43,48 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
   UNKNOWN: 500,
 };
 
+export interface MirrorErrorOptions extends MirrorKitErrorOptions {
+  /** Replaces the table's status for this one error; only the builders below use it. */
+  status?: 404 | 502 | 503 | 504;
+}
+
 /** An error a registry client sees: its code is the OCI code, its status comes from the table. */
 export class MirrorError extends MirrorKitError {
   override readonly name = "MirrorError";
   declare readonly code: ErrorCode;
+  private readonly statusOverride?: number;
   constructor(
     code: ErrorCode,
     message: string,
     /** Extra machine-readable detail for the OCI envelope; never credentials. */
     readonly detail?: unknown,
-    options?: MirrorKitErrorOptions,
+    options?: MirrorErrorOptions,
   ) {
     super(code, message, options);
+    if (options?.status !== undefined) this.statusOverride = options.status;
   }
 
   get status(): number {
-    return ERROR_STATUS[this.code];
+    return this.statusOverride ?? ERROR_STATUS[this.code];
   }
+
+  /** The upstream's answer was wrong (a lying digest, a non-manifest, too big): not the client's fault. */
+  get upstreamFault(): boolean {
+    return this.statusOverride === 502;
+  }
+}
+
+/**
+ * Content from upstream failed its checks. The code says what was wrong (DIGEST_INVALID, SIZE_INVALID,
+ * MANIFEST_INVALID); the status is 502, because a 400 would tell the client its request was bad.
+ */
+export function upstreamFault(code: ErrorCode, message: string, options?: MirrorKitErrorOptions): MirrorError {
+  return new MirrorError(code, message, undefined, { ...options, status: 502 });
+}
+
+/** A path outside the distribution API: 404, as distribution answers (405 is for a known path's wrong method). */
+export function noSuchEndpoint(): MirrorError {
+  return new MirrorError("UNSUPPORTED", "no such endpoint on this registry mirror", undefined, { status: 404 });
 }
 
 export function isMirrorError(err: unknown): err is MirrorError {

@@ -10,6 +10,30 @@ export const MediaType = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
 } as const;
 
+/** The manifest types served as Content-Type without being configured: OCI and Docker's. */
+export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([...Object.values(MediaType), "application/vnd.oci.artifact.manifest.v1+json"]);
+
+/** type/subtype as RFC 9110 tokens: no spaces, no control characters, nothing a header could be split on. */
+const MEDIA_TYPE = /^[a-z0-9!#$&^_.+-]{1,127}\/[a-z0-9!#$&^_.+-]{1,127}$/;
+
+export function isMediaType(value: string): boolean {
+  return MEDIA_TYPE.test(value);
+}
+
+/**
+ * The Content-Type a manifest is served with: the upstream's declared type when it is a manifest type
+ * (built-in or allowed by cache.manifestMediaTypes), else the body's own mediaType (or its shape)
+ * under the same rule; undefined when neither is, and the manifest must be refused. An upstream's
+ * text/html never reaches a client as text/html, whatever the body holds.
+ */
+export function servedManifestType(declared: string | undefined, body: Uint8Array, allowed: ReadonlySet<string> = new Set()): string | undefined {
+  const ok = (t: string | undefined): t is string => t !== undefined && (MANIFEST_MEDIA_TYPES.has(t) || allowed.has(t));
+  const type = declared?.split(";")[0]?.trim().toLowerCase();
+  if (ok(type)) return type;
+  const sniffed = sniffManifestType(body);
+  return ok(sniffed) ? sniffed : undefined;
+}
+
 /** What the mirror asks upstream for: every manifest type, so one cached copy serves every client. */
 export const UPSTREAM_ACCEPT = [
   MediaType.ociIndex,

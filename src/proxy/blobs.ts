@@ -1,7 +1,7 @@
 // Pull-through blobs: local first (blobs are shared by every repository and upstream), else one
 // shared fill per digest. Failures reach every waiter, not just the first.
 import type { Digest } from "../oci/digest.js";
-import { MirrorError } from "../oci/errors.js";
+import { upstreamFault } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { BlobStore, OpenBlob } from "../store/store.js";
@@ -48,7 +48,7 @@ export class BlobService {
       await ensureOk(client.name, res, `blob ${digest.value}`);
       await discard(res);
       const size = Number(headerString(res.headers["content-length"]));
-      if (!Number.isSafeInteger(size) || size < 0) throw new MirrorError("UNAVAILABLE", `upstream ${client.name} sent no size for ${digest.value}`);
+      if (!Number.isSafeInteger(size) || size < 0) throw upstreamFault("UNAVAILABLE", `upstream ${client.name} sent no size for ${digest.value}`);
       return { size, cached: false };
     } catch (err) {
       throw err instanceof UpstreamError ? err.toMirrorError("BLOB_UNKNOWN") : err;

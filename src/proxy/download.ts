@@ -2,7 +2,7 @@
 // resumed with a Range request from the last byte received. Errors in the consumer are not the
 // upstream's: they end the download (the generator is returned), they are never retried.
 import type { Digest } from "../oci/digest.js";
-import { MirrorError } from "../oci/errors.js";
+import { MirrorError, upstreamFault } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import { ensureOk, headerString, type UpstreamClient, type UpstreamResponse } from "../upstream/client.js";
@@ -78,7 +78,7 @@ async function request(o: DownloadOptions, offset: number): Promise<UpstreamResp
     const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(headerString(res.headers["content-range"]) ?? "");
     if (range && Number(range[1]) === offset) return res;
     res.body.destroy();
-    throw new MirrorError("UNAVAILABLE", `upstream ${client.name} answered a resume with an unexpected Content-Range`);
+    throw upstreamFault("UNAVAILABLE", `upstream ${client.name} answered a resume with an unexpected Content-Range`);
   }
   await ensureOk(client.name, res, `blob ${digest.value}`);
   // A 200 to a Range request is the whole blob again: skip what we already have (the same

@@ -5,7 +5,7 @@
 // clients: it survives their disconnects, bounded by the orphan timeout.
 import { Buffer } from "node:buffer";
 import type { Digest } from "../oci/digest.js";
-import { MirrorError } from "../oci/errors.js";
+import { MirrorError, upstreamFault } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { BlobStore } from "../store/store.js";
@@ -171,7 +171,7 @@ export class BlobFill {
   /** Take a chunk from upstream: readers can have it at once; the disk gets it in batches. */
   private receive(buf: Buffer): void {
     if (this.size !== undefined && this.received + buf.byteLength > this.size) {
-      throw new MirrorError("SIZE_INVALID", `upstream sent more than the ${this.size} bytes it announced for ${this.o.digest.value}`);
+      throw upstreamFault("SIZE_INVALID", `upstream sent more than the ${this.size} bytes it announced for ${this.o.digest.value}`);
     }
     this.window.push({ pos: this.received, buf });
     this.unwritten.push(buf);

@@ -1,8 +1,8 @@
 // tags/list (upstream first, cached tags when upstream is unavailable) and _catalog (what is cached).
-import { MirrorError } from "../oci/errors.js";
+import { MirrorError, upstreamFault } from "../oci/errors.js";
 import type { MirrorConfig } from "../config/resolve.js";
 import type { TagStore } from "../store/store.js";
-import { ensureOk, headerString, readLimited } from "../upstream/client.js";
+import { ensureOk, headerString, readLimited, type UpstreamClient } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
 import type { Target } from "./route.js";
 import type { Upstreams } from "./upstreams.js";
@@ -14,31 +14,72 @@ export interface Listing {
   cache: "MISS" | "STALE";
 }
 
-const LIST_BODY_LIMIT = 16 * 1024 * 1024;
+/** The largest tag list read from upstream (distribution's own limit for a response body is similar). */
+export const LIST_BODY_LIMIT = 16 * 1024 * 1024;
+/** Page size asked for when a client's unpaginated list is bigger than that: clients follow the Link. */
+export const TAG_PAGE = 10_000;
 
 export async function listTags(target: Target, query: URLSearchParams, upstreams: Upstreams, store: TagStore): Promise<Listing> {
   const client = upstreams.client(target.upstream);
-  const upstreamQuery = new URLSearchParams();
-  for (const key of ["n", "last"]) {
-    const v = query.get(key);
-    if (v !== null) upstreamQuery.set(key, v);
-  }
-  const qs = upstreamQuery.toString();
+  const n = pageSize(query);
+  const last = query.get("last");
   try {
-    const res = await client.fetch("GET", `${target.name}/tags/list${qs ? `?${qs}` : ""}`, { scope: `repository:${target.name}:pull` });
-    await ensureOk(client.name, res, "tags/list");
-    const body = JSON.parse((await readLimited(res, LIST_BODY_LIMIT)).toString("utf8")) as unknown;
-    const link = rewriteLink(headerString(res.headers.link), target, query.get("ns"));
-    return { body, ...(link ? { link } : {}), cache: "MISS" };
+    const first = await fetchTags(client, target, n, last);
+    if (first !== "too-big") return { ...first, ...linkFor(first.link, target, query.get("ns")), cache: "MISS" };
+    // Too big to hold in one answer: serve it in pages (Link rel="next"), as distribution does with ?n=.
+    if (n === undefined) {
+      const page = await fetchTags(client, target, TAG_PAGE, last);
+      if (page !== "too-big" && page.link) return { ...page, ...linkFor(page.link, target, query.get("ns")), cache: "MISS" };
+    }
+    throw upstreamFault("UNAVAILABLE", `upstream ${client.name} sent a tag list for ${target.name} larger than ${LIST_BODY_LIMIT} bytes and would not page it; ask for pages with ?n=`);
   } catch (err) {
     if (err instanceof UpstreamError && err.temporary()) {
       const tags = await store.listTags(target.upstream.name, target.name);
       if (tags.length > 0) return { body: { name: target.name, tags }, cache: "STALE" };
     }
     if (err instanceof UpstreamError) throw err.toMirrorError("NAME_UNKNOWN");
-    if (err instanceof SyntaxError) throw new MirrorError("UNAVAILABLE", `upstream ${client.name} sent an invalid tag list`);
     throw err;
   }
+}
+
+async function fetchTags(client: UpstreamClient, target: Target, n: number | undefined, last: string | null): Promise<{ body: unknown; link: string | undefined } | "too-big"> {
+  const upstreamQuery = new URLSearchParams();
+  if (n !== undefined) upstreamQuery.set("n", String(n));
+  if (last !== null) upstreamQuery.set("last", last);
+  const qs = upstreamQuery.toString();
+  const res = await client.fetch("GET", `${target.name}/tags/list${qs ? `?${qs}` : ""}`, { scope: `repository:${target.name}:pull` });
+  await ensureOk(client.name, res, "tags/list");
+  let text: string;
+  try {
+    text = (await readLimited(res, LIST_BODY_LIMIT)).toString("utf8");
+  } catch (err) {
+    if (err instanceof RangeError) return "too-big";
+    throw new UpstreamError(client.name, "unreachable", `tags/list: ${(err as Error).message}`, undefined, undefined, { cause: err });
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const tags = (body as { tags?: unknown } | undefined)?.tags;
+  if (typeof body !== "object" || body === null || !(tags === null || (Array.isArray(tags) && tags.every((t) => typeof t === "string")))) {
+    throw upstreamFault("UNAVAILABLE", `upstream ${client.name} sent an invalid tag list for ${target.name}`);
+  }
+  return { body, link: headerString(res.headers.link) };
+}
+
+function linkFor(upstreamLink: string | undefined, target: Target, ns: string | null): { link?: string } {
+  const link = rewriteLink(upstreamLink, target, ns);
+  return link ? { link } : {};
+}
+
+/** ?n= as distribution reads it: absent, or a non-negative integer; anything else is the client's error. */
+function pageSize(query: URLSearchParams): number | undefined {
+  const raw = query.get("n");
+  if (raw === null) return undefined;
+  if (!/^\d{1,9}$/.test(raw)) throw new MirrorError("PAGINATION_NUMBER_INVALID", `n must be a non-negative integer, got ${JSON.stringify(raw.slice(0, 20))}`);
+  return Number(raw);
 }
 
 /** Upstream Link headers name upstream paths; point the next page back at this mirror. */
@@ -66,9 +107,7 @@ export async function catalog(query: URLSearchParams, store: TagStore, config: M
     .map((r) => (r.upstream === config.defaultUpstream.name ? r.name : `${r.upstream}/${r.name}`))
     .sort();
   const last = query.get("last");
-  const nRaw = query.get("n");
-  const n = nRaw === null ? undefined : Number(nRaw);
-  if (n !== undefined && (!Number.isInteger(n) || n < 0)) throw new MirrorError("UNSUPPORTED", "n must be a non-negative integer");
+  const n = pageSize(query);
   const start = last === null ? 0 : repos.findIndex((r) => r > last);
   const from = start < 0 ? repos.length : start;
   const page = n === undefined ? repos.slice(from) : repos.slice(from, from + n);

@@ -2,8 +2,8 @@
 // freshness window; past it revalidated with a HEAD (a GET only when the digest is new — Docker Hub
 // counts GETs); when upstream is down, times out, errs or rate-limits, the cached tag is served stale.
 import { type Digest, digestOf, parseDigest } from "../oci/digest.js";
-import { MirrorError } from "../oci/errors.js";
-import { accepts, indexEntries, isIndexType, sniffManifestType, UPSTREAM_ACCEPT } from "../oci/mediatypes.js";
+import { MirrorError, upstreamFault } from "../oci/errors.js";
+import { accepts, indexEntries, isIndexType, servedManifestType, sniffManifestType, UPSTREAM_ACCEPT } from "../oci/mediatypes.js";
 import type { Reference } from "../oci/names.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
@@ -28,6 +28,8 @@ export interface ManifestServiceOptions {
   metrics: Metrics;
   log: Logger;
   manifestMaxBytes: number;
+  /** Media types served besides the built-in manifest types (cache.manifestMediaTypes). */
+  allowedMediaTypes?: ReadonlySet<string>;
   now?: () => number;
 }
 
@@ -124,7 +126,7 @@ export class ManifestService {
       }
       // Content that fails its checks (a captive portal's HTML, a truncated body) is an upstream
       // fault too: the verified copy we have is the better answer.
-      if (cached && err instanceof MirrorError && (err.code === "DIGEST_INVALID" || err.code === "MANIFEST_INVALID")) {
+      if (cached && err instanceof MirrorError && err.upstreamFault) {
         return this.stale(target, tag, cached, err.message);
       }
       throw err;
@@ -150,19 +152,20 @@ export class ManifestService {
     try {
       body = await readLimited(res, this.o.manifestMaxBytes);
     } catch (err) {
-      if (err instanceof RangeError) throw new MirrorError("MANIFEST_INVALID", `upstream manifest ${reference} is larger than ${this.o.manifestMaxBytes} bytes`);
+      if (err instanceof RangeError) throw upstreamFault("MANIFEST_INVALID", `upstream manifest ${reference} is larger than ${this.o.manifestMaxBytes} bytes`);
       throw new UpstreamError(client.name, "unreachable", `manifest ${reference}: ${(err as Error).message}`, undefined, undefined, { cause: err });
     }
     const announced = optionalDigest(headerString(res.headers["docker-content-digest"]));
     const digest = expected ?? (announced ? digestOf(body, announced.algorithm) : digestOf(body));
     const actual = digestOf(body, digest.algorithm);
     if (actual.value !== digest.value || (announced && announced.value !== actual.value)) {
-      throw new MirrorError("DIGEST_INVALID", `upstream ${client.name} sent manifest ${reference} whose content does not match its digest; not cached`);
+      throw upstreamFault("DIGEST_INVALID", `upstream ${client.name} sent manifest ${reference} whose content does not match its digest; not cached`);
     }
-    const declared = headerString(res.headers["content-type"])?.split(";")[0]?.trim();
-    const sniffed = sniffManifestType(body);
-    if (sniffed === undefined) throw new MirrorError("MANIFEST_INVALID", `upstream ${client.name} sent manifest ${reference} that is not a JSON manifest; not cached`);
-    const mediaType = declared && declared !== "application/json" && declared !== "text/plain" && declared !== "application/octet-stream" ? declared : sniffed;
+    if (sniffManifestType(body) === undefined) throw upstreamFault("MANIFEST_INVALID", `upstream ${client.name} sent manifest ${reference} that is not a JSON manifest; not cached`);
+    const mediaType = servedManifestType(headerString(res.headers["content-type"]), body, this.o.allowedMediaTypes);
+    if (mediaType === undefined) {
+      throw upstreamFault("MANIFEST_INVALID", `upstream ${client.name} sent manifest ${reference} whose media type is not a manifest type (allow more with cache.manifestMediaTypes); not cached`);
+    }
     await this.o.store.putManifest(digest, mediaType, body);
     return { digest, mediaType, body };
   }

@@ -4,7 +4,8 @@ import { randomBytes } from "node:crypto";
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { type Digest, digestOf, parseDigest } from "../oci/digest.js";
-import { MirrorError } from "../oci/errors.js";
+import { MirrorError, upstreamFault } from "../oci/errors.js";
+import { isMediaType } from "../oci/mediatypes.js";
 import { isValidTag } from "../oci/names.js";
 import { Layout } from "./layout.js";
 import type { OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
@@ -96,7 +97,8 @@ export class FsStore implements Store {
       if (isNotFound(err) || err instanceof SyntaxError) return undefined;
       throw err;
     }
-    if (typeof meta.mediaType !== "string") return undefined;
+    // A type that could not go out as a header (a control character) is a miss, never a 500 on every pull.
+    if (typeof meta.mediaType !== "string" || !isMediaType(meta.mediaType)) return undefined;
     try {
       const body = await readFile(this.layout.blob(d));
       this.touch(d);
@@ -108,9 +110,10 @@ export class FsStore implements Store {
   }
 
   async putManifest(d: Digest, mediaType: string, body: Uint8Array): Promise<void> {
+    if (!isMediaType(mediaType)) throw upstreamFault("MANIFEST_INVALID", `manifest media type ${JSON.stringify(mediaType.slice(0, 100))} is not a media type; not cached`);
     const actual = digestOf(body, d.algorithm);
     if (actual.value !== d.value) {
-      throw new MirrorError("DIGEST_INVALID", `manifest content has digest ${actual.value}, expected ${d.value}; not cached`);
+      throw upstreamFault("DIGEST_INVALID", `manifest content has digest ${actual.value}, expected ${d.value}; not cached`);
     }
     // Metadata first: a blob without metadata is simply a miss, never a manifest of unknown type.
     await this.atomicWrite(this.layout.manifestMeta(d), JSON.stringify({ mediaType }));

@@ -5,7 +5,7 @@ import { type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Hash } from "node:crypto";
 import { type Digest, hasher } from "../oci/digest.js";
-import { MirrorError } from "../oci/errors.js";
+import { upstreamFault } from "../oci/errors.js";
 
 export class BlobWriter {
   private hash: Hash;
@@ -61,11 +61,11 @@ export class BlobWriter {
     const actual = this.hash.digest("hex");
     if (expectedSize !== undefined && expectedSize !== this._written) {
       await this.cancel();
-      throw new MirrorError("SIZE_INVALID", `upstream sent ${this._written} bytes for ${this.digest.value}, expected ${expectedSize}`);
+      throw upstreamFault("SIZE_INVALID", `upstream sent ${this._written} bytes for ${this.digest.value}, expected ${expectedSize}`);
     }
     if (actual !== this.digest.hex) {
       await this.cancel();
-      throw new MirrorError("DIGEST_INVALID", `upstream content for ${this.digest.value} has digest ${this.digest.algorithm}:${actual}; not cached`);
+      throw upstreamFault("DIGEST_INVALID", `upstream content for ${this.digest.value} has digest ${this.digest.algorithm}:${actual}; not cached`);
     }
   }
 

@@ -95,15 +95,25 @@ export class UpstreamClient {
         headers,
         signal: options.signal,
       });
-      if (useBreaker) this.breaker.recordSuccess();
+      // Only the registry's health counts: 5xx answers do, a repository's 401 or 404 is an answer.
+      if (useBreaker) {
+        if (res.statusCode >= 500) this.breaker.recordFailure("5xx");
+        else this.breaker.recordSuccess();
+      }
       this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: String(res.statusCode) });
       this.log.debug({ upstream: this.name, method, url: redactUrl(url), status: res.statusCode }, "upstream request");
       return res;
     } catch (err) {
       this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: "error" });
       if (options.signal?.aborted) throw err;
-      if (useBreaker) this.breaker.recordFailure();
       const reason = (err as { code?: string }).code ?? (err as Error).message;
+      if (!isNetworkFailure(err)) {
+        // A request undici refuses to send (a token with a control character, a bad header value)
+        // is about this exchange, not the upstream's health: no breaker, no "unreachable".
+        this.log.warn({ upstream: this.name, method, url: redactUrl(url), err: reason }, "upstream request could not be sent");
+        throw new UpstreamError(this.name, "invalid", String(reason), undefined, undefined, { cause: err });
+      }
+      if (useBreaker) this.breaker.recordFailure("network");
       this.log.warn({ upstream: this.name, method, url: redactUrl(url), err: reason }, "upstream unreachable");
       throw new UpstreamError(this.name, "unreachable", String(reason), undefined, undefined, { cause: err });
     }
@@ -210,6 +220,19 @@ export class UpstreamClient {
     const start = Number.isNaN(issued) ? Date.now() : Math.min(issued, Date.now());
     return { header: `Bearer ${token}`, expiresAt: start + lifetime * 1000 - TOKEN_MARGIN_MS };
   }
+}
+
+const NETWORK_UNDICI_CODES: ReadonlySet<string> = new Set(["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_SOCKET"]);
+
+/**
+ * A failure of the network or of the upstream's endpoint: system errors (ECONNREFUSED, ECONNRESET,
+ * ENOTFOUND, ETIMEDOUT, ...), undici's timeouts and socket errors, TLS failures. Everything else
+ * (undici's InvalidArgumentError, a TypeError) is local to one request and must not trip the breaker.
+ */
+export function isNetworkFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code !== "string") return false;
+  return /^E[A-Z]+$/.test(code) || NETWORK_UNDICI_CODES.has(code) || /TLS|SSL|CERT/.test(code);
 }
 
 /** Throw an UpstreamError for a non-2xx answer, keeping the upstream's OCI code (body read up to 64 KiB). */

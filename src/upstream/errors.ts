@@ -1,17 +1,19 @@
 // Upstream failures, with the status, a redacted URL and a temporary() verdict, so the proxy can
 // decide between "serve stale", "fail fast" and "pass the answer on".
 import { MirrorKitError, type MirrorKitErrorOptions } from "../errors.js";
-import { MirrorError, type ErrorCode } from "../oci/errors.js";
+import { MirrorError, upstreamFault, type ErrorCode } from "../oci/errors.js";
 
 export type UpstreamFailure =
   /** No HTTP answer: refused, reset, DNS, timeout, circuit open. */
   | "unreachable"
   /** An HTTP answer that is an error. */
-  | "status";
+  | "status"
+  /** An answer we cannot use (a token undici refuses to send, a malformed header): the upstream's fault, not the network's. */
+  | "invalid";
 
 export class UpstreamError extends MirrorKitError {
   override readonly name = "UpstreamError";
-  declare readonly code: "MK_UPSTREAM_UNREACHABLE" | "MK_UPSTREAM_STATUS";
+  declare readonly code: "MK_UPSTREAM_UNREACHABLE" | "MK_UPSTREAM_STATUS" | "MK_UPSTREAM_INVALID";
   constructor(
     readonly upstream: string,
     readonly failure: UpstreamFailure,
@@ -22,22 +24,24 @@ export class UpstreamError extends MirrorKitError {
     /** headers: the upstream's response headers worth keeping (e.g. Retry-After); never passed on blindly. */
     options?: MirrorKitErrorOptions,
   ) {
-    super(failure === "unreachable" ? "MK_UPSTREAM_UNREACHABLE" : "MK_UPSTREAM_STATUS", message, options);
+    super(CODES[failure], message, options);
   }
 
-  /** Worth serving stale content for / retrying later: network trouble, 5xx, 429. */
+  /** Worth serving stale content for / retrying later: network trouble, 5xx, 429, an unusable answer. */
   temporary(): boolean {
-    return this.failure === "unreachable" || this.status === 429 || (this.status !== undefined && this.status >= 500);
+    return this.failure !== "status" || this.status === 429 || (this.status !== undefined && this.status >= 500);
   }
 
   /** Translate for the client; notFound is the code for a 404 on this kind of object. */
   toMirrorError(notFound: ErrorCode): MirrorError {
     const where = `upstream ${this.upstream}`;
     if (this.failure === "unreachable") return new MirrorError("UNAVAILABLE", `${where} is unreachable: ${this.message}`);
+    if (this.failure === "invalid") return upstreamFault("UNAVAILABLE", `${where} sent an unusable answer: ${this.message}`);
     switch (this.status) {
       case 404:
         return new MirrorError(this.ociCode === "NAME_UNKNOWN" ? "NAME_UNKNOWN" : notFound, `${where}: ${this.message}`);
       case 401:
+        // The HTTP layer adds the mirror's own challenge: every 401 carries one.
         return new MirrorError("UNAUTHORIZED", `${where} requires authentication the mirror could not provide`);
       case 403:
         return new MirrorError("DENIED", `${where} denied access`);
@@ -47,10 +51,15 @@ export class UpstreamError extends MirrorKitError {
         if (this.status !== undefined && this.status >= 400 && this.status < 500 && isOciCode(this.ociCode)) {
           return new MirrorError(this.ociCode, `${where}: ${this.message}`);
         }
-        return new MirrorError("UNAVAILABLE", `${where} failed: ${this.message}`);
+        // 503 passes on as 503 (the upstream says it is down); any other failure or unexpected
+        // status (500, 502, a 3xx, a 400 without a code we can pass on) is a bad gateway answer.
+        if (this.status === 503) return new MirrorError("UNAVAILABLE", `${where} is unavailable: ${this.message}`);
+        return upstreamFault("UNAVAILABLE", `${where} failed: ${this.message}`);
     }
   }
 }
+
+const CODES = { unreachable: "MK_UPSTREAM_UNREACHABLE", status: "MK_UPSTREAM_STATUS", invalid: "MK_UPSTREAM_INVALID" } as const;
 
 const PASSABLE: ReadonlySet<string> = new Set(["NAME_INVALID", "DIGEST_INVALID", "TAG_INVALID", "MANIFEST_INVALID", "UNSUPPORTED"]);
 function isOciCode(code: string | undefined): code is ErrorCode {

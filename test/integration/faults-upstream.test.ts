@@ -8,7 +8,7 @@ import { cleanUpAfterEach, cleanups, digestOf, fake, get, MANIFEST_TYPE, mirrorF
 cleanUpAfterEach();
 
 describe("manifests from a misbehaving upstream", () => {
-  it("rejects a manifest whose content does not match the digest upstream announced", async () => {
+  it("rejects a manifest whose content does not match the digest upstream announced, as a bad gateway (502), not the client's fault", async () => {
     const up = await fake();
     const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: {}, layers: [] }));
     const wrong = digestOf(Buffer.from("something else"));
@@ -20,7 +20,7 @@ describe("manifests from a misbehaving upstream", () => {
     });
     const { mirror, storage } = await mirrorFor(up.url);
     const res = await get(`${mirror.url}/v2/library/x/manifests/latest`);
-    expect(res.status).toBe(400);
+    expect(res.status).toBe(502);
     expect(JSON.parse(res.body.toString()).errors[0].code).toBe("DIGEST_INVALID");
     expect(await published(storage)).toEqual([]);
   });

@@ -115,6 +115,15 @@ describe("pull-through against a real distribution registry", () => {
     expect(part.body.equals(big.bytes.subarray(1000, 2000))).toBe(true);
     const bad = await get(`${mirror.url}/v2/library/big/blobs/${big.digest}`, { range: `bytes=${big.size + 10}-` });
     expect(bad.status).toBe(416);
+    expect(bad.headers["content-range"]).toBe(`bytes */${big.size}`);
+    // Only the bytes unit is honoured: any other is ignored and the whole blob comes back.
+    const items = await get(`${mirror.url}/v2/library/big/blobs/${big.digest}`, { range: "items=0-5" });
+    expect([items.status, items.body.byteLength, items.headers["content-range"]]).toEqual([200, big.size, undefined]);
+    // HEAD answers what GET would: 206 with Content-Range and the part's length, and no body.
+    const head = await get(`${mirror.url}/v2/library/big/blobs/${big.digest}`, { range: "bytes=1000-1999" }, "HEAD");
+    expect([head.status, head.headers["content-range"], head.headers["content-length"], head.body.byteLength]).toEqual([206, `bytes 1000-1999/${big.size}`, "1000", 0]);
+    const headBad = await get(`${mirror.url}/v2/library/big/blobs/${big.digest}`, { range: `bytes=${big.size}-` }, "HEAD");
+    expect([headBad.status, headBad.headers["content-range"]]).toEqual([416, `bytes */${big.size}`]);
     await hub.settle();
     expect(hub.log.describe()).toBe("(no requests)");
   });
@@ -238,6 +247,12 @@ describe("pull-through against a real distribution registry", () => {
       ["GET", "/v2/library/%2e%2e/manifests/1", 400, "NAME_INVALID"],
       ["GET", "/v2/library/../../../etc/manifests/1", 400, "NAME_INVALID"],
       ["GET", "/v2/library/x/manifests/..%2f..%2fetc", 400, "TAG_INVALID"],
+      ["GET", "/v2/nothing-here", 404, "UNSUPPORTED"],
+      ["GET", "/favicon.ico", 404, "UNSUPPORTED"],
+      ["POST", "/v3/", 404, "UNSUPPORTED"],
+      ["GET", "/v2/_catalog?n=abc", 400, "PAGINATION_NUMBER_INVALID"],
+      ["GET", "/v2/library/x/tags/list?n=-1", 400, "PAGINATION_NUMBER_INVALID"],
+      ["GET", "/v2/library/x/tags/list?n=1.5", 400, "PAGINATION_NUMBER_INVALID"],
     ];
     for (const [method, path, status, code] of cases) {
       const res = await rawRequest(mirror.url, method, path);
@@ -346,6 +361,8 @@ describe("an upstream that requires credentials (distribution with htpasswd)", (
       const anonymous = await get(`${withCreds.url}/v2/team/private/manifests/1`);
       expect(anonymous.status).toBe(401);
       expect(JSON.parse(anonymous.body.toString()).errors[0].code).toBe("UNAUTHORIZED");
+      // Every 401 carries a challenge: the mirror's own, never the upstream's realm.
+      expect(anonymous.headers["www-authenticate"]).toBe('Basic realm="mirror-kit"');
     } finally {
       await withCreds.close();
     }
