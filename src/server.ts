@@ -1,6 +1,6 @@
 // Assembles a running mirror from configuration: store, upstream clients, pull-through services,
 // HTTP server. startMirror is the in-process API the CLI and the tests use.
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseConfig, type ConfigInput } from "./config/schema.js";
 import { resolveConfig, type MirrorConfig } from "./config/resolve.js";
@@ -13,12 +13,15 @@ import { ManifestService } from "./proxy/manifests.js";
 import { Upstreams } from "./proxy/upstreams.js";
 import { SizeCap } from "./store/evict.js";
 import { FsStore } from "./store/fs-store.js";
+import { createListener } from "./tls/listener.js";
 
 export interface RunningMirror {
   readonly url: string;
   readonly port: number;
   readonly config: MirrorConfig;
   readonly metrics: Metrics;
+  /** Re-read the TLS certificate, key and client CAs (SIGHUP); false when not serving TLS or the new files are bad. */
+  reloadTls(reason?: string): Promise<boolean>;
   /**
    * Stop accepting requests, let in-flight ones finish for up to graceMs, then cancel what is
    * left (downloads are discarded, nothing half-written is published).
@@ -56,21 +59,25 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const upstreams = new Upstreams(config, log, metrics);
   const blobs = new BlobService({ store, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs });
   const manifests = new ManifestService({ store, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, allowedMediaTypes: config.manifestMediaTypes });
-  const server = createServer({ keepAliveTimeout: 65_000 }, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store }));
+  let listener;
   try {
-    await listen(server, config.host, config.port);
+    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store }), log);
+    await listen(listener.server, config.host, config.port);
   } catch (err) {
+    listener?.close();
     await upstreams.close();
     throw err;
   }
+  const { server } = listener;
   const port = (server.address() as AddressInfo).port;
   const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
-  const url = `http://${shownHost}:${port}`;
+  const url = `${listener.scheme}://${shownHost}:${port}`;
   log.info({ url, listen: `${config.host}:${port}`, storage: config.storage, upstreams: [...new Set([...config.upstreams.values()].map((u) => u.name))], defaultUpstream: config.defaultUpstream.name }, "mirror-kit listening");
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = 10_000): Promise<void> => {
     closing ??= (async () => {
+      listener.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
@@ -83,7 +90,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
     })();
     return closing;
   };
-  return { url, port, config, metrics, close };
+  return { url, port, config, metrics, reloadTls: (reason = "reload requested") => listener.reloadTls(reason), close };
 }
 
 function isResolved(input: ConfigInput | MirrorConfig): input is MirrorConfig {

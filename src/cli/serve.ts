@@ -13,6 +13,10 @@ export interface ServeArgs {
   "log-level"?: string;
   "tag-freshness"?: string;
   "max-size"?: string;
+  "tls-cert"?: string;
+  "tls-key"?: string;
+  "tls-client-ca"?: string[];
+  "tls-min-version"?: string;
 }
 
 /** Start the mirror from CLI arguments and an environment; the caller decides about signals. */
@@ -25,6 +29,12 @@ export async function runServe(args: ServeArgs, env: Env): Promise<RunningMirror
   if (args["tag-freshness"] !== undefined) cache.tagFreshness = args["tag-freshness"];
   if (args["max-size"] !== undefined) cache.maxSize = args["max-size"];
   if (Object.keys(cache).length > 0) flags.cache = cache;
+  const tls: Record<string, unknown> = {};
+  if (args["tls-cert"] !== undefined) tls.certificate = args["tls-cert"];
+  if (args["tls-key"] !== undefined) tls.key = args["tls-key"];
+  if (args["tls-client-ca"]?.length) tls.clientCAs = args["tls-client-ca"];
+  if (args["tls-min-version"] !== undefined) tls.minimumVersion = args["tls-min-version"];
+  if (Object.keys(tls).length > 0) flags.tls = tls;
   if (args.upstream?.length) flags.upstreams = parseUpstreamFlags(args.upstream);
   const { config, warnings } = await loadConfig({ ...(args.config ? { file: args.config } : {}), env, flags: flags as ConfigInput });
   const log = createLogger(config.logLevel);
@@ -44,8 +54,13 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option("log-level", { type: "string", describe: "fatal|error|warn|info|debug|trace|silent (default info)" })
       .option("tag-freshness", { type: "string", describe: "serve cached tags this long without asking upstream (default 1m)" })
       .option("max-size", { type: "string", describe: "cap the cache, e.g. 20GB: least recently used content is evicted (default: no cap; env MIRROR_KIT_MAX_SIZE)" })
+      .option("tls-cert", { type: "string", describe: "serve HTTPS with this PEM certificate (chain); re-read on SIGHUP and on change (env MIRROR_KIT_TLS_CERT)" })
+      .option("tls-key", { type: "string", describe: "the certificate's PEM private key (env MIRROR_KIT_TLS_KEY)" })
+      .option("tls-client-ca", { type: "string", array: true, describe: "mutual TLS: require client certificates signed by this CA, repeatable (env MIRROR_KIT_TLS_CLIENT_CAS, comma-separated)" })
+      .option("tls-min-version", { type: "string", describe: "oldest TLS version accepted: tls1.0|tls1.1|tls1.2|tls1.3 (default tls1.2; env MIRROR_KIT_TLS_MIN_VERSION)" })
       .example("$0 serve", "Docker Hub and the other public registries, cached in ./mirror-kit-data")
-      .example("$0 serve --upstream docker.io=http://10.0.0.5:5000", "another registry as the docker.io upstream"),
+      .example("$0 serve --upstream docker.io=http://10.0.0.5:5000", "another registry as the docker.io upstream")
+      .example("$0 serve --tls-cert mirror-kit-tls/server.crt --tls-key mirror-kit-tls/server.key", "HTTPS with the certificate `mirror-kit cert` made"),
   handler: async (args) => {
     const mirror = await runServe(args, process.env);
     let stopping = false;
@@ -57,5 +72,10 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    // SIGHUP would otherwise end the process; here it re-reads a renewed certificate.
+    process.on("SIGHUP", () => {
+      if (!mirror.config.tls) process.stderr.write("mirror-kit: SIGHUP, nothing to reload (not serving TLS)\n");
+      else void mirror.reloadTls("SIGHUP");
+    });
   },
 };

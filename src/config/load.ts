@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { ConfigError, type ConfigInput, parseConfig } from "./schema.js";
 import { resolveConfig, type MirrorConfig } from "./resolve.js";
+import { tlsFromDistribution, tlsFromEnv } from "./tls-keys.js";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -64,6 +65,8 @@ export function fromDistribution(doc: Record<string, unknown>, source: string, w
   const out: ConfigInput = {};
   const http = asRecord(doc.http);
   if (typeof http?.addr === "string") out.listen = normaliseAddr(http.addr);
+  const tls = tlsFromDistribution(http?.tls, `${source}: http.tls`);
+  if (tls) out.tls = tls as ConfigInput["tls"];
   const storage = asRecord(doc.storage);
   const fs = asRecord(storage?.filesystem);
   if (typeof fs?.rootdirectory === "string") out.storage = fs.rootdirectory;
@@ -108,6 +111,8 @@ export function fromEnv(env: Env, warnings: string[]): ConfigInput {
   } else if (env.REGISTRY_PROXY_USERNAME || env.REGISTRY_PROXY_PASSWORD) {
     warnings.push("REGISTRY_PROXY_USERNAME/PASSWORD are ignored without REGISTRY_PROXY_REMOTEURL");
   }
+  const tls = tlsFromEnv(env);
+  if (tls) out.tls = tls;
   if (env.MIRROR_KIT_LISTEN) out.listen = env.MIRROR_KIT_LISTEN;
   if (env.MIRROR_KIT_STORAGE) out.storage = env.MIRROR_KIT_STORAGE;
   if (env.MIRROR_KIT_LOG_LEVEL) out.logLevel = env.MIRROR_KIT_LOG_LEVEL;

@@ -16,9 +16,20 @@ export interface UpstreamConfig {
   readonly tagFreshnessMs: number;
 }
 
+/** TLS on the listener: file paths (re-read on reload) and the handshake policy. */
+export interface TlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Non-empty: mutual TLS, a client certificate signed by one of these CAs is required. */
+  readonly clientCAFiles: readonly string[];
+  readonly minVersion: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+}
+
 export interface MirrorConfig {
   readonly host: string;
   readonly port: number;
+  /** Absent: plain HTTP. */
+  readonly tls?: TlsConfig;
   readonly storage: string;
   readonly logLevel: ParsedConfig["logLevel"];
   readonly defaultUpstream: UpstreamConfig;
@@ -94,6 +105,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
   return {
     host,
     port,
+    ...resolveTls(cfg.tls),
     storage: cfg.storage,
     logLevel: cfg.logLevel,
     defaultUpstream,
@@ -108,6 +120,20 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     breakerCooldownMs: cfg.upstream.breakerCooldown,
     orphanFillTimeoutMs: cfg.fill.orphanTimeout,
   };
+}
+
+const TLS_VERSIONS = { "tls1.0": "TLSv1", "tls1.1": "TLSv1.1", "tls1.2": "TLSv1.2", "tls1.3": "TLSv1.3" } as const;
+
+function resolveTls(tls: ParsedConfig["tls"]): { tls?: TlsConfig } {
+  if (tls.certificate === undefined && tls.key === undefined) {
+    // Client CAs without a listener certificate would be a protection silently not applied.
+    if (tls.clientCAs.length > 0) throw new ConfigError("invalid configuration:\n  tls.clientCAs: mutual TLS needs tls.certificate and tls.key");
+    return {};
+  }
+  if (tls.certificate === undefined || tls.key === undefined) {
+    throw new ConfigError(`invalid configuration:\n  tls.${tls.certificate === undefined ? "certificate" : "key"}: required with tls.${tls.certificate === undefined ? "key" : "certificate"}`);
+  }
+  return { tls: { certFile: tls.certificate, keyFile: tls.key, clientCAFiles: tls.clientCAs, minVersion: TLS_VERSIONS[tls.minimumVersion] } };
 }
 
 /** "0.0.0.0:5000", ":5000" (all interfaces, as distribution's http.addr), "[::1]:5000". */

@@ -111,6 +111,26 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * TLS on the listener. No certificate (the default) serves plain HTTP. The certificate and key
+     * files are re-read on SIGHUP and whenever they change; a bad new pair is logged and the old one kept.
+     */
+    tls: z
+      .object({
+        /** PEM certificate (chain) file. Default: none (plain HTTP). Requires key. */
+        certificate: z.string().min(1).optional(),
+        /** PEM private key file for the certificate. Default: none. Requires certificate. */
+        key: z.string().min(1).optional(),
+        /**
+         * PEM CA files for mutual TLS: when given, every client must present a certificate signed by
+         * one of them (distribution's clientcas). Default: [] (no client certificates asked for).
+         */
+        clientCAs: z.array(z.string().min(1)).default([]),
+        /** Oldest TLS version accepted: tls1.0, tls1.1, tls1.2 or tls1.3 (distribution's spelling). Default tls1.2. */
+        minimumVersion: z.enum(["tls1.0", "tls1.1", "tls1.2", "tls1.3"]).default("tls1.2"),
+      })
+      .strict()
+      .prefault({}),
     fill: z
       .object({
         /**

@@ -17,6 +17,8 @@ const PACKAGE_OF: Record<string, string> = {
   podman: "podman (apt-get install --no-install-recommends podman)",
   ip: "iproute2",
   containerd: "containerd (pulled in by docker.io)",
+  openssl: "openssl",
+  curl: "curl",
 };
 
 export function which(tool: string): string | undefined {
