@@ -1,6 +1,7 @@
 // The list of mirror-kit commands; each module exports a yargs CommandModule.
 import type { CommandModule } from "yargs";
 import { exportCommand, importCommand } from "./bundle.js";
+import { certCommand } from "./cert.js";
 import { initCommand } from "./init.js";
 import { prefetchCommand } from "./prefetch.js";
 import { serveCommand } from "./serve.js";
@@ -9,3 +10,4 @@ import { wireCommand } from "./wire.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand, prefetchCommand, exportCommand, importCommand];
+export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand, prefetchCommand, certCommand];
