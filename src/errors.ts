@@ -14,6 +14,10 @@
 //     MK_UPSTREAM_INVALID      an upstream's answer cannot be used (e.g. a token undici refuses to send)
 //     MK_STORE_UNUSABLE        the storage folder cannot be created or written
 //     MK_LISTEN_FAILED         the listener cannot bind (port in use, no permission)
+//     MK_TLS_RELOAD_FAILED     a renewed certificate/key/client CA is unusable; the running one is kept (logged)
+//     MK_CERT_BAD_SAN          `mirror-kit cert --san` is neither a DNS name nor an IP address
+//     MK_CERT_BAD_CA           an existing CA in the cert folder is incomplete or unusable (never overwritten)
+//     MK_CERT_WRITE_FAILED     a certificate or key file cannot be written
 //     MK_INTERNAL              an invariant of our own code was broken (a bug; report it)
 //
 // `headers` are the response headers that belong to the error (a 401's WWW-Authenticate, a 429's

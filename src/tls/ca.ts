@@ -7,21 +7,19 @@ import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { isIP } from "node:net";
 import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
+import { MirrorKitError } from "../errors.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
-export type CertErrorCode = "BAD_SAN" | "BAD_CA" | "WRITE_FAILED";
+export type CertErrorCode = "MK_CERT_BAD_SAN" | "MK_CERT_BAD_CA" | "MK_CERT_WRITE_FAILED";
 
-export class CertError extends Error {
+export class CertError extends MirrorKitError {
   override readonly name = "CertError";
-  constructor(
-    readonly code: CertErrorCode,
-    message: string,
-  ) {
-    super(message);
+  constructor(code: CertErrorCode, message: string) {
+    super(code, message);
   }
 }
 
@@ -76,7 +74,7 @@ export async function issueCertificates(o: CertOptions): Promise<CertResult> {
   for (const san of o.sans ?? []) {
     if (isIP(san)) ips.push(san);
     else if (DNS_NAME.test(san)) dns.push(san.toLowerCase());
-    else throw new CertError("BAD_SAN", `--san ${JSON.stringify(san)}: expected a DNS name (e.g. mirror.lan) or an IP address`);
+    else throw new CertError("MK_CERT_BAD_SAN", `--san ${JSON.stringify(san)}: expected a DNS name (e.g. mirror.lan) or an IP address`);
   }
   await mkdir(o.dir, { recursive: true });
   const existing = await loadCa(files);
@@ -143,20 +141,20 @@ async function loadCa(files: CertFiles): Promise<Ca | undefined> {
   const [certPem, keyPem] = await Promise.all([readIfExists(files.caCert), readIfExists(files.caKey)]);
   if (certPem === undefined && keyPem === undefined) return undefined;
   if (certPem === undefined || keyPem === undefined) {
-    throw new CertError("BAD_CA", `${certPem === undefined ? files.caCert : files.caKey} is missing but ${certPem === undefined ? files.caKey : files.caCert} exists: restore it, or remove both to make a new CA (clients must then trust the new one)`);
+    throw new CertError("MK_CERT_BAD_CA", `${certPem === undefined ? files.caCert : files.caKey} is missing but ${certPem === undefined ? files.caKey : files.caCert} exists: restore it, or remove both to make a new CA (clients must then trust the new one)`);
   }
   try {
     const nodeKey = createPrivateKey(keyPem);
     const nodeCert = new NodeCertificate(certPem);
-    if (!nodeCert.checkPrivateKey(nodeKey)) throw new Error("the key does not belong to the certificate");
-    if (!nodeCert.ca) throw new Error("the certificate is not a CA certificate");
+    if (!nodeCert.checkPrivateKey(nodeKey)) throw new CertError("MK_CERT_BAD_CA", `${files.caKey} is not the key of ${files.caCert}: restore the matching pair, or remove both to make a new CA`);
+    if (!nodeCert.ca) throw new CertError("MK_CERT_BAD_CA", `${files.caCert} is not a CA certificate`);
     const der = nodeKey.export({ format: "der", type: "pkcs8" });
     const algorithm = nodeKey.asymmetricKeyType === "ec" ? { name: "ECDSA", namedCurve: nodeKey.asymmetricKeyDetails?.namedCurve === "prime256v1" ? "P-256" : nodeKey.asymmetricKeyDetails?.namedCurve === "secp384r1" ? "P-384" : "unsupported" } : { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
     const key = await webcrypto.subtle.importKey("pkcs8", der, algorithm, false, ["sign"]);
     return { cert: new x509.X509Certificate(certPem), key };
   } catch (err) {
     if (err instanceof CertError) throw err;
-    throw new CertError("BAD_CA", `${files.caCert} / ${files.caKey}: cannot reuse this CA: ${(err as Error).message}`);
+    throw new CertError("MK_CERT_BAD_CA", `${files.caCert} / ${files.caKey}: cannot reuse this CA: ${(err as Error).message}`);
   }
 }
 
@@ -186,7 +184,7 @@ async function writeAtomically(path: string, content: string, mode: number): Pro
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new CertError("WRITE_FAILED", `cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new CertError("MK_CERT_WRITE_FAILED", `cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
 }
 
@@ -195,7 +193,7 @@ async function readIfExists(path: string): Promise<string | undefined> {
     return await readFile(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new CertError("BAD_CA", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new CertError("MK_CERT_BAD_CA", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
 }
 

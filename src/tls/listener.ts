@@ -8,6 +8,7 @@ import { createServer as createHttpsServer } from "node:https";
 import { dirname, resolve } from "node:path";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { ConfigError } from "../config/schema.js";
+import { MirrorKitError } from "../errors.js";
 import type { TlsConfig } from "../config/resolve.js";
 import type { Logger } from "../observe/log.js";
 
@@ -44,7 +45,7 @@ export async function createListener(tls: TlsConfig | undefined, handler: Reques
       let next: Material;
       try {
         next = await readMaterial(tls);
-        checkPair(next, tls, (msg) => new Error(msg));
+        checkPair(next, tls, (msg) => new MirrorKitError("MK_TLS_RELOAD_FAILED", msg));
       } catch (err) {
         log.error({ reason, err: (err as Error).message }, "TLS reload failed: the previous certificate stays in use");
         return false;
