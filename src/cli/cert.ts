@@ -2,7 +2,7 @@
 // runCert is what tests call; the files themselves are made in src/tls/ca.ts.
 import { relative } from "node:path";
 import type { CommandModule } from "yargs";
-import { issueCertificates, type CertResult } from "../tls/ca.js";
+import type { CertResult } from "../tls/ca.js";
 
 export interface CertArgs {
   dir: string;
@@ -11,6 +11,8 @@ export interface CertArgs {
 }
 
 export async function runCert(args: CertArgs, out: { write(s: string): unknown }): Promise<CertResult> {
+  // Loaded here, not at startup: serve never needs the X.509 library.
+  const { issueCertificates } = await import("../tls/ca.js");
   const result = await issueCertificates({ dir: args.dir, sans: args.san ?? [], ...(args.days !== undefined ? { days: args.days } : {}) });
   const f = result.files;
   const show = (p: string) => (relative(process.cwd(), p).startsWith("..") ? p : relative(process.cwd(), p) || p);
