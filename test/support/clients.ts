@@ -41,11 +41,11 @@ export async function dockerRun(engine: DockerEngine, image: string, cmd: readon
  * (INTEGRATIONS.md §2); omitted, the fallback is the registry's real host, which is
  * unreachable offline, so a passing pull can only have come through the mirror.
  */
-export async function writeHostsToml(hostsDir: string, registry: string, mirrorUrl: string): Promise<string> {
+export async function writeHostsToml(hostsDir: string, registry: string, mirrorUrl: string, opts: { ca?: string } = {}): Promise<string> {
   const dir = join(hostsDir, registry);
   await mkdir(dir, { recursive: true });
   const path = join(dir, "hosts.toml");
-  await writeFile(path, `[host."${mirrorUrl}"]\n  capabilities = ["pull", "resolve"]\n`);
+  await writeFile(path, `[host."${mirrorUrl}"]\n  capabilities = ["pull", "resolve"]\n${opts.ca ? `  ca = "${opts.ca}"\n` : ""}`);
   return path;
 }
 
@@ -86,12 +86,14 @@ export interface MirrorEntry {
   prefix: string;
   /** The mirror location, host:port[/path], e.g. "127.0.0.1:5000/docker.io". */
   location: string;
+  /** TLS-verified (no `insecure = true`): the mirror serves HTTPS with a certificate the client trusts. */
+  secure?: boolean;
 }
 
-/** registries.conf (v2) with one insecure (plain HTTP) mirror per registry. */
+/** registries.conf (v2) with one mirror per registry: insecure (plain HTTP) unless `secure`. */
 export async function writeRegistriesConf(path: string, mirrors: readonly MirrorEntry[]): Promise<string> {
   const blocks = mirrors.map(
-    (m) => `[[registry]]\nprefix = "${m.prefix}"\nlocation = "${m.prefix}"\n\n[[registry.mirror]]\nlocation = "${m.location}"\ninsecure = true\n`,
+    (m) => `[[registry]]\nprefix = "${m.prefix}"\nlocation = "${m.prefix}"\n\n[[registry.mirror]]\nlocation = "${m.location}"\n${m.secure ? "" : "insecure = true\n"}`,
   );
   await writeFile(path, `unqualified-search-registries = []\n\n${blocks.join("\n")}`);
   return path;
@@ -101,7 +103,7 @@ export async function writeRegistriesConf(path: string, mirrors: readonly Mirror
  * `skopeo copy docker://SRC oci:DEST` over plain HTTP, isolated from the machine's
  * registries.conf, policy and stored credentials.
  */
-export async function skopeoCopy(src: string, destDir: string): Promise<void> {
+export async function skopeoCopy(src: string, destDir: string, opts: { certDir?: string } = {}): Promise<void> {
   requireTools(["skopeo"]);
   const work = await makeTempDir("skopeo");
   try {
@@ -109,7 +111,7 @@ export async function skopeoCopy(src: string, destDir: string): Promise<void> {
     const conf = await writeRegistriesConf(join(work, "registries.conf"), []);
     await run(
       "skopeo",
-      ["--policy", policy, "--override-os", "linux", "--override-arch", "amd64", "copy", "--src-tls-verify=false", "--src-no-creds", `docker://${src}`, `oci:${destDir}`],
+      ["--policy", policy, "--override-os", "linux", "--override-arch", "amd64", "copy", ...(opts.certDir ? ["--src-tls-verify=true", "--src-cert-dir", opts.certDir] : ["--src-tls-verify=false"]), "--src-no-creds", `docker://${src}`, `oci:${destDir}`],
       { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf }, timeoutMs: 100_000 },
     );
   } finally {
@@ -121,6 +123,8 @@ export interface PodmanOptions {
   /** Private storage: root, runroot and tmp dirs go below it. */
   dir: string;
   registriesConf: string;
+  /** Verify TLS against the ca.crt in this folder (podman's --cert-dir) instead of the system roots. */
+  certDir?: string;
 }
 
 /** `podman pull REF` with private vfs storage and the given registries.conf; returns the image id. */
@@ -137,7 +141,7 @@ export async function podmanPull(opts: PodmanOptions, ref: string): Promise<stri
       "--storage-driver", "vfs",
       "--cgroup-manager", "cgroupfs",
       "--events-backend", "file",
-      "pull", "--quiet", "--signature-policy", policy, ref,
+      "pull", "--quiet", "--signature-policy", policy, ...(opts.certDir ? ["--tls-verify=true", "--cert-dir", opts.certDir] : []), ref,
     ],
     { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: opts.registriesConf }, timeoutMs: 100_000 },
   );
