@@ -1,6 +1,7 @@
 // The list of mirror-kit commands; each module exports a yargs CommandModule.
 import type { CommandModule } from "yargs";
 import { exportCommand, importCommand } from "./bundle.js";
+import { pruneCommand, refreshCommand, rmCommand } from "./cache.js";
 import { certCommand } from "./cert.js";
 import { initCommand } from "./init.js";
 import { prefetchCommand } from "./prefetch.js";
@@ -9,4 +10,4 @@ import { downCommand, upCommand } from "./up.js";
 import { wireCommand } from "./wire.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand, prefetchCommand, exportCommand, importCommand, certCommand];
+export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand, prefetchCommand, exportCommand, importCommand, rmCommand, pruneCommand, refreshCommand, certCommand];

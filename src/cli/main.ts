@@ -9,7 +9,7 @@ const cli = yargs(hideBin(process.argv))
   .scriptName("mirror-kit")
   .usage("$0 <command> [options]")
   .strict()
-  .demandCommand(1, "name a command: serve, init, wire, up, down, prefetch, export, import, cert")
+  .demandCommand(1, `name a command: ${commands.map((c) => String(c.command).split(" ")[0]).join(", ")}`)
   .help()
   .version()
   // A failing command prints one clear line and exits non-zero; usage text only for usage errors.

@@ -1,0 +1,128 @@
+// Owning what is cached, on a real mirror with a real distribution upstream: `rm` takes an image out
+// (the next pull fetches it again) while layers another image shares stay; `refresh` revalidates a
+// fresh tag now; `prune --unused` / `--older-than` remove what nothing uses, never what a kept image
+// needs. Upstream requests are counted in the upstream's own access log.
+import { readdir, utimes } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildImage, type Image } from "../support/fixtures/image.js";
+import { randomLayer } from "../support/fixtures/layers.js";
+import { pushImage } from "../support/fixtures/push.js";
+import { buildFixtureSet, type FixtureSet } from "../support/fixtures/sets.js";
+import { cacheHeader, startTestMirror, type TestMirror } from "../support/mirror.js";
+import { requireTools } from "../support/preflight.js";
+import { run } from "../support/process.js";
+import { UpstreamRegistry } from "../support/registry.js";
+
+const BIN = join(import.meta.dirname, "..", "..", "dist", "cli", "main.js");
+const cli = (args: string[]) => run(process.execPath, [BIN, ...args], { timeoutMs: 100_000, allowFailure: true, env: { PATH: process.env.PATH ?? "" } });
+
+async function cachedBlobs(storage: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  const root = join(storage, "blobs", "sha256");
+  for (const p of await readdir(root).catch(() => [] as string[])) for (const h of await readdir(join(root, p))) out.add(`sha256:${h}`);
+  return out;
+}
+
+async function age(storage: string, digests: string[], msAgo: number): Promise<void> {
+  const t = new Date(Date.now() - msAgo);
+  for (const d of digests) await utimes(join(storage, "blobs", "sha256", d.slice(7, 9), d.slice(7)), t, t);
+}
+
+describe("rm, refresh and prune", () => {
+  let fx: FixtureSet;
+  let b: Image;
+  let c: Image;
+  let hub: UpstreamRegistry;
+  let mirror: TestMirror;
+  const manifestOf = "application/vnd.docker.distribution.manifest.v2+json";
+
+  beforeAll(async () => {
+    requireTools(["docker-registry"]);
+    fx = await buildFixtureSet();
+    // b shares a's busybox layer; c is only ever fetched blob by blob.
+    b = buildImage({ layers: [fx.runnable.layers[0]!, await randomLayer("b.bin", 32 * 1024)] });
+    c = buildImage({ layers: [await randomLayer("c.bin", 32 * 1024)] });
+    hub = await UpstreamRegistry.start({ name: "upstream docker.io" });
+    await pushImage(hub, "library/mk-a", fx.runnable, "1");
+    await pushImage(hub, "library/mk-b", b, "1");
+    await pushImage(hub, "library/mk-c", c, "1");
+    mirror = await startTestMirror({ "docker.io": hub.url }, { cache: { tagFreshness: "10m" } });
+    const warm = await cli(["prefetch", "--mirror", mirror.url, "mk-a:1", "mk-b:1"]);
+    expect(warm.code, warm.stderr).toBe(0);
+  });
+
+  afterAll(async () => {
+    await mirror?.close();
+    await hub?.close();
+  });
+
+  it("rm removes an image and what only it used; a shared layer and the other image stay", async () => {
+    const r = await cli(["rm", "--storage", mirror.storage, "mk-a:1"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("removed docker.io/library/mk-a:1");
+    const blobs = await cachedBlobs(mirror.storage);
+    expect(blobs.has(fx.runnable.manifest.digest)).toBe(false);
+    for (const l of fx.runnable.layers.slice(1)) expect(blobs.has(l.digest)).toBe(false);
+    expect(blobs.has(fx.runnable.layers[0]!.digest)).toBe(true);
+    expect(blobs.has(b.manifest.digest)).toBe(true);
+
+    await hub.settle();
+    hub.reset();
+    expect(await cacheHeader(mirror.url, "/v2/library/mk-a/manifests/1", manifestOf)).toBe("MISS");
+    expect(await cacheHeader(mirror.url, "/v2/library/mk-b/manifests/1", manifestOf)).toBe("HIT");
+    await hub.settle();
+    expect(hub.count({ kind: "manifest", pathIncludes: "mk-a" })).toBeGreaterThan(0);
+    expect(hub.count({ kind: "manifest", pathIncludes: "mk-b" })).toBe(0);
+  });
+
+  it("rm of an image that is not cached fails, naming it", async () => {
+    const r = await cli(["rm", "--storage", mirror.storage, "mk-never:1"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toContain("not cached: docker.io/library/mk-never:1");
+  });
+
+  it("refresh revalidates a tag inside its freshness window, now", async () => {
+    await hub.settle();
+    hub.reset();
+    const r = await cli(["refresh", "--storage", mirror.storage, "--mirror", mirror.url, "mk-b:1"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`now ${b.manifest.digest} (unchanged)`);
+    await hub.settle();
+    expect(hub.count({ method: "HEAD", kind: "manifest", pathIncludes: "mk-b/manifests/1" })).toBe(1);
+  });
+
+  it("prune --unused removes blobs no cached image references, and nothing a tag needs", async () => {
+    const orphan = c.layers[0]!.digest;
+    await (await fetch(`${mirror.url}/v2/library/mk-c/blobs/${orphan}`)).arrayBuffer();
+    // Published (fsync, rename) just after the last byte went out.
+    for (const until = Date.now() + 10_000; !(await cachedBlobs(mirror.storage)).has(orphan); ) {
+      if (Date.now() > until) throw new Error("the blob was never published");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await age(mirror.storage, [orphan], 3_600_000);
+    const r = await cli(["prune", "--storage", mirror.storage, "--unused"]);
+    expect(r.code, r.stderr).toBe(0);
+    const blobs = await cachedBlobs(mirror.storage);
+    expect(blobs.has(orphan)).toBe(false);
+    for (const d of [b.manifest.digest, b.config.digest, ...b.layers.map((l) => l.digest)]) expect(blobs.has(d), d).toBe(true);
+  });
+
+  it("prune --older-than removes images not used for that long, whole, but not a layer a recent image needs", async () => {
+    const shared = b.layers[0]!.digest;
+    await age(mirror.storage, [b.manifest.digest, b.config.digest, ...b.layers.map((l) => l.digest)], 2 * 3_600_000);
+    const r = await cli(["prune", "--storage", mirror.storage, "--older-than", "1h"]);
+    expect(r.code, r.stderr).toBe(0);
+    const blobs = await cachedBlobs(mirror.storage);
+    for (const d of [b.manifest.digest, b.config.digest, b.layers[1]!.digest]) expect(blobs.has(d), d).toBe(false);
+    // mk-a's manifest was fetched again in the first test: the layer it shares with mk-b stays.
+    expect(blobs.has(shared)).toBe(true);
+    expect(await cacheHeader(mirror.url, "/v2/library/mk-b/manifests/1", manifestOf)).toBe("MISS");
+  });
+
+  it("prune without saying what to prune is a usage error", async () => {
+    const r = await cli(["prune", "--storage", mirror.storage]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("say what to prune");
+  });
+});
