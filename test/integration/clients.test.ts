@@ -112,6 +112,23 @@ describe("real clients pull through the mirror", () => {
     expect(ghcr.count({ pathIncludes: "library/" })).toBe(0);
   });
 
+  it("after a one-platform pull the whole index is served by digest from the cache; the other platform is fetched only when asked", async () => {
+    ghcr.reset();
+    const index = await fetch(`${mirror.url}/v2/owner/img/manifests/${fx.multiArch.manifest.digest}?ns=ghcr.io`, { headers: { accept: fx.multiArch.manifest.mediaType } });
+    expect(index.status).toBe(200);
+    expect(index.headers.get("x-mirror-cache")).toBe("HIT");
+    expect(Buffer.from(await index.arrayBuffer()).equals(fx.multiArch.manifest.bytes)).toBe(true);
+    const arm = fx.multiArch.images[1]!.manifest;
+    const child = await fetch(`${mirror.url}/v2/owner/img/manifests/${arm.digest}?ns=ghcr.io`, { headers: { accept: arm.mediaType } });
+    expect([child.status, child.headers.get("x-mirror-cache")]).toEqual([200, "MISS"]);
+    await child.arrayBuffer();
+    await ghcr.settle();
+    expect(ghcr.count({ kind: "manifest", pathIncludes: fx.multiArch.manifest.digest })).toBe(0);
+    expect(ghcr.count({ method: "GET", kind: "manifest", pathIncludes: arm.digest })).toBe(1);
+    // Asking for a manifest fetches no layers: those come when a client of that platform pulls.
+    for (const blob of blobsOf(fx.multiArch.images[1]!)) expect(ghcr.count({ pathIncludes: blob.digest })).toBe(0);
+  });
+
   it("skopeo copies through the path prefix form /v2/ghcr.io/owner/tool", async () => {
     ghcr.reset();
     hub.reset();
