@@ -68,9 +68,11 @@ export function editVagrantfile(text: string, display: string, s: Settings, forc
   const begins = indexesOf(lines, BEGIN);
   const ends = indexesOf(lines, END);
   if (begins.length === 0 && ends.length === 0) {
-    const head = lines.slice(0, close);
+    const at = insertionLine(lines, open, close, indent);
+    const head = lines.slice(0, at);
     const needsGap = head.length > open + 1 && head[head.length - 1]!.trim() !== "";
-    return [...head, ...(needsGap ? [""] : []), ...block.replace(/\n$/, "").split("\n"), ...lines.slice(close)].join("\n");
+    const gapAfter = at < close ? [""] : [];
+    return [...head, ...(needsGap ? [""] : []), ...block.replace(/\n$/, "").split("\n"), ...gapAfter, ...lines.slice(at)].join("\n");
   }
   const [b, e] = [begins[0]!, ends[0]!];
   if (begins.length !== 1 || ends.length !== 1 || e < b || b < open || e > close) {
@@ -82,6 +84,21 @@ export function editVagrantfile(text: string, display: string, s: Settings, forc
     throw new GenerateError("USER_EDITED", "the mirror-kit block was changed by hand; keep it, or rerun with --force to replace it", display);
   }
   return [...lines.slice(0, b), ...block.replace(/\n$/, "").split("\n"), ...lines.slice(e + 1)].join("\n");
+}
+
+/**
+ * Vagrant runs provisioners in the order the file declares them (outer scope first), so the block goes
+ * before the top-level statement holding the first provisioner, with that statement's comments: a
+ * `docker` provisioner that pulls images must find the engine already wired. No provisioner: the end.
+ */
+function insertionLine(lines: string[], open: number, close: number, indent: string): number {
+  const first = lines.findIndex((l, i) => i > open && i < close && /^\s*[^#\s].*\.vm\.provision\b/.test(l));
+  if (first < 0) return close;
+  const topLevel = (l: string): boolean => l.startsWith(indent) && l.length > indent.length && !/\s/.test(l[indent.length]!);
+  let at = first;
+  while (at > open + 1 && !topLevel(lines[at]!)) at--;
+  while (at - 1 > open && /^\s*#/.test(lines[at - 1]!)) at--;
+  return at;
 }
 
 function indexesOf(lines: string[], marker: string): number[] {

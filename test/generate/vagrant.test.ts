@@ -1,5 +1,6 @@
 // Inserting the marked mirror-kit block into Vagrantfiles of different shapes: it lands inside
-// Vagrant.configure just before its end, uses the file's block variable, and stays valid Ruby.
+// Vagrant.configure before the first provisioner (else just before its end), uses the file's block
+// variable, and stays valid Ruby.
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -31,6 +32,22 @@ describe("editVagrantfile", () => {
     const lines = out.split("\n");
     const marker = lines.findIndex((l) => l.includes("<<< mirror-kit <<<"));
     expect(lines.slice(marker + 1).find((l) => l.trim() !== "")).toBe("end");
+    expect(edit(out)).toBe(out);
+  });
+
+  // Vagrant runs provisioners in file order: a `docker` provisioner that pulls must come after the wiring
+  // (found by a real `vagrant up`, test/e2e/vagrant-up.test.ts).
+  test.each([
+    ["a top-level provisioner with its comment", 'Vagrant.configure("2") do |config|\n  config.vm.box = "x"\n\n  # images the app needs\n  config.vm.provision "docker" do |d|\n    d.pull_images "busybox"\n  end\nend\n', "  # images the app needs"],
+    ["a provisioner inside an if", 'Vagrant.configure("2") do |c|\n    c.vm.box = "x"\n    if ENV["D"]\n        c.vm.provision "docker"\n    end\nend\n', '    if ENV["D"]'],
+    ["a provisioner inside a define", 'Vagrant.configure("2") do |config|\n  config.vm.define "web" do |web|\n    web.vm.provision "shell", inline: "true"\n  end\nend\n', '  config.vm.define "web" do |web|'],
+  ])("goes before the first provisioner: %s", (_name, input, statement) => {
+    const out = edit(input);
+    rubyOk(out);
+    const lines = out.split("\n");
+    const marker = lines.findIndex((l) => l.includes("<<< mirror-kit <<<"));
+    expect(lines.slice(marker + 1).find((l) => l.trim() !== "")).toBe(statement);
+    expect(lines.findIndex((l) => l.includes("config.vm.provision \"mirror-kit\"") || l.includes("c.vm.provision \"mirror-kit\""))).toBeLessThan(lines.findIndex((l) => / (\w+)\.vm\.provision "(docker|shell)"/.test(l)));
     expect(edit(out)).toBe(out);
   });
 

@@ -20,6 +20,8 @@ export const IMAGE_REPOS = {
   registry: "mirror-kit-e2e/registry",
   /** dockerd + containerd + runc + docker CLI + ctr + jq + busybox: a Vagrant VM or dind devcontainer. */
   vm: "mirror-kit-e2e/vm",
+  /** The VM plus sshd, sudo, bash and a vagrant user: a box for Vagrant's docker provider. */
+  vagrantBox: "mirror-kit-e2e/vagrant-box",
   /** The VM image with the generated Dev Container Feature installed; rebuilt per run (it holds the mirror URL). */
   devcontainer: "mirror-kit-e2e/devcontainer",
 } as const;
@@ -101,6 +103,27 @@ fi
 exec dockerd --bridge=none --iptables=false --ip-masq=false "$@"
 `;
 
+/** The machine's root filesystem: the host's Debian docker.io/containerd/runc binaries and its init. */
+export const VM_ROOTFS = {
+  binaries: [
+    bin("/usr/sbin/dockerd", "docker.io"),
+    bin("/usr/bin/docker", "docker.io"),
+    bin("/usr/bin/docker-init", "docker.io"),
+    bin("/usr/bin/containerd", "containerd"),
+    bin("/usr/bin/containerd-shim-runc-v2", "containerd"),
+    bin("/usr/bin/ctr", "containerd"),
+    bin("/usr/sbin/runc", "runc"),
+    // The provisioning script and install.sh merge an existing daemon.json with jq.
+    bin("/usr/bin/jq", "jq"),
+  ],
+  busybox: true,
+  dirs: { "/tmp": 0o1777, "/run": 0o755, "/var/run": 0o755, "/var/lib/docker": 0o711, "/var/log": 0o755, "/root": 0o700 },
+  files: { ...ETC, "/usr/local/bin/vm-init": VM_INIT },
+  env: `ENV PATH=${PATH}`,
+  // overlay2 cannot sit on the container's own overlay root: the engine's data needs a volume.
+  volume: 'VOLUME ["/var/lib/docker"]',
+} as const;
+
 /**
  * A machine with its own Docker engine, from the host's Debian docker.io/containerd/runc binaries:
  * stands in for a Vagrant VM and for a docker-in-docker devcontainer (see vm-container.ts for how
@@ -109,26 +132,8 @@ exec dockerd --bridge=none --iptables=false --ip-masq=false "$@"
 export function vmImage(): Promise<string> {
   return once("vm", () =>
     ensureRootfsImage(IMAGE_REPOS.vm, {
-      binaries: [
-        bin("/usr/sbin/dockerd", "docker.io"),
-        bin("/usr/bin/docker", "docker.io"),
-        bin("/usr/bin/docker-init", "docker.io"),
-        bin("/usr/bin/containerd", "containerd"),
-        bin("/usr/bin/containerd-shim-runc-v2", "containerd"),
-        bin("/usr/bin/ctr", "containerd"),
-        bin("/usr/sbin/runc", "runc"),
-        // The provisioning script and install.sh merge an existing daemon.json with jq.
-        bin("/usr/bin/jq", "jq"),
-      ],
-      busybox: true,
-      dirs: { "/tmp": 0o1777, "/run": 0o755, "/var/run": 0o755, "/var/lib/docker": 0o711, "/var/log": 0o755, "/root": 0o700 },
-      files: { ...ETC, "/usr/local/bin/vm-init": VM_INIT },
-      changes: [
-        `ENV PATH=${PATH}`,
-        // overlay2 cannot sit on the container's own overlay root: the engine's data needs a volume.
-        'VOLUME ["/var/lib/docker"]',
-        'ENTRYPOINT ["/usr/bin/docker-init", "--", "/bin/sh", "/usr/local/bin/vm-init"]',
-      ],
+      ...VM_ROOTFS,
+      changes: [VM_ROOTFS.env, VM_ROOTFS.volume, 'ENTRYPOINT ["/usr/bin/docker-init", "--", "/bin/sh", "/usr/local/bin/vm-init"]'],
     }),
   );
 }

@@ -21,7 +21,7 @@ const CAPABILITIES = [
  * whose bounding set lacks one (these CI machines lack CAP_SYS_RESOURCE), --privileged asks runc for
  * it anyway and every start fails with "unable to apply caps: operation not permitted".
  */
-function machineCapabilities(): string[] {
+export function machineCapabilities(): string[] {
   const hex = /^CapBnd:\s*([0-9a-f]+)/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0";
   const bounding = BigInt(`0x${hex}`);
   return CAPABILITIES.filter((_, bit) => (bounding >> BigInt(bit)) & 1n);
