@@ -7,6 +7,17 @@ import { Writable } from "node:stream";
 import { Agent, request, stream } from "undici";
 import { MANIFEST_TYPE, REPOSITORY, TAG } from "./fixture.mjs";
 
+/** What `docker pull` sends when it asks for a tag. */
+export const MANIFEST_ACCEPT = `${MANIFEST_TYPE}, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json`;
+
+export function blobUrl(baseUrl, fixture) {
+  return `${baseUrl}/v2/${fixture.repository ?? REPOSITORY}/blobs/${fixture.layerDigest}`;
+}
+
+export function manifestUrl(baseUrl, fixture) {
+  return `${baseUrl}/v2/${fixture.repository ?? REPOSITORY}/manifests/${TAG}`;
+}
+
 /** One pool for the whole bench: enough sockets per origin that 16 clients really run at once. */
 export function createAgent() {
   return new Agent({ connections: 64, headersTimeout: 300_000, bodyTimeout: 300_000 });
@@ -23,16 +34,20 @@ export function getBlob(dispatcher, baseUrl, fixture, options = {}) {
 }
 
 /**
- * curl writes the body to sha256sum (or /dev/null) and its own timings to stderr; those timings
+ * curl writes the body to sha256sum (verify: the digest is checked) or to /dev/null (bytes are
+ * only counted, so the client costs next to nothing) and its own timings to stderr; those timings
  * are the transfer as the client saw it, from connect to the last byte.
  */
 async function getBlobCurl(baseUrl, fixture, { verify = true } = {}) {
-  const url = `${baseUrl}/v2/${REPOSITORY}/blobs/${fixture.layerDigest}`;
-  const format = "%{stderr}%{http_code} %{size_download} %{time_starttransfer} %{time_total} %header{x-mirror-cache}\n";
+  const url = blobUrl(baseUrl, fixture);
+  const format = "%{stderr}bench-curl %{http_code} %{size_download} %{time_starttransfer} %{time_total} %header{x-mirror-cache}\n";
   const curl = `curl -sS -g -o ${verify ? "-" : "/dev/null"} -w '${format}' '${url}'`;
   const { stdout, stderr } = await sh(verify ? `set -o pipefail; ${curl} | sha256sum` : curl);
-  const [status, bytes, ttfb, total, cache] = stderr.trim().split(/\s+/);
-  if (status !== "200") throw new Error(`GET ${url} answered ${status}`);
+  // Our line is marked: curl's own messages (a reset connection, ...) may come before it.
+  const line = stderr.split("\n").find((l) => l.startsWith("bench-curl "));
+  if (!line) throw new Error(`GET ${url}: curl printed no result: ${stderr.slice(0, 500)}`);
+  const [, status, bytes, ttfb, total, cache] = line.trim().split(/\s+/);
+  if (status !== "200") throw new Error(`GET ${url} answered ${status}: ${stderr.slice(0, 500)}`);
   if (Number(bytes) !== fixture.layerSize) throw new Error(`GET ${url}: got ${bytes} bytes, expected ${fixture.layerSize}`);
   if (verify && `sha256:${stdout.split(" ")[0]}` !== fixture.layerDigest) throw new Error(`GET ${url}: digest mismatch: body is sha256:${stdout.split(" ")[0]}`);
   return { seconds: Number(total), ttfbMs: Number(ttfb) * 1000, bytes: Number(bytes), cache: cache || undefined };
@@ -52,7 +67,7 @@ function sh(script) {
  * the same cores the servers use, which is why warm throughput samples only spot-check it.
  */
 async function getBlobNode(dispatcher, baseUrl, fixture, { verify = true } = {}) {
-  const url = `${baseUrl}/v2/${REPOSITORY}/blobs/${fixture.layerDigest}`;
+  const url = blobUrl(baseUrl, fixture);
   const hash = verify ? createHash("sha256") : undefined;
   let bytes = 0;
   let firstByteAt;
@@ -89,12 +104,9 @@ async function getBlobNode(dispatcher, baseUrl, fixture, { verify = true } = {})
 
 /** GET the fixture manifest by tag, as `docker pull` asks for it; returns milliseconds. */
 export async function getManifest(dispatcher, baseUrl, fixture) {
-  const url = `${baseUrl}/v2/${REPOSITORY}/manifests/${TAG}`;
+  const url = manifestUrl(baseUrl, fixture);
   const started = performance.now();
-  const res = await request(url, {
-    dispatcher,
-    headers: { accept: `${MANIFEST_TYPE}, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json` },
-  });
+  const res = await request(url, { dispatcher, headers: { accept: MANIFEST_ACCEPT } });
   const body = Buffer.from(await res.body.arrayBuffer());
   const ms = performance.now() - started;
   if (res.statusCode !== 200) throw new Error(`GET ${url} answered ${res.statusCode}: ${body.toString("utf8", 0, 300)}`);

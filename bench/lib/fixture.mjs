@@ -36,8 +36,8 @@ async function expectStatus(res, want, what) {
 }
 
 /** Monolithic push: POST an upload session, then PUT the whole body with ?digest=. */
-async function pushBlob(base, dispatcher, { digest, size, body }) {
-  const start = await request(`${base}/v2/${REPOSITORY}/blobs/uploads/`, { method: "POST", dispatcher });
+async function pushBlob(base, dispatcher, repository, { digest, size, body }) {
+  const start = await request(`${base}/v2/${repository}/blobs/uploads/`, { method: "POST", dispatcher });
   await expectStatus(start, 202, `start upload of ${digest}`);
   await start.body.dump();
   const location = new URL(start.headers.location, base);
@@ -52,26 +52,32 @@ async function pushBlob(base, dispatcher, { digest, size, body }) {
   await put.body.dump();
 }
 
-/** Build and push the fixture; returns what the workloads need to request and verify. */
-export async function pushFixture({ upstreamUrl, scratchDir, blobBytes, dispatcher }) {
-  const layerPath = join(scratchDir, "layer.bin");
-  const layerDigest = await writeRandomFile(layerPath, blobBytes);
-  await pushBlob(upstreamUrl, dispatcher, { digest: layerDigest, size: blobBytes, body: createReadStream(layerPath) });
+/**
+ * Build and push the fixture; returns what the workloads need to request and verify. `layer` is
+ * an existing file to push (a real tar.gz for `docker pull`, with its uncompressed digest as
+ * diffId); without it, `blobBytes` of random data.
+ */
+export async function pushFixture({ upstreamUrl, scratchDir, blobBytes, dispatcher, repository = REPOSITORY, layer }) {
+  const layerPath = layer?.path ?? join(scratchDir, `layer-${blobBytes}.bin`);
+  const layerDigest = layer ? layer.digest : await writeRandomFile(layerPath, blobBytes);
+  const layerSize = layer ? layer.size : blobBytes;
+  await pushBlob(upstreamUrl, dispatcher, repository, { digest: layerDigest, size: layerSize, body: createReadStream(layerPath) });
   // The upstream has its own copy now; the local file would only cost disk space.
   await rm(layerPath, { force: true });
 
-  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [layerDigest] }, config: {} }));
+  const diffId = layer?.diffId ?? layerDigest;
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [diffId] }, config: {} }));
   const configDigest = `sha256:${createHash("sha256").update(config).digest("hex")}`;
-  await pushBlob(upstreamUrl, dispatcher, { digest: configDigest, size: config.byteLength, body: config });
+  await pushBlob(upstreamUrl, dispatcher, repository, { digest: configDigest, size: config.byteLength, body: config });
 
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: MANIFEST_TYPE,
     config: { mediaType: "application/vnd.docker.container.image.v1+json", size: config.byteLength, digest: configDigest },
-    layers: [{ mediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", size: blobBytes, digest: layerDigest }],
+    layers: [{ mediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", size: layerSize, digest: layerDigest }],
   }));
   const manifestDigest = `sha256:${createHash("sha256").update(manifest).digest("hex")}`;
-  const put = await request(`${upstreamUrl}/v2/${REPOSITORY}/manifests/${TAG}`, {
+  const put = await request(`${upstreamUrl}/v2/${repository}/manifests/${TAG}`, {
     method: "PUT",
     dispatcher,
     headers: { "content-type": MANIFEST_TYPE },
@@ -79,5 +85,5 @@ export async function pushFixture({ upstreamUrl, scratchDir, blobBytes, dispatch
   });
   await expectStatus(put, 201, "push manifest");
   await put.body.dump();
-  return { layerDigest, layerSize: blobBytes, manifestDigest };
+  return { repository, layerDigest, layerSize, manifestDigest };
 }

@@ -200,6 +200,7 @@ export async function startRegistry(workspace, { bin, role, remoteurl }) {
   return {
     name: "distribution",
     url,
+    pid: service.child.pid,
     log,
     stop: () => service.stop(),
     // distribution's storage driver layout (registry/storage/paths.go).
@@ -208,11 +209,11 @@ export async function startRegistry(workspace, { bin, role, remoteurl }) {
 }
 
 /** mirror-kit as a separate process (its CLI), so it competes for CPU exactly as distribution does. */
-export async function startMirrorKit(workspace, { cli, upstreamUrl, nodeArgs }) {
+export async function startMirrorKit(workspace, { cli, upstreamUrl, nodeArgs, env = {} }) {
   const storage = await workspace.dir("mirror-kit");
   const port = await freePort();
   const args = [...nodeArgs, cli, "serve", "--listen", `127.0.0.1:${port}`, "--storage", storage, "--upstream", `docker.io=${upstreamUrl}`, "--log-level", "silent"];
-  const service = new Service(workspace, "mirror-kit", process.execPath, args, {});
+  const service = new Service(workspace, "mirror-kit", process.execPath, args, env);
   service.storage = storage;
   service.child.stdout.resume();
   const url = `http://127.0.0.1:${port}`;
@@ -220,6 +221,7 @@ export async function startMirrorKit(workspace, { cli, upstreamUrl, nodeArgs }) 
   return {
     name: "mirror-kit",
     url,
+    pid: service.child.pid,
     stop: () => service.stop(),
     // src/store/layout.ts: blobs/<algorithm>/<2 hex>/<hex>, present only once verified and renamed.
     hasBlob: (digest) => existsSync(join(storage, "blobs", "sha256", digest.slice(7, 9), digest.slice(7))),
