@@ -1,6 +1,5 @@
 // `mirror-kit up` and `mirror-kit down`: yargs builders over runUp/runDown (src/generate/
 // mirror-container.ts), which tests call with their own dockerode client.
-import Docker from "dockerode";
 import type { CommandModule } from "yargs";
 import { DEFAULT_CONTAINER, runDown, runUp } from "../generate/mirror-container.js";
 import { DEFAULT_IMAGE, DEFAULT_PORT } from "../generate/settings.js";
@@ -27,7 +26,7 @@ export const upCommand: CommandModule = {
         name: a.name as string,
         wait: a.wait as boolean,
       },
-      { docker: new Docker(), stdout: process.stdout, cwd: process.cwd() },
+      { docker: await dockerClient(), stdout: process.stdout, cwd: process.cwd() },
     );
   },
 };
@@ -37,6 +36,15 @@ export const downCommand: CommandModule = {
   describe: "Stop and remove the mirror container (the cache volume is kept)",
   builder: (y) => y.option("name", { type: "string", default: DEFAULT_CONTAINER, describe: "container name" }),
   handler: async (argv) => {
-    await runDown({ name: (argv as Record<string, unknown>).name as string }, { docker: new Docker(), stdout: process.stdout });
+    await runDown({ name: (argv as Record<string, unknown>).name as string }, { docker: await dockerClient(), stdout: process.stdout });
   },
 };
+
+/**
+ * dockerode (with ssh2 and its WebAssembly) costs ~29 MB of resident memory: loaded only by the
+ * commands that talk to Docker, so a `serve` process does not carry it.
+ */
+async function dockerClient() {
+  const { default: Docker } = await import("dockerode");
+  return new Docker();
+}
