@@ -9,6 +9,7 @@ import { createHandler } from "./http/handler.js";
 import { createLogger, type Logger } from "./observe/log.js";
 import { Metrics } from "./observe/metrics.js";
 import { BlobService } from "./proxy/blobs.js";
+import { FreshnessPolicy } from "./proxy/freshness.js";
 import { ManifestService } from "./proxy/manifests.js";
 import { Upstreams } from "./proxy/upstreams.js";
 import { SizeCap } from "./store/evict.js";
@@ -40,6 +41,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const log = options.logger ?? createLogger(config.logLevel);
   const metrics = new Metrics({ processMetrics: options.processMetrics });
   const store = await FsStore.open(config.storage);
+  const freshness = new FreshnessPolicy(config.tagRules, config.semverTagsImmutable);
   if (config.cacheMaxBytes > 0) {
     const cap = new SizeCap(
       store.layout,
@@ -52,13 +54,14 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
       },
       (err) => log.error({ err: (err as Error).message }, "cache eviction failed"),
       config.evictionGraceMs,
+      (upstream, name, tag) => freshness.pinned(upstream, name, tag),
     );
     store.onPublish = (n) => cap.published(n);
     void cap.trigger();
   }
   const upstreams = new Upstreams(config, log, metrics);
   const blobs = new BlobService({ store, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs });
-  const manifests = new ManifestService({ store, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, allowedMediaTypes: config.manifestMediaTypes });
+  const manifests = new ManifestService({ store, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes });
   let listener;
   try {
     listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store }), log);

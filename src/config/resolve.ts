@@ -16,6 +16,13 @@ export interface UpstreamConfig {
   readonly tagFreshnessMs: number;
 }
 
+export interface TagRule {
+  readonly match: string;
+  readonly freshnessMs?: number;
+  readonly immutable?: boolean;
+  readonly pin?: boolean;
+}
+
 /** TLS on the listener: file paths (re-read on reload) and the handshake policy. */
 export interface TlsConfig {
   readonly certFile: string;
@@ -35,6 +42,10 @@ export interface MirrorConfig {
   readonly defaultUpstream: UpstreamConfig;
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
   readonly manifestMaxBytes: number;
+  /** cache.rules, in order. */
+  readonly tagRules: readonly TagRule[];
+  /** cache.immutableTags: "semver". */
+  readonly semverTagsImmutable: boolean;
   /** Served as a manifest Content-Type besides the built-in manifest types. */
   readonly manifestMediaTypes: ReadonlySet<string>;
   /** 0 = no cap. */
@@ -111,6 +122,8 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     defaultUpstream,
     upstreams,
     manifestMaxBytes: cfg.cache.manifestMaxBytes,
+    tagRules: cfg.cache.rules.map((r) => ({ match: r.match, ...(r.freshness !== undefined ? { freshnessMs: r.freshness } : {}), ...(r.immutable ? { immutable: true } : {}), ...(r.pin ? { pin: true } : {}) })),
+    semverTagsImmutable: cfg.cache.immutableTags === "semver",
     manifestMediaTypes: new Set(cfg.cache.manifestMediaTypes),
     cacheMaxBytes: cfg.cache.maxSize,
     evictionGraceMs: cfg.cache.evictionGrace,

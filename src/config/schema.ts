@@ -92,6 +92,26 @@ export const configSchema = z
         manifestMediaTypes: z
           .array(z.string().regex(/^[a-z0-9!#$&^_.+-]{1,127}\/[a-z0-9!#$&^_.+-]{1,127}$/, "expected a lower-case media type such as application/vnd.example.manifest.v1+json"))
           .default([]),
+        /**
+         * Freshness rules, first match wins, over "upstream/name:tag" globs (picomatch: * within a
+         * path component, ** across them), e.g. {match: "docker.io/library/*:latest", freshness: 10m},
+         * {match: "ghcr.io/owner/app:stable", immutable: true}, {match: "docker.io/library/node:22",
+         * pin: true}. immutable: never revalidated (until `mirror-kit refresh`); pin: also never
+         * evicted, with everything it references. Default [].
+         */
+        rules: z
+          .array(
+            z
+              .object({ match: z.string().min(1), freshness: duration.optional(), immutable: z.boolean().optional(), pin: z.boolean().optional() })
+              .strict()
+              .refine((r) => [r.freshness !== undefined, r.immutable === true, r.pin === true].filter(Boolean).length === 1, "give exactly one of freshness, immutable: true or pin: true"),
+          )
+          .default([]),
+        /**
+         * Tags treated as immutable when no rule matches: "semver" (default) for full releases such
+         * as 1.2.3, v1.2.3 or 1.25.3-alpine, which are then never revalidated; "none" revalidates every tag.
+         */
+        immutableTags: z.enum(["semver", "none"]).default("semver"),
       })
       .strict()
       .prefault({}),

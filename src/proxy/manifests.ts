@@ -10,6 +10,7 @@ import type { Metrics } from "../observe/metrics.js";
 import type { ManifestStore, StoredManifest, TagStore } from "../store/store.js";
 import { discard, ensureOk, headerString, readLimited, type UpstreamClient } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
+import type { FreshnessPolicy } from "./freshness.js";
 import type { Target } from "./route.js";
 import type { Upstreams } from "./upstreams.js";
 
@@ -28,6 +29,8 @@ export interface ManifestServiceOptions {
   metrics: Metrics;
   log: Logger;
   manifestMaxBytes: number;
+  /** Per-tag freshness (cache.rules, immutable tags); absent: the upstream's window for every tag. */
+  freshness?: FreshnessPolicy;
   /** Media types served besides the built-in manifest types (cache.manifestMediaTypes). */
   allowedMediaTypes?: ReadonlySet<string>;
   now?: () => number;
@@ -90,7 +93,8 @@ export class ManifestService {
     const up = target.upstream.name;
     const record = await store.getTag(up, target.name, tag);
     const cached = record ? await this.cachedManifest(record.digest) : undefined;
-    if (record && cached && this.now() - record.checkedAt < target.upstream.tagFreshnessMs) {
+    // checkedAt 0 is `mirror-kit refresh`: revalidate now, whatever the window (immutable and pinned too).
+    if (record && cached && record.checkedAt > 0 && this.now() - record.checkedAt < (this.o.freshness?.windowMs(target.upstream, target.name, tag) ?? target.upstream.tagFreshnessMs)) {
       return { ...cached, cache: "HIT" };
     }
     const client = this.o.upstreams.client(target.upstream);

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { digestOf, type Digest } from "../oci/digest.js";
-import { evict } from "./evict.js";
+import { evict, pinnedDigests } from "./evict.js";
 import { FsStore } from "./fs-store.js";
 
 const MANIFEST = "application/vnd.oci.image.manifest.v1+json";
@@ -98,4 +98,20 @@ describe("eviction under a size cap", () => {
     const r = await evict(s.layout, { target: 0, protectAfter: Date.now() - 60_000 });
     expect(r.evicted).toEqual([]);
   });
+
+  it("never evicts a pinned image, nor the layers it references, however old", async () => {
+    const s = await store();
+    const layer = await blob(s, "pinned-layer".repeat(300), minutes(1));
+    const cfg = await blob(s, "pinned-config", minutes(1));
+    const pinned = await image(s, "22", [cfg, layer], minutes(1));
+    const otherLayer = await blob(s, "other".repeat(300), minutes(50));
+    const other = await image(s, "other", [otherLayer], minutes(50));
+    const keep = await pinnedDigests(s.layout, (_u, name, tag) => name === "library/app" && tag === "22");
+    expect([...keep]).toEqual([pinned.value]);
+    const r = await evict(s.layout, { target: 0, protectAfter: minutes(100), keep });
+    expect(r.evicted.map((e) => e.digest)).toContain(other.value);
+    for (const d of [pinned, layer, cfg]) expect(await s.statBlob(d), d.value).toBeDefined();
+    expect(await s.getTag("docker.io", "library/app", "22")).toBeDefined();
+  });
 });
+

@@ -25,6 +25,8 @@ export interface EvictOptions {
   target: number;
   /** Nothing used more recently than this (ms since epoch) is evicted: it belongs to a pull in progress. */
   protectAfter: number;
+  /** Manifests never evicted (pinned tags); what they reference stays with them. */
+  keep?: ReadonlySet<string>;
 }
 
 export async function evict(layout: Layout, options: EvictOptions): Promise<EvictionReport> {
@@ -45,7 +47,7 @@ export async function evict(layout: Layout, options: EvictOptions): Promise<Evic
     progress = false;
     for (const e of oldestFirst) {
       if (size <= options.target) break;
-      if (gone.has(e.digest) || e.usedAt > options.protectAfter || (refs.get(e.digest) ?? 0) > 0) continue;
+      if (gone.has(e.digest) || e.usedAt > options.protectAfter || (refs.get(e.digest) ?? 0) > 0 || options.keep?.has(e.digest)) continue;
       if (e.manifest) {
         // Metadata first: a manifest without it is a miss, never a blob of unknown type.
         await rm(layout.manifestMeta(parseDigest(e.digest)), { force: true });
@@ -126,6 +128,27 @@ async function forgetTags(layout: Layout, manifests: ReadonlySet<string>): Promi
   await walk(layout.repositoriesDir);
 }
 
+/** Digests of the tags `pinned` selects: walked from repositories/<upstream>/<name…>/_tags. */
+export async function pinnedDigests(layout: Layout, pinned: (upstream: string, name: string, tag: string) => boolean): Promise<Set<string>> {
+  const out = new Set<string>();
+  const walk = async (upstream: string, dir: string, parts: string[]): Promise<void> => {
+    for (const entry of await list(dir)) {
+      if (entry === "_tags") {
+        for (const file of await list(join(dir, entry))) {
+          const tag = file.replace(/\.json$/, "");
+          if (!pinned(upstream, parts.join("/"), tag)) continue;
+          const rec = await readFile(join(dir, entry, file), "utf8").then((t) => JSON.parse(t) as { digest?: unknown }, () => undefined);
+          if (typeof rec?.digest === "string") out.add(rec.digest);
+        }
+      } else if (!entry.startsWith("_")) {
+        await walk(upstream, join(dir, entry), [...parts, entry]);
+      }
+    }
+  };
+  for (const upstream of await list(layout.repositoriesDir)) await walk(upstream, join(layout.repositoriesDir, upstream), []);
+  return out;
+}
+
 async function list(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
@@ -150,6 +173,8 @@ export class SizeCap {
     private readonly onError: (err: unknown) => void,
     /** Pulls in progress keep what they touched this recently. */
     private readonly protectMs = 120_000,
+    /** Tags never evicted (cache.rules pin), asked before every run since tags change. */
+    private readonly pinned?: (upstream: string, name: string, tag: string) => boolean,
   ) {}
 
   get bytes(): number | undefined {
@@ -171,7 +196,8 @@ export class SizeCap {
       do {
         this.again = false;
         try {
-          const r = await evict(this.layout, { target: Math.floor(this.maxBytes * 0.9), protectAfter: Date.now() - this.protectMs });
+          const keep = this.pinned ? await pinnedDigests(this.layout, this.pinned) : undefined;
+          const r = await evict(this.layout, { target: Math.floor(this.maxBytes * 0.9), protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
           this.size = r.sizeAfter;
           this.report(r);
         } catch (err) {
