@@ -7,6 +7,7 @@ import type { Digest } from "../oci/digest.js";
 import { MirrorError } from "../oci/errors.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { BlobSource } from "../proxy/blobs.js";
+import { type Batch, SLAB_SIZE, type Slab, takeSlab } from "../proxy/slabs.js";
 import type { OpenBlob } from "../store/store.js";
 
 /** The headers of every blob answer, GET and HEAD alike, so the two never drift apart. */
@@ -77,15 +78,29 @@ async function send(req: IncomingMessage, res: ServerResponse, digest: Digest, s
   else await pump(source.reader.read(start, end, hangup.signal), hangup, res, metrics);
 }
 
-// Serving cached layers is the hot path: large reads, into buffers reused once the socket has
+// Serving cached layers is the hot path: large reads, into pooled slabs reused once the socket has
 // taken them. A fresh buffer per read made the garbage collector the bottleneck (measured: 40% of
 // a warm GET's CPU after a busy fill), which is why this is not a plain file stream.
-const READ_CHUNK = 1024 * 1024;
-const BUFFERS_PER_RESPONSE = 3;
+let activeFileResponses = 0;
+
+/**
+ * Slabs one response keeps in flight: a few while responses are few (reading ahead of the socket),
+ * one each when many run at once, so a hundred clients cost tens of MiB, not hundreds.
+ */
+function slabsPerResponse(active: number): number {
+  if (active <= 4) return 4;
+  if (active <= 16) return 2;
+  return 1;
+}
 
 /** A cached blob's bytes [start, end] to one client. */
 async function sendFile(blob: OpenBlob, start: number, end: number, res: ServerResponse, hangup: AbortController, metrics: Metrics): Promise<void> {
-  const free: Buffer[] = Array.from({ length: Math.min(BUFFERS_PER_RESPONSE, Math.ceil((end - start + 1) / READ_CHUNK)) }, () => Buffer.allocUnsafeSlow(READ_CHUNK));
+  activeFileResponses++;
+  const count = Math.min(slabsPerResponse(activeFileResponses), Math.ceil((end - start + 1) / SLAB_SIZE));
+  const free: Slab[] = Array.from({ length: count }, takeSlab);
+  // Slabs in a socket write come back through its callback; once the response is over, the
+  // callback hands them to the pool instead.
+  let finished = false;
   let wake: (() => void) | undefined;
   const onClose = () => {
     hangup.abort();
@@ -96,13 +111,23 @@ async function sendFile(blob: OpenBlob, start: number, end: number, res: ServerR
     for (let pos = start; pos <= end; ) {
       while (free.length === 0 && !hangup.signal.aborted) await new Promise<void>((r) => (wake = r));
       if (hangup.signal.aborted) throw prematureClose();
-      const buf = free.pop() as Buffer;
-      const want = Math.min(buf.byteLength, end - pos + 1);
-      const n = await blob.readInto(want === buf.byteLength ? buf : buf.subarray(0, want), pos);
-      if (n <= 0) throw new MirrorError("UNKNOWN", "cached blob shorter than its size");
+      const slab = free.pop() as Slab;
+      let n: number;
+      try {
+        const want = Math.min(SLAB_SIZE, end - pos + 1);
+        n = await blob.readInto(want === SLAB_SIZE ? slab.buf : slab.buf.subarray(0, want), pos);
+      } catch (err) {
+        free.push(slab);
+        throw err;
+      }
+      if (n <= 0) {
+        free.push(slab);
+        throw new MirrorError("UNKNOWN", "cached blob shorter than its size");
+      }
       pos += n;
-      const ok = res.write(buf.subarray(0, n), () => {
-        free.push(buf);
+      const ok = res.write(slab.buf.subarray(0, n), () => {
+        if (finished) return slab.unref();
+        free.push(slab);
         wake?.();
       });
       metrics.servedBytes.inc({ source: "cache" }, n);
@@ -111,6 +136,9 @@ async function sendFile(blob: OpenBlob, start: number, end: number, res: ServerR
     res.end();
   } finally {
     res.off("close", onClose);
+    finished = true;
+    for (const s of free.splice(0)) s.unref();
+    activeFileResponses--;
   }
 }
 
@@ -118,7 +146,7 @@ async function sendFile(blob: OpenBlob, start: number, end: number, res: ServerR
  * Copy a fill's batches of bytes to one client: each batch goes out corked, as one socket write,
  * and the client's pace is respected (drain). A client that hangs up ends the loop, not the download.
  */
-async function pump(batches: AsyncIterable<Buffer[]>, hangup: AbortController, res: ServerResponse, metrics: Metrics): Promise<void> {
+async function pump(batches: AsyncIterable<Batch>, hangup: AbortController, res: ServerResponse, metrics: Metrics): Promise<void> {
   const onClose = () => hangup.abort();
   res.once("close", onClose);
   try {
@@ -126,10 +154,12 @@ async function pump(batches: AsyncIterable<Buffer[]>, hangup: AbortController, r
       let bytes = 0;
       let ok = true;
       res.cork();
-      for (const b of batch) {
+      const last = batch.buffers.length - 1;
+      // Callbacks run in order: the last one means the socket has taken the whole batch.
+      batch.buffers.forEach((b, i) => {
         bytes += b.byteLength;
-        ok = res.write(b);
-      }
+        ok = res.write(b, i === last ? () => batch.release() : undefined);
+      });
       res.uncork();
       metrics.servedBytes.inc({ source: "upstream" }, bytes);
       if (!ok && !hangup.signal.aborted) await once(res, "drain", { signal: hangup.signal }).catch(() => undefined);

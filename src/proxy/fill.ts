@@ -1,9 +1,8 @@
 // One upstream download of one blob, shared by every client that wants it (single flight).
-// Arriving bytes are kept in memory until they are on disk and handed to readers from there, so
-// clients stream at network speed; disk writes are batched behind them, and readers that fall
-// behind (or join late) read the temp file. The download (download.ts) is detached from the
+// Arriving bytes are copied into pooled slabs (slabs.ts) and kept there until they are on disk;
+// readers get views of them, so clients stream at network speed; disk writes are batched behind
+// them, and readers that fall behind (or join late) read the temp file into slabs of their own. The download (download.ts) is detached from the
 // clients: it survives their disconnects, bounded by the orphan timeout.
-import { Buffer } from "node:buffer";
 import type { Digest } from "../oci/digest.js";
 import { MirrorError, upstreamFault } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
@@ -12,12 +11,14 @@ import type { BlobStore } from "../store/store.js";
 import type { BlobWriter } from "../store/writer.js";
 import type { UpstreamClient } from "../upstream/client.js";
 import { download } from "./download.js";
+import { type Batch, batchOf, SLAB_SIZE, type Slab, takeSlab } from "./slabs.js";
 
-const READ_CHUNK = 1024 * 1024;
 /** Bytes received but not yet on disk before the download waits for the disk. */
-const MAX_UNWRITTEN = 16 * 1024 * 1024;
+const MAX_UNWRITTEN = 4 * 1024 * 1024;
 /** Bytes already on disk that stay in memory for readers just behind the newest byte. */
-const KEEP_WRITTEN = 4 * 1024 * 1024;
+const KEEP_WRITTEN = 2 * 1024 * 1024;
+/** The most one reader takes from memory per batch (one corked socket write). */
+const MAX_BATCH = 4 * 1024 * 1024;
 
 export interface FillOptions {
   client: UpstreamClient;
@@ -35,14 +36,19 @@ type State = "running" | "verified" | "done" | "failed";
 
 /** One client's hold on a fill: release it when the response is over, whatever happened. */
 export interface FillReader {
-  /** Batches of consecutive bytes: everything available at once, so the socket gets one write per batch. */
-  read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer[]>;
+  /**
+   * Batches of consecutive bytes: everything available at once, so the socket gets one write per
+   * batch. Release each batch once the socket has taken it (its slabs are then reused).
+   */
+  read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Batch>;
   release(): void;
 }
 
+/** A slab of the window: blob bytes [pos, pos + len); only the newest one is still filling. */
 interface Chunk {
   pos: number;
-  buf: Buffer;
+  slab: Slab;
+  len: number;
 }
 
 export class BlobFill {
@@ -59,9 +65,8 @@ export class BlobFill {
   private writer: BlobWriter | undefined;
   /** Bytes received from upstream (in memory or on disk). */
   private received = 0;
-  /** In-memory chunks covering [window start, received): everything not yet on disk, plus a little. */
+  /** In-memory slabs covering [window start, received): everything not yet on disk, plus a little. */
   private window: Chunk[] = [];
-  private unwritten: Buffer[] = [];
   private flushing: Promise<void> | undefined;
   /** A failed disk write: final for this fill (never retried upstream). */
   private writeError: MirrorError | undefined;
@@ -87,8 +92,7 @@ export class BlobFill {
       (err: unknown) => {
         this.state = "failed";
         this.error = err;
-        this.window = [];
-        this.unwritten = [];
+        this.dropWindow();
         rejectReady(err);
         this.wake();
         throw err;
@@ -168,27 +172,40 @@ export class BlobFill {
     }
   }
 
-  /** Take a chunk from upstream: readers can have it at once; the disk gets it in batches. */
+  /**
+   * Take a chunk from upstream: copied into the window's slabs (the chunk itself is dropped at
+   * once, so the allocator reuses it for the next socket read); readers can have it at once, the
+   * disk gets it in batches.
+   */
   private receive(buf: Buffer): void {
     if (this.size !== undefined && this.received + buf.byteLength > this.size) {
       throw upstreamFault("SIZE_INVALID", `upstream sent more than the ${this.size} bytes it announced for ${this.o.digest.value}`);
     }
-    this.window.push({ pos: this.received, buf });
-    this.unwritten.push(buf);
-    this.received += buf.byteLength;
+    for (let at = 0; at < buf.byteLength; ) {
+      let last = this.window[this.window.length - 1];
+      if (!last || last.len === SLAB_SIZE) {
+        last = { pos: this.received, slab: takeSlab(), len: 0 };
+        this.window.push(last);
+      }
+      const n = buf.copy(last.slab.buf, last.len, at);
+      last.len += n;
+      at += n;
+      this.received += n;
+    }
     this.o.metrics.upstreamBytes.inc({ upstream: this.o.client.name }, buf.byteLength);
     this.flushing ??= this.flush();
     this.wake();
   }
 
-  /** Write what has accumulated, one vectored write per round, until nothing is left. */
+  /**
+   * Write what has accumulated, one vectored write per round, until nothing is left. The window
+   * covers every unwritten byte, and a slab is only trimmed once written, so the views stay valid.
+   */
   private async flush(): Promise<void> {
     const writer = this.writer as BlobWriter;
     try {
-      while (this.unwritten.length > 0 && !this.writeError) {
-        const batch = this.unwritten;
-        this.unwritten = [];
-        await writer.write(batch);
+      while (writer.written < this.received && !this.writeError) {
+        await writer.write(this.views(writer.written, this.received, Number.MAX_SAFE_INTEGER).buffers);
         this.trimWindow(writer.written);
       }
     } catch (err) {
@@ -206,15 +223,37 @@ export class BlobFill {
     if (this.writeError) throw this.writeError;
   }
 
-  /** Drop in-memory chunks that are on disk and far enough behind the newest byte. */
+  /** Drop in-memory slabs that are on disk and far enough behind the newest byte. */
   private trimWindow(written: number): void {
     let drop = 0;
-    while (drop < this.window.length) {
+    while (drop < this.window.length - 1) {
       const c = this.window[drop] as Chunk;
-      if (c.pos + c.buf.byteLength > written || this.received - (c.pos + c.buf.byteLength) < KEEP_WRITTEN) break;
+      if (c.pos + c.len > written || this.received - (c.pos + c.len) < KEEP_WRITTEN) break;
       drop++;
     }
-    if (drop > 0) this.window.splice(0, drop);
+    if (drop > 0) for (const c of this.window.splice(0, drop)) c.slab.unref();
+  }
+
+  /** Let every window slab go (the fill is over; readers hold references of their own). */
+  private dropWindow(): void {
+    for (const c of this.window.splice(0)) c.slab.unref();
+  }
+
+  /** Views of the window's bytes [pos, stop), at most `limit` bytes, without taking references. */
+  private views(pos: number, stop: number, limit: number): { buffers: Buffer[]; slabs: Slab[] } {
+    const buffers: Buffer[] = [];
+    const slabs: Slab[] = [];
+    let at = pos;
+    for (const c of this.window) {
+      const cEnd = c.pos + c.len;
+      if (cEnd <= at) continue;
+      if (c.pos >= stop || at - pos >= limit) break;
+      const piece = c.slab.buf.subarray(at - c.pos, Math.min(c.len, stop - c.pos));
+      buffers.push(piece);
+      slabs.push(c.slab);
+      at += piece.byteLength;
+    }
+    return { buffers, slabs };
   }
 
   /** A reader registered now, synchronously, so the fill cannot finish and close the file first. */
@@ -235,7 +274,7 @@ export class BlobFill {
    * Stream bytes [start, end] to one client as they arrive. The final byte is held back until the
    * digest is verified, so a client never sees a complete body for content that fails verification.
    */
-  private async *read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer[]> {
+  private async *read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Batch> {
     // A generator parked on an await cannot be returned from outside, so a client that hangs up
     // while the upstream stalls would never detach; the signal wakes it instead.
     const onAbort = () => this.wake();
@@ -250,7 +289,7 @@ export class BlobFill {
         const stop = end === undefined ? available : Math.min(available, end + 1);
         if (pos < stop) {
           const batch = await this.slice(pos, stop);
-          for (const b of batch) pos += b.byteLength;
+          for (const b of batch.buffers) pos += b.byteLength;
           yield batch;
           continue;
         }
@@ -262,30 +301,30 @@ export class BlobFill {
     }
   }
 
-  /** Bytes from pos (up to stop): from memory when still there (no copy), else from the temp file. */
-  private async slice(pos: number, stop: number): Promise<Buffer[]> {
+  /**
+   * Bytes from pos (up to stop): views of the window's slabs when still there (no copy, one
+   * reference per slab), else read from the temp file into a slab of the reader's own.
+   */
+  private async slice(pos: number, stop: number): Promise<Batch> {
     const first = this.window[0];
     if (first && pos >= first.pos) {
-      const out: Buffer[] = [];
-      let at = pos;
-      let bytes = 0;
-      for (const c of this.window) {
-        const cEnd = c.pos + c.buf.byteLength;
-        if (cEnd <= at) continue;
-        if (c.pos >= stop || bytes >= READ_CHUNK * 4) break;
-        const piece = c.buf.subarray(at - c.pos, Math.min(c.buf.byteLength, stop - c.pos));
-        out.push(piece);
-        at += piece.byteLength;
-        bytes += piece.byteLength;
+      const { buffers, slabs } = this.views(pos, stop, MAX_BATCH);
+      if (buffers.length > 0) {
+        for (const s of slabs) s.ref();
+        return batchOf(buffers, slabs);
       }
-      if (out.length > 0) return out;
     }
     // Behind the window means on disk: the window always covers what is not written yet.
-    const len = Math.min(stop - pos, READ_CHUNK);
-    const buf = Buffer.allocUnsafe(len);
-    const { bytesRead } = await (this.writer as BlobWriter).handle.read(buf, 0, len, pos);
-    if (bytesRead <= 0) throw new MirrorError("UNKNOWN", "cache file shorter than recorded");
-    return [bytesRead === len ? buf : buf.subarray(0, bytesRead)];
+    const len = Math.min(stop - pos, SLAB_SIZE);
+    const slab = takeSlab();
+    try {
+      const { bytesRead } = await (this.writer as BlobWriter).handle.read(slab.buf, 0, len, pos);
+      if (bytesRead <= 0) throw new MirrorError("UNKNOWN", "cache file shorter than recorded");
+      return batchOf([slab.buf.subarray(0, bytesRead)], [slab]);
+    } catch (err) {
+      slab.unref();
+      throw err;
+    }
   }
 
   private attach(): void {
@@ -312,7 +351,7 @@ export class BlobFill {
   private maybeClose(): void {
     if (this.readers === 0 && !this.isRunning) {
       if (this.orphanTimer) clearTimeout(this.orphanTimer);
-      this.window = [];
+      this.dropWindow();
       void this.writer?.close();
     }
   }
