@@ -1,27 +1,12 @@
 #!/usr/bin/env node
-// mirror-kit command line: one yargs program, each command an options builder
-// plus a handler that calls a plain, injectable implementation (see commands.ts).
-import yargs from "yargs";
-import { hideBin } from "yargs/helpers";
-import { commands } from "./commands.js";
+// mirror-kit's entry point: tunes V8's heap, then loads the command line (program.ts). The program
+// is imported only after the flag is set: module loading is what first grows the young generation.
+import { setFlagsFromString } from "node:v8";
 
-const cli = yargs(hideBin(process.argv))
-  .scriptName("mirror-kit")
-  .usage("$0 <command> [options]")
-  .strict()
-  .demandCommand(1, `name a command: ${commands.map((c) => String(c.command).split(" ")[0]).join(", ")}`)
-  .help()
-  .version()
-  // A failing command prints one clear line and exits non-zero; usage text only for usage errors.
-  .fail((msg, err) => {
-    if (err) {
-      process.stderr.write(`mirror-kit: ${err.message}\n`);
-    } else {
-      process.stderr.write(`mirror-kit: ${msg}\nRun 'mirror-kit --help' for usage.\n`);
-    }
-    process.exit(2);
-  });
+// Left alone, V8 grows the young generation to 32 MiB (two 16 MiB semi-spaces) while the modules
+// load and a fill streams, and keeps it: measured 75 -> 81 MiB RSS right after loading, 32 MiB of
+// new space after 16 cold clients. Streaming large buffers allocates little on the JS heap, so it
+// stays at its initial size; --max-semi-space-size cannot change after start-up, the growth can.
+setFlagsFromString("--semi-space-growth-factor=1");
 
-for (const command of commands) cli.command(command);
-
-await cli.parseAsync();
+await import("./program.js");
