@@ -11,7 +11,8 @@ export function mirrorOptions<T>(y: Argv<T>) {
     .option("mirror-url", { type: "string", describe: "URL every client uses for the mirror (scheme required), e.g. http://10.0.0.5:5000" })
     .option("host", { type: "string", describe: "address VMs and containers use to reach this machine (default: detected per client)" })
     .option("port", { type: "number", default: DEFAULT_PORT, describe: "host port the mirror is published on" })
-    .option("upstream", { type: "string", array: true, describe: "extra upstream NAME=URL (repeatable)" });
+    .option("upstream", { type: "string", array: true, describe: "extra upstream NAME=URL (repeatable)" })
+    .option("ca", { type: "string", describe: "the mirror serves TLS signed by this CA (ca.crt, or the folder `mirror-kit cert` wrote): install it for every client, https URLs, no insecure-registries" });
 }
 
 export async function ttyConfirm(question: string): Promise<boolean> {
@@ -48,6 +49,7 @@ export const initCommand: CommandModule = {
         host: a.host as string | undefined,
         port: a.port as number,
         upstream: a.upstream as string[] | undefined,
+        ca: a.ca as string | undefined,
         storage: a.storage as string | undefined,
         image: a.image as string,
         dryRun: a.dryRun as boolean,

@@ -61,6 +61,7 @@ export const wireCommand: CommandModule = {
         host: a.host as string | undefined,
         port: a.port as number,
         upstream: a.upstream as string[] | undefined,
+        ca: a.ca as string | undefined,
         apply: a.apply as boolean,
         root: a.root as string,
         force: a.force as boolean,

@@ -1,5 +1,8 @@
 // Validated generator settings: the mirror's image, port, storage, upstreams and the URL each kind of
 // client uses to reach it. Flags are checked here, eagerly, with "expected X, got Y" messages.
+import { X509Certificate } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { BUILTIN_UPSTREAMS } from "../config/builtin.js";
 import { GenerateError } from "./errors.js";
 
@@ -33,6 +36,8 @@ export interface Settings {
   mirrorUrl?: string;
   /** --host: the address VMs and containers use to reach the host. */
   host?: string;
+  /** --ca: the CA that signed the mirror's certificate (PEM), installed where each client looks. Implies https. */
+  ca?: { pem: string; file: string };
 }
 
 export interface SettingsInput {
@@ -42,6 +47,8 @@ export interface SettingsInput {
   upstream?: string[];
   mirrorUrl?: string;
   host?: string;
+  /** A CA certificate file, or the folder `mirror-kit cert` wrote (its ca.crt). */
+  ca?: string;
 }
 
 export function resolveSettings(input: SettingsInput): Settings {
@@ -57,7 +64,39 @@ export function resolveSettings(input: SettingsInput): Settings {
   };
   if (input.mirrorUrl !== undefined) settings.mirrorUrl = validateMirrorUrl(input.mirrorUrl, "--mirror-url");
   if (input.host !== undefined) settings.host = parseHost(input.host);
+  if (input.ca !== undefined) {
+    settings.ca = readCa(input.ca);
+    if (settings.mirrorUrl?.startsWith("http://")) {
+      throw new GenerateError("BAD_OPTION", `--ca: the mirror is served over TLS, so --mirror-url must be https://, got "${settings.mirrorUrl}"`);
+    }
+  }
   return settings;
+}
+
+/** The CA PEM, read and checked now so a wrong file fails here and not on every client later. */
+function readCa(raw: string): { pem: string; file: string } {
+  let file = raw;
+  let pem: string;
+  try {
+    if (statSync(raw).isDirectory()) file = join(raw, "ca.crt");
+    pem = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new GenerateError("BAD_OPTION", `--ca: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pem);
+  } catch {
+    throw new GenerateError("BAD_OPTION", `--ca: ${file} is not a PEM certificate (expected the ca.crt that \`mirror-kit cert\` wrote)`);
+  }
+  if (!cert.ca) throw new GenerateError("BAD_OPTION", `--ca: ${file} is not a CA certificate; give the CA (ca.crt), not the server certificate`);
+  if (/PRIVATE KEY/.test(pem)) throw new GenerateError("BAD_OPTION", `--ca: ${file} contains a private key; give the CA certificate only`);
+  return { pem: pem.endsWith("\n") ? pem : `${pem}\n`, file };
+}
+
+/** https when the mirror has a certificate (--ca), else http; an explicit --mirror-url keeps its own. */
+export function mirrorScheme(s: Settings): "http" | "https" {
+  return s.ca ? "https" : "http";
 }
 
 /**
@@ -143,15 +182,15 @@ export function mirrorHostPort(mirrorUrl: string): string {
 
 /** The URL a container on the host's Docker (devcontainer, dind service) uses. */
 export function containerMirrorUrl(s: Settings): string {
-  return s.mirrorUrl ?? `http://${s.host ?? DOCKER_HOST_ALIAS}:${s.port}`;
+  return s.mirrorUrl ?? `${mirrorScheme(s)}://${s.host ?? DOCKER_HOST_ALIAS}:${s.port}`;
 }
 
 /** The URL clients running directly on the host use (wire). */
 export function hostMirrorUrl(s: Settings): string {
-  return s.mirrorUrl ?? `http://${s.host ?? "127.0.0.1"}:${s.port}`;
+  return s.mirrorUrl ?? `${mirrorScheme(s)}://${s.host ?? "127.0.0.1"}:${s.port}`;
 }
 
 /** The URL baked into a VM's provisioning; empty means "detect the host inside the guest". */
 export function vmMirrorUrl(s: Settings): string {
-  return s.mirrorUrl ?? (s.host ? `http://${s.host}:${s.port}` : "");
+  return s.mirrorUrl ?? (s.host ? `${mirrorScheme(s)}://${s.host}:${s.port}` : "");
 }

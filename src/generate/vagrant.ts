@@ -4,7 +4,7 @@ import { dirname, join, relative } from "node:path";
 import { GenerateError } from "./errors.js";
 import { planGeneratedFile, readIfExists, type FileChange } from "./files.js";
 import { packageVersion, render, seal, stampState, STAMP_PLACEHOLDER } from "./render.js";
-import { vmMirrorUrl, type Settings } from "./settings.js";
+import { mirrorScheme, vmMirrorUrl, type Settings } from "./settings.js";
 
 export const SCRIPT_PATH = ".mirror-kit/provision.sh";
 const BEGIN = "# >>> mirror-kit >>>";
@@ -22,7 +22,7 @@ function upstreamViews(s: Settings): { name: string; server: string; location: s
 }
 
 export function renderProvisionScript(s: Settings): string {
-  return seal(render("vagrant/provision.sh", { stamp: STAMP_PLACEHOLDER, version: packageVersion(), port: s.port, upstreams: upstreamViews(s) }));
+  return seal(render("vagrant/provision.sh", { stamp: STAMP_PLACEHOLDER, version: packageVersion(), port: s.port, upstreams: upstreamViews(s), scheme: mirrorScheme(s), caPem: s.ca?.pem.trimEnd() ?? "" }));
 }
 
 /** The marked block, indented for its place in the Vagrantfile and sealed with its own hash. */

@@ -8,6 +8,7 @@ import { planGeneratedFile, readIfExists, type FileChange } from "./files.js";
 import { render, seal, stampState, STAMP_PLACEHOLDER } from "./render.js";
 import { hostMirrorUrl, mirrorHostPort, mirrorLocation, type Settings } from "./settings.js";
 import { parseYaml } from "./yaml-edit.js";
+import { caChanges, caPath } from "./ca-install.js";
 
 export const WIRE_CLIENTS = ["docker", "containerd", "podman", "buildkit", "k3s"] as const;
 export type WireClient = (typeof WIRE_CLIENTS)[number];
@@ -20,6 +21,12 @@ export interface WirePlan {
 
 export function planWire(client: WireClient, s: Settings, root: string, force: boolean): WirePlan {
   const url = hostMirrorUrl(s);
+  const plan = planClient(client, s, url, root, force);
+  // The CA first: a daemon that reloads on the config change must already find it.
+  return { ...plan, changes: [...caChanges(client, s, url, root), ...plan.changes] };
+}
+
+function planClient(client: WireClient, s: Settings, url: string, root: string, force: boolean): WirePlan {
   const at = (p: string) => ({ path: join(root, p), display: p });
   switch (client) {
     case "docker":
@@ -71,7 +78,7 @@ function dockerDaemonJson(f: { path: string; display: string }, url: string): Fi
 function containerd(root: string, s: Settings, url: string, force: boolean): FileChange[] {
   const changes = s.upstreams.map((u) => {
     const display = `/etc/containerd/certs.d/${u.name}/hosts.toml`;
-    const content = seal(render("wire/hosts.toml", { upstream: u.name, server: upstreamServer(u.name, u.url, u.custom), mirrorUrl: url, stamp: STAMP_PLACEHOLDER }));
+    const content = seal(render("wire/hosts.toml", { upstream: u.name, server: upstreamServer(u.name, u.url, u.custom), mirrorUrl: url, ca: caPath("containerd", s, url), stamp: STAMP_PLACEHOLDER }));
     return planGeneratedFile(join(root, display), display, content, { force });
   });
   const display = "/etc/containerd/config.toml";
@@ -119,7 +126,7 @@ function podman(f: { path: string; display: string }, s: Settings, url: string, 
 function buildkit(f: { path: string; display: string }, s: Settings, url: string, force: boolean): FileChange {
   // BuildKit sends ns= itself, so every registry uses the bare mirror host.
   const views = upstreamViews(s, url).map((u) => ({ ...u, mirrorLocation: mirrorLocation(url) }));
-  const block = seal(render("wire/buildkitd.toml", { upstreams: views, mirrorHost: mirrorHostPort(url), http: url.startsWith("http://"), stamp: STAMP_PLACEHOLDER }));
+  const block = seal(render("wire/buildkitd.toml", { upstreams: views, mirrorHost: mirrorHostPort(url), http: url.startsWith("http://"), ca: caPath("buildkit", s, url), stamp: STAMP_PLACEHOLDER }));
   const before = readIfExists(f.path, f.display);
   const text = before ?? "";
   const begin = text.indexOf("# >>> mirror-kit >>>");
@@ -140,7 +147,8 @@ function buildkit(f: { path: string; display: string }, s: Settings, url: string
 }
 
 function k3s(f: { path: string; display: string }, s: Settings, url: string): FileChange {
-  const fresh = render("wire/registries.yaml", { upstreams: upstreamViews(s, url) });
+  const ca = caPath("k3s", s, url);
+  const fresh = render("wire/registries.yaml", { upstreams: upstreamViews(s, url), mirrorHostYaml: JSON.stringify(mirrorHostPort(url)), ca });
   const before = readIfExists(f.path, f.display);
   if (before === null || before.trim() === "") return { ...f, before, after: fresh };
   const doc = parseYaml(before, f.display);
@@ -159,6 +167,10 @@ function k3s(f: { path: string; display: string }, s: Settings, url: string): Fi
       endpoint.items.unshift(doc.createNode(url));
       changed = true;
     }
+  }
+  if (ca && doc.getIn(["configs", mirrorHostPort(url), "tls", "ca_file"]) !== ca) {
+    doc.setIn(["configs", mirrorHostPort(url), "tls", "ca_file"], ca);
+    changed = true;
   }
   return { ...f, before, after: changed ? doc.toString({ lineWidth: 0 }) : before };
 }
