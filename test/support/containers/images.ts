@@ -22,6 +22,8 @@ export const IMAGE_REPOS = {
   vm: "mirror-kit-e2e/vm",
   /** The VM plus sshd, sudo, bash and a vagrant user: a box for Vagrant's docker provider. */
   vagrantBox: "mirror-kit-e2e/vagrant-box",
+  /** The VM plus bash, dockerd started from a devcontainer.metadata entrypoint: a base for the Dev Containers CLI. */
+  devcontainerBase: "mirror-kit-e2e/devcontainer-base",
   /** The VM image with the generated Dev Container Feature installed; rebuilt per run (it holds the mirror URL). */
   devcontainer: "mirror-kit-e2e/devcontainer",
 } as const;
