@@ -25,6 +25,9 @@ LABEL org.opencontainers.image.title="mirror-kit" \
       org.opencontainers.image.description="Pull-through registry cache (OCI Distribution mirror)" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV NODE_ENV=production
+# Tells `serve` it runs in this image: a config.yml mounted at /etc/docker/registry/config.yml is read
+# when no other config is given, and a volume mounted at /var/lib/registry holds the cache, as with registry:2.
+ENV MIRROR_KIT_IMAGE=1
 WORKDIR /app
 # Owned by root and read-only to the service user: the process cannot rewrite its own code.
 COPY --from=deps /app/node_modules ./node_modules
@@ -36,8 +39,9 @@ COPY plugins ./plugins
 # MIRROR_KIT_LISTEN: environment outranks the config file and is read after REGISTRY_*, so either
 # would silently override REGISTRY_HTTP_ADDR, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY and a
 # config.yml's http.addr / storage, which must keep working as they do for `mirror-kit serve`.
-RUN mkdir -p /var/lib/mirror-kit \
- && chown 10001:10001 /var/lib/mirror-kit \
+# /var/lib/registry is owned by the service user too, so a new named volume mounted there is writable.
+RUN mkdir -p /var/lib/mirror-kit /var/lib/registry \
+ && chown 10001:10001 /var/lib/mirror-kit /var/lib/registry \
  && ln -s /var/lib/mirror-kit /app/mirror-kit-data
 # Numeric, so it works on bases without useradd or an /etc/passwd entry (alpine, distroless, local).
 USER 10001:10001

@@ -2,6 +2,7 @@
 // HTTP server. startMirror is the in-process API the CLI and the tests use.
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Authenticator } from "./auth/guard.js";
 import { parseConfig, type ConfigInput } from "./config/schema.js";
 import { resolveConfig, type MirrorConfig } from "./config/resolve.js";
 import { MirrorKitError } from "./errors.js";
@@ -10,6 +11,7 @@ import { createLogger, type Logger } from "./observe/log.js";
 import { Metrics } from "./observe/metrics.js";
 import { BlobService } from "./proxy/blobs.js";
 import { FreshnessPolicy } from "./proxy/freshness.js";
+import { Holdings } from "./proxy/holdings.js";
 import { ManifestService } from "./proxy/manifests.js";
 import { Upstreams } from "./proxy/upstreams.js";
 import { SizeCap } from "./store/evict.js";
@@ -40,6 +42,8 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const config = isResolved(input) ? input : resolveConfig(parseConfig(input));
   const log = options.logger ?? createLogger(config.logLevel);
   const metrics = new Metrics({ processMetrics: options.processMetrics });
+  const auth = new Authenticator(config.auth, log);
+  await auth.start();
   const store = await FsStore.open(config.storage);
   const freshness = new FreshnessPolicy(config.tagRules, config.semverTagsImmutable);
   if (config.cacheMaxBytes > 0) {
@@ -60,11 +64,12 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
     void cap.trigger();
   }
   const upstreams = new Upstreams(config, log, metrics);
-  const blobs = new BlobService({ store, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs });
-  const manifests = new ManifestService({ store, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes });
+  const holdings = new Holdings({ store, upstreams, maxAgeMs: config.cacheMaxAgeMs });
+  const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs });
+  const manifests = new ManifestService({ store, holdings, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes });
   let listener;
   try {
-    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store }), log);
+    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store, auth }), log);
     await listen(listener.server, config.host, config.port);
   } catch (err) {
     listener?.close();

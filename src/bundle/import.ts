@@ -128,6 +128,11 @@ class Publisher {
     return this.store.linkManifest(ref.registry, ref.repository, parseDigest(digest));
   }
 
+  /** The repository holds this blob: served under its name without asking upstream (src/proxy/holdings.ts). */
+  linkBlob(ref: ImageReference, digest: string): Promise<void> {
+    return this.store.link(ref.registry, ref.repository, "blob", parseDigest(digest));
+  }
+
   async tag(ref: ImageReference, digest: string, mediaType: string, size: number): Promise<void> {
     await this.link(ref, digest);
     if (ref.tag) await this.store.putTag(ref.registry, ref.repository, ref.tag, { digest, mediaType, size, checkedAt: Date.now() });
@@ -167,7 +172,10 @@ async function manifestTree(p: Publisher, ref: ImageReference, digest: string, d
     }
   } else {
     for (const d of [doc.config, ...(doc.layers ?? [])]) {
-      if (d && !Array.isArray((d as { urls?: unknown }).urls)) await p.blob(d.digest, p.blobPath(d.digest), d.size);
+      if (d && !Array.isArray((d as { urls?: unknown }).urls)) {
+        await p.blob(d.digest, p.blobPath(d.digest), d.size);
+        await p.linkBlob(ref, d.digest);
+      }
     }
   }
   await p.manifest(digest, mediaType, body);
@@ -206,6 +214,7 @@ async function importDockerSave(dir: string, store: FsStore): Promise<ImportResu
     await p.manifest(digest, MediaType.ociManifest, body);
     for (const t of e.RepoTags) {
       const ref = parseImageReference(t);
+      for (const blob of [configDigest, ...layers.map((l) => l.digest)]) await p.linkBlob(ref, blob);
       await p.tag(ref, digest, MediaType.ociManifest, body.byteLength);
       images.push(formatImageReference(ref));
     }

@@ -37,6 +37,7 @@ upstreams:
     url: http://10.1.2.3:5000
     username: bot
     password: s3cret
+    access: anonymous
   registry.local:5000:
     url: https://registry.local:5000
     tagFreshness: 10m
@@ -73,11 +74,11 @@ proxy:
   password: hubtoken
   ttl: 168h
 `);
-    const { config, warnings } = await loadConfig({ file: path });
+    const { config } = await loadConfig({ file: path, env: { MIRROR_KIT_ANONYMOUS_UPSTREAMS: "docker.io" } });
     expect([config.host, config.port, config.storage]).toEqual(["0.0.0.0", 5000, "/var/lib/registry"]);
     expect(config.defaultUpstream.name).toBe("docker.io");
     expect(config.defaultUpstream.username).toBe("hubuser");
-    expect(warnings.join("\n")).toContain("proxy.ttl");
+    expect(config.cacheMaxAgeMs).toBe(168 * 3_600_000);
   });
 
   it("maps a distribution remote other than Docker Hub to a default upstream named by its host", async () => {
@@ -89,7 +90,7 @@ proxy:
 
   it("takes REGISTRY_PROXY_* credentials from the environment", async () => {
     const { config } = await loadConfig({
-      env: { REGISTRY_PROXY_REMOTEURL: "https://registry-1.docker.io", REGISTRY_PROXY_USERNAME: "u", REGISTRY_PROXY_PASSWORD: "p" },
+      env: { REGISTRY_PROXY_REMOTEURL: "https://registry-1.docker.io", REGISTRY_PROXY_USERNAME: "u", REGISTRY_PROXY_PASSWORD: "p", MIRROR_KIT_ANONYMOUS_UPSTREAMS: "docker.io" },
     });
     expect([config.defaultUpstream.username, config.defaultUpstream.password]).toEqual(["u", "p"]);
   });

@@ -1,7 +1,9 @@
 // Where configuration comes from: a YAML file (mirror-kit's own format, or a CNCF distribution
 // config.yml as registry:2 mirrors use), environment variables and flags, merged in that order.
+import { readFileSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml, YAMLParseError } from "yaml";
+import { fromDistribution, fromRegistryEnv } from "./distribution.js";
 import { ConfigError, type ConfigInput, parseConfig } from "./schema.js";
 import { resolveConfig, type MirrorConfig } from "./resolve.js";
 import { tlsFromDistribution, tlsFromEnv } from "./tls-keys.js";
@@ -14,7 +16,36 @@ export interface LoadOptions {
   env?: Env;
   /** Values from command-line flags: the highest precedence. */
   flags?: ConfigInput;
+  /** How the container image finds registry:2's files (tests replace it). */
+  probe?: PathProbe;
 }
+
+export interface PathProbe {
+  isFile(path: string): boolean;
+  isMountPoint(path: string): boolean;
+}
+
+/** Where the registry:2 image keeps its config and its data; mirror-kit's image looks there too. */
+export const REGISTRY_IMAGE_CONFIG = "/etc/docker/registry/config.yml";
+export const REGISTRY_IMAGE_STORAGE = "/var/lib/registry";
+
+const hostProbe: PathProbe = {
+  isFile: (path) => {
+    try {
+      return statSync(path).isFile();
+    } catch {
+      return false;
+    }
+  },
+  isMountPoint: (path) => {
+    try {
+      // Field 5 of each mountinfo line is the mount point (spaces escaped as \040).
+      return readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((line) => line.split(" ")[4] === path);
+    } catch {
+      return false;
+    }
+  },
+};
 
 export interface LoadedConfig {
   config: MirrorConfig;
@@ -22,13 +53,18 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-const DOCKER_HUB_HOSTS = new Set(["registry-1.docker.io", "index.docker.io", "docker.io", "registry.hub.docker.com"]);
-
 export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfig> {
   const env = options.env ?? {};
   const warnings: string[] = [];
   const layers: ConfigInput[] = [];
-  const file = options.file ?? env.MIRROR_KIT_CONFIG;
+  let file = options.file ?? env.MIRROR_KIT_CONFIG;
+  // In the container image (MIRROR_KIT_IMAGE=1) a mounted registry:2 config.yml and data volume are
+  // used as registry:2 would use them, so its `docker run -v` line works unchanged.
+  if (env.MIRROR_KIT_IMAGE === "1") {
+    const probe = options.probe ?? hostProbe;
+    if (!file && probe.isFile(REGISTRY_IMAGE_CONFIG)) file = REGISTRY_IMAGE_CONFIG;
+    if (probe.isMountPoint(REGISTRY_IMAGE_STORAGE)) layers.push({ storage: REGISTRY_IMAGE_STORAGE });
+  }
   if (file) layers.push(await readConfigFile(file, warnings));
   layers.push(fromEnv(env, warnings));
   if (options.flags) layers.push(options.flags);
@@ -60,57 +96,10 @@ function isDistributionConfig(doc: Record<string, unknown>): boolean {
   return "version" in doc && ("proxy" in doc || "http" in doc || "storage" in doc);
 }
 
-/** Translate the distribution settings a registry:2 mirror uses; say what is ignored. */
-export function fromDistribution(doc: Record<string, unknown>, source: string, warnings: string[]): ConfigInput {
-  const out: ConfigInput = {};
-  const http = asRecord(doc.http);
-  if (typeof http?.addr === "string") out.listen = normaliseAddr(http.addr);
-  const tls = tlsFromDistribution(http?.tls, `${source}: http.tls`);
-  if (tls) out.tls = tls as ConfigInput["tls"];
-  const storage = asRecord(doc.storage);
-  const fs = asRecord(storage?.filesystem);
-  if (typeof fs?.rootdirectory === "string") out.storage = fs.rootdirectory;
-  for (const key of Object.keys(storage ?? {})) {
-    if (!["filesystem", "delete", "cache", "maintenance", "redirect"].includes(key)) warnings.push(`${source}: storage.${key} is not supported; mirror-kit stores on the filesystem`);
-  }
-  const level = asRecord(doc.log)?.level;
-  if (typeof level === "string") out.logLevel = level === "warning" ? "warn" : (level as ConfigInput["logLevel"]);
-  const proxy = asRecord(doc.proxy);
-  if (proxy) Object.assign(out, proxyUpstream(proxy.remoteurl, proxy.username, proxy.password, `${source}: proxy`));
-  if (proxy?.ttl !== undefined) warnings.push(`${source}: proxy.ttl is ignored; mirror-kit keeps cached content until removed`);
-  for (const key of ["auth", "notifications", "redis", "middleware", "validation", "health", "reporting"]) {
-    if (key in doc) warnings.push(`${source}: ${key} is ignored by mirror-kit`);
-  }
-  return out;
-}
-
-/** A single distribution-style remote becomes a named upstream and the default route. */
-function proxyUpstream(remote: unknown, username: unknown, password: unknown, where: string): ConfigInput {
-  if (remote === undefined) return {};
-  if (typeof remote !== "string") throw new ConfigError(`${where}.remoteurl: expected a URL`);
-  let host: string;
-  try {
-    host = new URL(remote).host;
-  } catch {
-    throw new ConfigError(`${where}.remoteurl: expected an http:// or https:// URL, got ${JSON.stringify(remote)}`);
-  }
-  const name = DOCKER_HUB_HOSTS.has(host) ? "docker.io" : host;
-  const upstream: Record<string, unknown> = { url: remote };
-  if (typeof username === "string" && username !== "") upstream.username = username;
-  if (typeof password === "string" && password !== "") upstream.password = password;
-  return { defaultUpstream: name, upstreams: { [name]: upstream } };
-}
-
 /** MIRROR_KIT_* variables, and the REGISTRY_* ones a registry:2 mirror is configured with. */
 export function fromEnv(env: Env, warnings: string[]): ConfigInput {
   const out: Record<string, unknown> = {};
-  if (env.REGISTRY_HTTP_ADDR) out.listen = normaliseAddr(env.REGISTRY_HTTP_ADDR);
-  if (env.REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY) out.storage = env.REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY;
-  if (env.REGISTRY_PROXY_REMOTEURL) {
-    deepMergeInto(out, proxyUpstream(env.REGISTRY_PROXY_REMOTEURL, env.REGISTRY_PROXY_USERNAME, env.REGISTRY_PROXY_PASSWORD, "REGISTRY_PROXY") as Record<string, unknown>);
-  } else if (env.REGISTRY_PROXY_USERNAME || env.REGISTRY_PROXY_PASSWORD) {
-    warnings.push("REGISTRY_PROXY_USERNAME/PASSWORD are ignored without REGISTRY_PROXY_REMOTEURL");
-  }
+  deepMergeInto(out, fromRegistryEnv(env, warnings) as Record<string, unknown>);
   const tls = tlsFromEnv(env);
   if (tls) out.tls = tls;
   if (env.MIRROR_KIT_LISTEN) out.listen = env.MIRROR_KIT_LISTEN;
@@ -119,6 +108,12 @@ export function fromEnv(env: Env, warnings: string[]): ConfigInput {
   if (env.MIRROR_KIT_DEFAULT_UPSTREAM) out.defaultUpstream = env.MIRROR_KIT_DEFAULT_UPSTREAM;
   if (env.MIRROR_KIT_TAG_FRESHNESS) deepMergeInto(out, { cache: { tagFreshness: env.MIRROR_KIT_TAG_FRESHNESS } });
   if (env.MIRROR_KIT_MAX_SIZE) deepMergeInto(out, { cache: { maxSize: env.MIRROR_KIT_MAX_SIZE } });
+  if (env.MIRROR_KIT_ANONYMOUS_UPSTREAMS) {
+    // Upstreams with credentials whose content may be read without logging in (access: anonymous).
+    for (const name of env.MIRROR_KIT_ANONYMOUS_UPSTREAMS.split(",").map((s) => s.trim()).filter(Boolean)) {
+      deepMergeInto(out, { upstreams: { [name]: { access: "anonymous" } } });
+    }
+  }
   if (env.MIRROR_KIT_UPSTREAMS) {
     const list = env.MIRROR_KIT_UPSTREAMS.split(",").map((s) => s.trim()).filter(Boolean);
     deepMergeInto(out, { upstreams: parseUpstreamFlags(list, "MIRROR_KIT_UPSTREAMS") });
@@ -135,11 +130,6 @@ export function parseUpstreamFlags(values: readonly string[], source = "--upstre
     out[value.slice(0, eq)] = { url: value.slice(eq + 1) };
   }
   return out;
-}
-
-/** distribution's http.addr may be ":5000". */
-function normaliseAddr(addr: string): string {
-  return addr.startsWith(":") ? `0.0.0.0${addr}` : addr;
 }
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {

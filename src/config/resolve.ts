@@ -14,6 +14,14 @@ export interface UpstreamConfig {
   readonly aliases: readonly string[];
   readonly officialImages: boolean;
   readonly tagFreshnessMs: number;
+  /** Whether clients without credentials may read it (see upstreams.*.access). */
+  readonly access: "authenticated" | "anonymous";
+}
+
+export interface AuthConfig {
+  readonly htpasswd?: { readonly realm: string; readonly path: string };
+  readonly anonymousPaths: readonly string[];
+  readonly anonymousPull: boolean;
 }
 
 export interface TagRule {
@@ -56,6 +64,11 @@ export interface MirrorConfig {
   readonly maxResumes: number;
   readonly breakerCooldownMs: number;
   readonly orphanFillTimeoutMs: number;
+  readonly auth: AuthConfig;
+  /** Added to every response (http.headers). */
+  /** 0 = no limit (cache.maxAge). */
+  readonly cacheMaxAgeMs: number;
+  readonly responseHeaders: Readonly<Record<string, readonly string[]>>;
 }
 
 const REGISTRY_NAME = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?$/;
@@ -97,7 +110,21 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
       aliases: [...new Set([...(builtin?.aliases ?? []), ...(user.aliases ?? [])])],
       officialImages: user.officialImages ?? builtin?.officialImages ?? false,
       tagFreshnessMs: user.tagFreshness ?? cfg.cache.tagFreshness,
+      access: user.access ?? (user.username !== undefined ? "authenticated" : "anonymous"),
     });
+  }
+  if (!cfg.auth.htpasswd) {
+    const exposed = [...byName.values()].filter((u) => u.username !== undefined && u.access === "authenticated");
+    if (exposed.length > 0) {
+      const names = exposed.map((u) => u.name).join(", ");
+      const first = exposed[0]?.name as string;
+      throw new ConfigError(
+        `invalid configuration:\n  upstreams.${first}.access: ${names} ${exposed.length > 1 ? "have" : "has"} credentials, so ${exposed.length > 1 ? "their" : "its"} content may be private ` +
+          `and is served to authenticated clients only (access: authenticated, the default with credentials) — but no client authentication is configured, ` +
+          `so anyone who reaches the mirror could read it. Either turn on auth.htpasswd (registry:2: auth.htpasswd or REGISTRY_AUTH_HTPASSWD_REALM/PATH), ` +
+          `or, if that content may be public, set upstreams.${first}.access: anonymous (environment: MIRROR_KIT_ANONYMOUS_UPSTREAMS=${names.replace(/, /g, ",")}).`,
+      );
+    }
   }
   const upstreams = new Map<string, UpstreamConfig>();
   for (const up of byName.values()) {
@@ -132,6 +159,9 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     maxResumes: cfg.upstream.maxResumes,
     breakerCooldownMs: cfg.upstream.breakerCooldown,
     orphanFillTimeoutMs: cfg.fill.orphanTimeout,
+    cacheMaxAgeMs: cfg.cache.maxAge,
+    responseHeaders: cfg.http.headers,
+    auth: { ...(cfg.auth.htpasswd ? { htpasswd: cfg.auth.htpasswd } : {}), anonymousPaths: cfg.auth.anonymousPaths, anonymousPull: cfg.auth.anonymousPull },
   };
 }
 

@@ -51,6 +51,12 @@ export const upstreamSchema = z
     tagFreshness: duration.optional(),
     /** false removes a built-in upstream: requests for it are refused. */
     enabled: z.boolean().optional(),
+    /**
+     * Who may read this upstream's content through the mirror: "authenticated" clients only, or
+     * "anonymous" ones too. Default: authenticated when the upstream has credentials (its content
+     * may be private), anonymous otherwise.
+     */
+    access: z.enum(["authenticated", "anonymous"]).optional(),
   })
   .strict();
 
@@ -82,6 +88,12 @@ export const configSchema = z
         maxSize: size.default(0),
         /** Content used this recently is never evicted: it may belong to a pull in progress. Default 2m. */
         evictionGrace: duration.default(120_000),
+        /**
+         * The longest content is served from cache after upstream last confirmed it for that repository
+         * (registry:2's proxy.ttl). Past it, a digest is confirmed again with a HEAD before it is
+         * served (kept, stale, when upstream is unreachable). Default "0s": no limit.
+         */
+        maxAge: duration.default(0),
         /** Largest manifest accepted from upstream. Default 4194304 (4 MiB), as distribution. */
         manifestMaxBytes: z.number().int().positive().default(4 * 1024 * 1024),
         /**
@@ -148,6 +160,31 @@ export const configSchema = z
         clientCAs: z.array(z.string().min(1)).default([]),
         /** Oldest TLS version accepted: tls1.0, tls1.1, tls1.2 or tls1.3 (distribution's spelling). Default tls1.2. */
         minimumVersion: z.enum(["tls1.0", "tls1.1", "tls1.2", "tls1.3"]).default("tls1.2"),
+      })
+      .strict()
+      .prefault({}),
+    http: z
+      .object({
+        /** Headers added to every response, as registry:2's http.headers (name: [values]). Default none. */
+        headers: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "expected an HTTP header name"), z.array(z.string().regex(/^[^\r\n]*$/, "no line breaks in header values"))).default({}),
+      })
+      .strict()
+      .prefault({}),
+    auth: z
+      .object({
+        /**
+         * Client authentication with an htpasswd file of bcrypt entries (`htpasswd -B`), as registry:2's
+         * auth.htpasswd. Default: none (no authentication). The file is re-read when it changes.
+         */
+        htpasswd: z.object({ realm: z.string().min(1), path: z.string().min(1) }).strict().optional(),
+        /**
+         * Let clients without credentials pull from upstreams whose access is "anonymous" (tags,
+         * manifests, blobs, and those repositories in the catalog). Default false: with auth on,
+         * every pull needs credentials.
+         */
+        anonymousPull: z.boolean().default(false),
+        /** Paths served without authentication when auth is on. Default ["/healthz"]; [] puts it behind auth too. */
+        anonymousPaths: z.array(z.string().startsWith("/")).default(["/healthz"]),
       })
       .strict()
       .prefault({}),

@@ -2,6 +2,7 @@
 // domain errors become OCI error envelopes.
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Authenticator, Principal } from "../auth/guard.js";
 import type { MirrorConfig } from "../config/resolve.js";
 import { isMirrorKitError } from "../errors.js";
 import { parseDigest } from "../oci/digest.js";
@@ -13,7 +14,7 @@ import type { Metrics } from "../observe/metrics.js";
 import type { BlobService } from "../proxy/blobs.js";
 import { catalog, listTags } from "../proxy/listing.js";
 import type { ManifestService } from "../proxy/manifests.js";
-import { resolveTarget } from "../proxy/route.js";
+import { resolveTarget, type Target } from "../proxy/route.js";
 import type { Upstreams } from "../proxy/upstreams.js";
 import type { TagStore } from "../store/store.js";
 import { byteRange, sendBlob, setBlobHeaders } from "./blob-response.js";
@@ -27,6 +28,8 @@ export interface HandlerDeps {
   manifests: ManifestService;
   upstreams: Upstreams;
   tags: TagStore;
+  /** The one authentication layer: every route passes it (its config names the open paths). */
+  auth: Authenticator;
 }
 
 const API_VERSION = "registry/2.0";
@@ -41,6 +44,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
     res.setHeader("x-request-id", id);
     // No browser may guess a type: a manifest-shaped body must never run as HTML from our origin.
     res.setHeader("x-content-type-options", "nosniff");
+    for (const [name, values] of Object.entries(deps.config.responseHeaders)) res.setHeader(name, values);
     const url = parseTarget(req.url ?? "/");
     const route = matchRoute(url.pathname);
     if (url.pathname.startsWith("/v2")) res.setHeader("docker-distribution-api-version", API_VERSION);
@@ -62,7 +66,10 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
         "request",
       );
     });
-    dispatch(deps, route, url, req, res).catch((err: unknown) => fail(deps, id, req, res, err));
+    deps.auth
+      .check(req, url.pathname)
+      .then((principal) => dispatch(deps, route, url, req, res, principal))
+      .catch((err: unknown) => fail(deps, id, req, res, err));
   };
 }
 
@@ -78,7 +85,14 @@ function parseTarget(target: string): { pathname: string; searchParams: URLSearc
   };
 }
 
-async function dispatch(deps: HandlerDeps, route: Route, url: { searchParams: URLSearchParams }, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function dispatch(
+  deps: HandlerDeps,
+  route: Route,
+  url: { searchParams: URLSearchParams },
+  req: IncomingMessage,
+  res: ServerResponse,
+  principal: Principal,
+): Promise<void> {
   const method = req.method ?? "GET";
   if (route.kind === "healthz") return json(res, 200, { status: "ok" });
   if (route.kind === "metrics") {
@@ -95,7 +109,8 @@ async function dispatch(deps: HandlerDeps, route: Route, url: { searchParams: UR
     case "base":
       return json(res, 200, {});
     case "catalog": {
-      const page = await catalog(url.searchParams, deps.tags, deps.config);
+      // Anonymous clients see only the repositories of upstreams they may read.
+      const page = await catalog(url.searchParams, deps.tags, deps.config, (upstream) => principal !== null || deps.config.upstreams.get(upstream)?.access === "anonymous");
       if (page.link) res.setHeader("link", page.link);
       return json(res, 200, page.body);
     }
@@ -104,14 +119,14 @@ async function dispatch(deps: HandlerDeps, route: Route, url: { searchParams: UR
     case "referrers":
       throw new MirrorError("UNSUPPORTED", "the referrers API is not supported by this mirror");
     case "tags": {
-      const target = resolveTarget(route.name, ns, deps.config);
+      const target = readable(deps, resolveTarget(route.name, ns, deps.config), principal);
       const listing = await listTags(target, url.searchParams, deps.upstreams, deps.tags);
       if (listing.link) res.setHeader("link", listing.link);
       res.setHeader("x-mirror-cache", listing.cache);
       return json(res, 200, listing.body);
     }
     case "manifest": {
-      const target = resolveTarget(route.name, ns, deps.config);
+      const target = readable(deps, resolveTarget(route.name, ns, deps.config), principal);
       const ref = parseReference(route.reference);
       const answer = await deps.manifests.get(target, ref, parseAccept(req.headers.accept));
       res.statusCode = 200;
@@ -124,7 +139,7 @@ async function dispatch(deps: HandlerDeps, route: Route, url: { searchParams: UR
       return;
     }
     case "blob": {
-      const target = resolveTarget(route.name, ns, deps.config);
+      const target = readable(deps, resolveTarget(route.name, ns, deps.config), principal);
       const digest = parseDigest(route.digest);
       if (method === "HEAD") {
         // HEAD answers what GET would, Range included (206 + Content-Range), without the body.
@@ -141,6 +156,13 @@ async function dispatch(deps: HandlerDeps, route: Route, url: { searchParams: UR
       return;
     }
   }
+}
+
+/** Content of an upstream with access: authenticated is for authenticated clients only. */
+function readable(deps: HandlerDeps, target: Target, principal: Principal): Target {
+  if (principal !== null || target.upstream.access === "anonymous") return target;
+  if (deps.auth.enabled) throw deps.auth.unauthorized(`authentication required: ${target.upstream.name} is served to authenticated clients only`);
+  throw new MirrorError("DENIED", `${target.upstream.name} is served to authenticated clients only, and this mirror has no client authentication`);
 }
 
 function fail(deps: HandlerDeps, id: string, req: IncomingMessage, res: ServerResponse, err: unknown): void {

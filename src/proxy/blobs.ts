@@ -8,6 +8,7 @@ import type { BlobStore, OpenBlob } from "../store/store.js";
 import { discard, ensureOk, headerString } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
 import { BlobFill, type FillReader } from "./fill.js";
+import type { Holdings } from "./holdings.js";
 import type { Target } from "./route.js";
 import type { Upstreams } from "./upstreams.js";
 
@@ -20,6 +21,8 @@ export type BlobSource =
 
 export interface BlobServiceOptions {
   store: BlobStore;
+  /** What each repository is known to hold: a cached blob is served only under those names. */
+  holdings: Holdings;
   upstreams: Upstreams;
   metrics: Metrics;
   log: Logger;
@@ -39,9 +42,15 @@ export class BlobService {
   /** Size only: local, a fill in progress, or an upstream HEAD (nothing is downloaded). */
   async stat(target: Target, digest: Digest): Promise<{ size: number; cached: boolean }> {
     const local = await this.o.store.statBlob(digest);
-    if (local !== undefined) return { size: local, cached: true };
+    if (local !== undefined) {
+      await this.o.holdings.authorize(target, "blob", digest);
+      return { size: local, cached: true };
+    }
     const fill = this.fills.get(digest.value);
-    if (fill?.size !== undefined) return { size: fill.size, cached: fill.isVerified };
+    if (fill?.size !== undefined) {
+      if (fill.source !== sourceOf(target)) await this.o.holdings.authorize(target, "blob", digest);
+      return { size: fill.size, cached: fill.isVerified };
+    }
     const client = this.o.upstreams.client(target.upstream);
     try {
       const res = await client.fetch("HEAD", `${target.name}/blobs/${digest.value}`, { scope: `repository:${target.name}:pull` });
@@ -49,6 +58,7 @@ export class BlobService {
       await discard(res);
       const size = Number(headerString(res.headers["content-length"]));
       if (!Number.isSafeInteger(size) || size < 0) throw upstreamFault("UNAVAILABLE", `upstream ${client.name} sent no size for ${digest.value}`);
+      await this.o.holdings.link(target, "blob", digest);
       return { size, cached: false };
     } catch (err) {
       throw err instanceof UpstreamError ? err.toMirrorError("BLOB_UNKNOWN") : err;
@@ -58,10 +68,23 @@ export class BlobService {
   /** The bytes of a blob: from the cache, or streamed from the single shared download. */
   async get(target: Target, digest: Digest): Promise<BlobSource> {
     const joined = this.fills.get(digest.value);
-    if (joined) return this.fromFill(target, joined, digest);
+    // A finished fill has published its blob: that is a cache hit, checked like any other.
+    if (joined?.isRunning) {
+      // Another repository's download: joined only once this repository is known to hold the blob too.
+      if (joined.source !== sourceOf(target)) await this.o.holdings.authorize(target, "blob", digest);
+      return this.fromFill(target, joined, digest);
+    }
     // Opened, not just checked: eviction may remove the file at any moment, an open one stays readable.
     const blob = await this.o.store.openBlob(digest);
-    if (blob) return { kind: "cache", size: blob.size, blob };
+    if (blob) {
+      try {
+        await this.o.holdings.authorize(target, "blob", digest);
+      } catch (err) {
+        await blob.close();
+        throw err;
+      }
+      return { kind: "cache", size: blob.size, blob };
+    }
     // Re-check after the await: another request may have started the download meanwhile.
     const fill = this.fills.get(digest.value) ?? this.startFill(target, digest);
     return this.fromFill(target, fill, digest);
@@ -84,11 +107,16 @@ export class BlobService {
     } catch (err) {
       // Joined a download another client started for another repository (a wrong name, another
       // upstream): its failure says nothing about this request, which tries its own source once.
-      if (!retried && fill.source !== `${target.upstream.name}|${target.name}`) {
+      if (!retried && fill.source !== sourceOf(target)) {
         const next = this.fills.get(digest.value);
         return this.fromFill(target, next && next !== fill ? next : this.startFill(target, digest), digest, true);
       }
       throw err instanceof UpstreamError ? err.toMirrorError("BLOB_UNKNOWN") : err;
+    }
+    // Upstream is sending it for this repository: later hits under this name need no HEAD. Recorded
+    // before the first byte goes out, so a client that has the whole blob finds the link too.
+    if (fill.source === sourceOf(target) && !fill.alreadyCached) {
+      this.o.holdings.link(target, "blob", digest).catch((err: unknown) => this.o.log.warn({ digest: digest.value, err: (err as Error).message }, "cannot record the repository link; the next hit under this name asks upstream"));
     }
     if (fill.alreadyCached || !fill.isRunning) {
       const blob = await this.o.store.openBlob(digest);
@@ -125,4 +153,9 @@ export class BlobService {
     );
     return fill;
   }
+}
+
+/** How a fill names the repository it downloads for (BlobFill.source). */
+function sourceOf(target: Target): string {
+  return `${target.upstream.name}|${target.name}`;
 }

@@ -102,8 +102,15 @@ function rewriteLink(link: string | undefined, target: Target, ns: string | null
 }
 
 /** Cached repositories, named as a client would pull them through this mirror. */
-export async function catalog(query: URLSearchParams, store: TagStore, config: MirrorConfig): Promise<{ body: { repositories: string[] }; link?: string }> {
+export async function catalog(
+  query: URLSearchParams,
+  store: TagStore,
+  config: MirrorConfig,
+  /** Whether the client may see repositories of this upstream (private ones are hidden from anonymous clients). */
+  visible: (upstream: string) => boolean = () => true,
+): Promise<{ body: { repositories: string[] }; link?: string }> {
   const repos = (await store.listRepositories())
+    .filter((r) => visible(r.upstream))
     .map((r) => (r.upstream === config.defaultUpstream.name ? r.name : `${r.upstream}/${r.name}`))
     .sort();
   const last = query.get("last");

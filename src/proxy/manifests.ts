@@ -11,6 +11,7 @@ import type { ManifestStore, StoredManifest, TagStore } from "../store/store.js"
 import { discard, ensureOk, headerString, readLimited, type UpstreamClient } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
 import type { FreshnessPolicy } from "./freshness.js";
+import type { Holdings } from "./holdings.js";
 import type { Target } from "./route.js";
 import type { Upstreams } from "./upstreams.js";
 
@@ -25,6 +26,8 @@ export interface ManifestAnswer {
 
 export interface ManifestServiceOptions {
   store: ManifestStore & TagStore;
+  /** What each repository is known to hold: a cached digest is served only under those names. */
+  holdings: Holdings;
   upstreams: Upstreams;
   metrics: Metrics;
   log: Logger;
@@ -75,13 +78,16 @@ export class ManifestService {
 
   private async byDigest(target: Target, digest: Digest): Promise<ManifestAnswer> {
     const local = await this.o.store.getManifest(digest);
-    // Content-addressed: served under any name. Not linked, though: only a name upstream confirmed
-    // enters the catalog, or any client could fill it (and the disk) with made-up repositories.
-    if (local) return { digest, ...local, cache: "HIT" };
+    // Content-addressed and stored once, but served under a name only when upstream confirmed that
+    // repository holds it: a private manifest is not readable by digest under any other name.
+    if (local) {
+      const holding = await this.o.holdings.authorize(target, "manifest", digest);
+      return { digest, ...local, cache: holding === "REVALIDATED" ? "HIT" : holding };
+    }
     const client = this.o.upstreams.client(target.upstream);
     try {
       const fetched = await this.download(client, target, digest.value, digest);
-      await this.o.store.linkManifest(target.upstream.name, target.name, digest);
+      await this.o.holdings.linkManifest(target, digest, fetched.body);
       return { ...fetched, cache: "MISS" };
     } catch (err) {
       throw err instanceof UpstreamError ? err.toMirrorError("MANIFEST_UNKNOWN") : err;
@@ -121,7 +127,7 @@ export class ManifestService {
         throw new UpstreamError(client.name, "status", `manifest ${tag}: unexpected status ${head.statusCode}`, head.statusCode);
       }
       await store.putTag(up, target.name, tag, { digest: answer.digest.value, mediaType: answer.mediaType, size: answer.body.byteLength, checkedAt: this.now() });
-      await store.linkManifest(up, target.name, answer.digest);
+      await this.o.holdings.linkManifest(target, answer.digest, answer.body);
       return answer;
     } catch (err) {
       if (err instanceof UpstreamError) {

@@ -8,11 +8,13 @@
 //   ├── repositories/<upstream>/<name>/
 //   │   ├── _tags/<tag>.json                  {"digest", "mediaType", "size", "checkedAt"}: the tag as
 //   │   │                                      upstream last confirmed it
-//   │   └── _manifests/sha256/<hex>           empty: this repository served that manifest (catalog)
+//   │   ├── _manifests/sha256/<hex>           empty: upstream confirmed this repository holds that
+//   │   │                                      manifest (catalog; mtime = when last confirmed)
+//   │   └── _layers/sha256/<hex>              empty: the same for a blob (a layer or config it references)
 //   └── ingest/<random>                       downloads in progress; published by rename only after
 //                                              size and digest verification; wiped at startup
 //
-// Repository components never start with "_" (distribution grammar), so _tags and _manifests
+// Repository components never start with "_" (distribution grammar), so _tags, _manifests and _layers
 // cannot collide with a nested repository name.
 import { join } from "node:path";
 import type { Digest } from "../oci/digest.js";
@@ -50,5 +52,9 @@ export class Layout {
 
   manifestLink(upstream: string, name: string, d: Digest): string {
     return join(this.repository(upstream, name), "_manifests", d.algorithm, d.hex);
+  }
+
+  blobLink(upstream: string, name: string, d: Digest): string {
+    return join(this.repository(upstream, name), "_layers", d.algorithm, d.hex);
   }
 }

@@ -54,4 +54,14 @@ export interface TagStore {
   listRepositories(): Promise<RepositoryRef[]>;
 }
 
-export type Store = BlobStore & ManifestStore & TagStore;
+/** What a repository is known to hold: content is shared, what is served under a name is not. */
+export type LinkKind = "manifest" | "blob";
+
+export interface LinkStore {
+  /** Record, or refresh to now, that upstream confirmed repository `name` holds `d`. */
+  link(upstream: string, name: string, kind: LinkKind, d: Digest): Promise<void>;
+  /** When upstream last confirmed it (ms since epoch), or undefined when never. */
+  linkedAt(upstream: string, name: string, kind: LinkKind, d: Digest): Promise<number | undefined>;
+}
+
+export type Store = BlobStore & ManifestStore & TagStore & LinkStore;

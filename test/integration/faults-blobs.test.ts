@@ -266,7 +266,8 @@ describe("regressions found in review", () => {
     });
     const { mirror } = await mirrorFor(up.url);
     await get(`${mirror.url}/v2/library/real/manifests/1`);
-    expect((await get(`${mirror.url}/v2/attacker/zz1/manifests/${digestOf(body)}`)).status).toBe(200);
+    // Cached, but upstream does not know that name: not served under it (issue 7), and not listed.
+    expect((await get(`${mirror.url}/v2/attacker/zz1/manifests/${digestOf(body)}`)).status).toBe(404);
     const catalog = JSON.parse((await get(`${mirror.url}/v2/_catalog`)).body.toString()) as { repositories: string[] };
     expect(catalog.repositories).toEqual(["library/real"]);
   });

@@ -416,7 +416,8 @@ async function startMirrorWithCredentials(url: string, extra: Partial<ConfigInpu
     listen: "127.0.0.1:0",
     storage: dir,
     builtinUpstreams: false,
-    upstreams: { "docker.io": { url, username: "robot", password: "pw-s3cret", tokenRealms } },
+    // These suites test the upstream side; who may read through the mirror is test/integration/private.test.ts's.
+    upstreams: { "docker.io": { url, username: "robot", password: "pw-s3cret", tokenRealms, access: "anonymous" } },
     logLevel: "silent",
     ...extra,
   });

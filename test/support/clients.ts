@@ -103,7 +103,7 @@ export async function writeRegistriesConf(path: string, mirrors: readonly Mirror
  * `skopeo copy docker://SRC oci:DEST` over plain HTTP, isolated from the machine's
  * registries.conf, policy and stored credentials.
  */
-export async function skopeoCopy(src: string, destDir: string, opts: { certDir?: string } = {}): Promise<void> {
+export async function skopeoCopy(src: string, destDir: string, opts: { certDir?: string; creds?: string } = {}): Promise<void> {
   requireTools(["skopeo"]);
   const work = await makeTempDir("skopeo");
   try {
@@ -111,7 +111,7 @@ export async function skopeoCopy(src: string, destDir: string, opts: { certDir?:
     const conf = await writeRegistriesConf(join(work, "registries.conf"), []);
     await run(
       "skopeo",
-      ["--policy", policy, "--override-os", "linux", "--override-arch", "amd64", "copy", ...(opts.certDir ? ["--src-tls-verify=true", "--src-cert-dir", opts.certDir] : ["--src-tls-verify=false"]), "--src-no-creds", `docker://${src}`, `oci:${destDir}`],
+      ["--policy", policy, "--override-os", "linux", "--override-arch", "amd64", "copy", ...(opts.certDir ? ["--src-tls-verify=true", "--src-cert-dir", opts.certDir] : ["--src-tls-verify=false"]), ...(opts.creds === undefined ? ["--src-no-creds"] : ["--src-creds", opts.creds]), `docker://${src}`, `oci:${destDir}`],
       { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf }, timeoutMs: 100_000 },
     );
   } finally {

@@ -49,7 +49,7 @@ export async function mirrorFor(upstream: string, extra: ConfigInput = {}, upstr
     },
   });
   const mirror = await startMirror(
-    { listen: "127.0.0.1:0", storage, builtinUpstreams: false, upstreams: { "docker.io": { url: upstream, ...upstreamExtra } }, logLevel: "debug", ...extra },
+    { listen: "127.0.0.1:0", storage, builtinUpstreams: false, upstreams: { "docker.io": { url: upstream, access: "anonymous", ...upstreamExtra } }, logLevel: "debug", ...extra },
     { logger: createLogger("debug", sink) },
   );
   cleanups.push(async () => {

@@ -19,6 +19,8 @@ const PACKAGE_OF: Record<string, string> = {
   containerd: "containerd (pulled in by docker.io)",
   openssl: "openssl",
   curl: "curl",
+  htpasswd: "apache2-utils (apt-get install --no-install-recommends apache2-utils)",
+  tinyproxy: "tinyproxy (apt-get install --no-install-recommends tinyproxy)",
 };
 
 export function which(tool: string): string | undefined {
