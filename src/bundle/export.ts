@@ -3,7 +3,7 @@
 // ref.name) and containerd (io.containerd.image.name). Written to a temp file and renamed, and every
 // blob's digest checked on the way, so a failure never leaves a half archive under the user's name.
 import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -135,4 +135,20 @@ async function streamEntry(pack: tar.Pack, name: string, d: Descriptor, chunks: 
   // tar-stream's entries are streamx writables: end() takes no callback (finish is awaited instead).
   (sink as unknown as { end(): void }).end();
   await done;
+}
+
+/** The blob digests an OCI layout tar holds (entry names only; the bytes are skipped). */
+export async function archiveBlobs(file: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  const extract = tar.extract();
+  const reading = pipeline(createReadStream(file), extract).catch((err: unknown) => {
+    throw new MirrorKitError("MK_USAGE", `--exclude-from: ${file} is not a readable tar archive (${(err as Error).message})`);
+  });
+  for await (const e of extract) {
+    const m = /^(?:\.\/)?blobs\/(sha256|sha512)\/([a-f0-9]+)$/.exec(e.header.name);
+    if (m) out.add(`${m[1]}:${m[2]}`);
+    e.resume();
+  }
+  await reading;
+  return out;
 }

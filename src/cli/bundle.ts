@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import bytes from "bytes";
 import type { CommandModule } from "yargs";
-import { exportImages, type ExportResult } from "../bundle/export.js";
+import { archiveBlobs, exportImages, type ExportResult } from "../bundle/export.js";
 import { importBundle, type ImportResult } from "../bundle/import.js";
 import { mirrorSource, storageSource } from "../bundle/sources.js";
 import { MirrorKitError } from "../errors.js";
@@ -19,6 +19,8 @@ export interface ExportArgs {
   mirror?: string;
   platform: string[];
   ca?: string;
+  /** Earlier exports the receiving side already imported: their blobs are left out (a delta). */
+  excludeFrom?: string[];
 }
 
 type Out = { write(s: string): unknown };
@@ -27,9 +29,12 @@ export async function runExport(a: ExportArgs, out: Out): Promise<ExportResult> 
   if ((a.storage === undefined) === (a.mirror === undefined)) throw new MirrorKitError("MK_USAGE", "name exactly one source: --storage DIR (a cache folder) or --mirror URL (a running mirror)");
   const ca = a.ca ? readFileSync(a.ca, "utf8") : undefined;
   const source = a.storage !== undefined ? await storageSource(a.storage) : mirrorSource(mirrorFromUrl(a.mirror as string, ca));
+  const exclude = new Set<string>();
+  for (const f of a.excludeFrom ?? []) for (const d of await archiveBlobs(f)) exclude.add(d);
   const result = await exportImages({
     source,
     images: a.images,
+    exclude,
     platforms: platformsFromFlags(a.platform),
     output: a.output,
     onImage: (ref, blobs, n) => out.write(`${ref}: ${blobs} blob(s), ${bytes(n) ?? "0B"}\n`),
@@ -56,8 +61,9 @@ export const exportCommand: CommandModule = {
       .option("output", { alias: "o", type: "string", demandOption: true, describe: "the .tar file to write" })
       .option("storage", { type: "string", describe: "read a cache folder directly (safe while a mirror runs on it)" })
       .option("mirror", { type: "string", describe: "read through a running mirror (fetching what it does not have yet)" })
-      .option("platform", { type: "string", array: true, describe: "OS/ARCH[/VARIANT] of a multi-arch image to include, or 'all' (default: this host's)" })
-      .option("ca", { type: "string", describe: "CA certificate (PEM) of an https mirror" }),
+      .option("platform", { type: "string", array: true, nargs: 1, describe: "OS/ARCH[/VARIANT] of a multi-arch image to include, or 'all' (default: this host's)" })
+      .option("ca", { type: "string", describe: "CA certificate (PEM) of an https mirror" })
+      .option("exclude-from", { type: "string", array: true, nargs: 1, describe: "an earlier export the receiving side already has: its blobs are left out (a delta export; repeatable)" }),
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
     await runExport(
@@ -68,6 +74,7 @@ export const exportCommand: CommandModule = {
         ...(a.mirror !== undefined ? { mirror: a.mirror as string } : {}),
         platform: (a.platform as string[] | undefined) ?? [],
         ...(a.ca ? { ca: a.ca as string } : {}),
+        ...(a.excludeFrom ? { excludeFrom: a.excludeFrom as string[] } : {}),
       },
       process.stdout,
     );

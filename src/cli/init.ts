@@ -11,7 +11,7 @@ export function mirrorOptions<T>(y: Argv<T>) {
     .option("mirror-url", { type: "string", describe: "URL every client uses for the mirror (scheme required), e.g. http://10.0.0.5:5000" })
     .option("host", { type: "string", describe: "address VMs and containers use to reach this machine (default: detected per client)" })
     .option("port", { type: "number", default: DEFAULT_PORT, describe: "host port the mirror is published on" })
-    .option("upstream", { type: "string", array: true, describe: "extra upstream NAME=URL (repeatable)" })
+    .option("upstream", { type: "string", array: true, nargs: 1, describe: "extra upstream NAME=URL (repeatable)" })
     .option("ca", { type: "string", describe: "the mirror serves TLS signed by this CA (ca.crt, or the folder `mirror-kit cert` wrote): install it for every client, https URLs, no insecure-registries" });
 }
 

@@ -121,7 +121,7 @@ export const prefetchCommand: CommandModule = {
     y
       .positional("targets", { type: "string", array: true, describe: "files, folders or image references (default: the current folder)" })
       .option("mirror", { type: "string", describe: "the mirror's URL (user:password@ for a mirror behind auth); env MIRROR_KIT_URL, default http://127.0.0.1:5000" })
-      .option("platform", { type: "string", array: true, describe: "OS/ARCH[/VARIANT] to fetch from multi-arch images, repeatable or comma-separated; 'all' for every one (default: this host's)" })
+      .option("platform", { type: "string", array: true, nargs: 1, describe: "OS/ARCH[/VARIANT] to fetch from multi-arch images, repeatable or comma-separated; 'all' for every one (default: this host's)" })
       .option("concurrency", { type: "number", default: 4, describe: "blob downloads at once" })
       .option("ca", { type: "string", describe: "CA certificate (PEM) of an https mirror" })
       .example("$0 prefetch", "every image of the project in the current folder")

@@ -12,7 +12,8 @@ import { DockerEngine } from "../support/docker-engine.js";
 import { blobsOf } from "../support/fixtures/image.js";
 import { pushImage, pushIndex } from "../support/fixtures/push.js";
 import { buildFixtureSet, uniqueImage, type FixtureSet } from "../support/fixtures/sets.js";
-import type { Image } from "../support/fixtures/image.js";
+import { buildImage, type Image } from "../support/fixtures/image.js";
+import { randomLayer } from "../support/fixtures/layers.js";
 import { startTestMirror, type TestMirror } from "../support/mirror.js";
 import { requireTools } from "../support/preflight.js";
 import { run } from "../support/process.js";
@@ -136,6 +137,33 @@ describe("export and import of the cache", () => {
     // Converted to an OCI manifest over the same config and layers: another digest, the same image.
     await dockerPull(e, "mk-exp:1");
     expect((await dockerRun(e, "mk-exp:1", [])).trim()).toBe(fx.marker);
+  });
+
+  it("a delta export leaves out what an earlier export holds; imported after it, the image is served whole", async () => {
+    const delta = buildImage({ layers: [fx.runnable.layers[0]!, await randomLayer("delta.bin", 64 * 1024)] });
+    await pushImage(hub, "library/mk-delta", delta, "1");
+    const base = join(work, "base.tar");
+    const small = join(work, "delta.tar");
+    expect((await cli(["export", "--mirror", mirror.url, "-o", base, "mk-exp:1"])).code).toBe(0);
+    const r = await cli(["export", "--mirror", mirror.url, "-o", small, "--exclude-from", base, "mk-delta:1"]);
+    expect(r.code, r.stderr).toBe(0);
+    const listing = (await run("tar", ["-tf", small])).stdout;
+    expect(listing).not.toContain(fx.runnable.layers[0]!.digest.slice(7));
+    expect(listing).toContain(delta.layers[1]!.digest.slice(7));
+
+    // Alone, the delta is incomplete: refused, nothing of it tagged.
+    const alone = join(work, "delta-alone");
+    const refused = await cli(["import", "--storage", alone, small]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/missing from the archive/);
+    expect(await readdir(join(alone, "repositories")).catch(() => [])).toEqual([]);
+
+    const site = join(work, "delta-site");
+    for (const f of [base, small]) expect((await cli(["import", "--storage", site, f])).code).toBe(0);
+    const offline = await offlineMirror(site);
+    closers.push(() => offline.close(1_000));
+    const e = await engine(offline.url);
+    expect(await dockerPull(e, "mk-delta:1")).toBe(delta.manifest.digest);
   });
 
   it.each([

@@ -142,7 +142,8 @@ describe("mirror-kit prefetch", () => {
   });
 
   it("fails with a clear message and a non-zero exit when the mirror cannot be reached", async () => {
-    const r = await prefetchCli(["--mirror", "http://127.0.0.1:9", "busybox"], project);
+    // --platform takes one value: the image after it is a target, not a second platform.
+    const r = await prefetchCli(["--mirror", "http://127.0.0.1:9", "--platform", "linux/amd64", "busybox"], project);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("cannot reach the mirror at http://127.0.0.1:9");
   });
