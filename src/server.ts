@@ -16,6 +16,7 @@ import { ManifestService } from "./proxy/manifests.js";
 import { Upstreams } from "./proxy/upstreams.js";
 import { SizeCap } from "./store/evict.js";
 import { FsStore } from "./store/fs-store.js";
+import { exposureWarnings } from "./tls/exposure.js";
 import { createListener } from "./tls/listener.js";
 
 export interface RunningMirror {
@@ -80,6 +81,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const port = (server.address() as AddressInfo).port;
   const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `${listener.scheme}://${shownHost}:${port}`;
+  for (const warning of exposureWarnings({ ...config, port })) log.warn(warning);
   log.info({ url, listen: `${config.host}:${port}`, storage: config.storage, upstreams: [...new Set([...config.upstreams.values()].map((u) => u.name))], defaultUpstream: config.defaultUpstream.name }, "mirror-kit listening");
 
   let closing: Promise<void> | undefined;
