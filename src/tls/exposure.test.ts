@@ -4,7 +4,8 @@ import { resolveConfig } from "../config/resolve.js";
 import { exposureWarnings } from "./exposure.js";
 
 const cfg = (input: ConfigInput) => resolveConfig(parseConfig({ builtinUpstreams: false, upstreams: { "docker.io": { url: "https://registry-1.docker.io" } }, ...input }));
-const creds = { upstreams: { "docker.io": { url: "https://registry-1.docker.io", username: "bot", password: "s3cret" } } };
+// access: anonymous: without client auth, a credentialed upstream must say its content may be public.
+const creds = { upstreams: { "docker.io": { url: "https://registry-1.docker.io", username: "bot", password: "s3cret", access: "anonymous" as const } } };
 const tls = { tls: { certificate: "/c.pem", key: "/k.pem" } };
 
 describe("exposure warnings at startup", () => {

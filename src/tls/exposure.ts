@@ -6,8 +6,7 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i;
 
 export function exposureWarnings(config: MirrorConfig): string[] {
   if (config.tls || LOOPBACK.test(config.host)) return [];
-  // `auth` (client authentication) is added to MirrorConfig by the auth slice; until then it is never on.
-  const authOn = Boolean((config as unknown as { auth?: { htpasswd?: unknown } }).auth?.htpasswd);
+  const authOn = Boolean(config.auth.htpasswd);
   const where = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${config.port}`;
   const warnings: string[] = [];
   if (!authOn) {
