@@ -2,12 +2,17 @@
 // bounded wait, credentials taken from the URL (https://user:pass@host) as a Basic header, and an
 // error that says what to check.
 import { Buffer } from "node:buffer";
+import { MirrorKitError } from "../errors.js";
 
 export const DEFAULT_MIRROR = "http://127.0.0.1:5000";
 const TIMEOUT_MS = 10_000;
 
-export class MirrorApiError extends Error {
+/** A running mirror's API could not be read: unreachable, refused, or not mirror-kit. */
+export class MirrorApiError extends MirrorKitError {
   override readonly name = "MirrorApiError";
+  constructor(message: string) {
+    super("MK_MIRROR_API", message);
+  }
 }
 
 /** The base URL without credentials, and the Authorization header they make. */
