@@ -73,7 +73,7 @@ describe("status and ls in the terminal", () => {
   it("ls lists the repository and tag with size and last use, from the API and from the storage folder", async () => {
     const api = await runCli(["ls", "--mirror", mirror.url]);
     expect(api.code).toBe(0);
-    expect(api.stdout).toMatch(new RegExp(`^docker\\.io/library/mk-cli\\s+7\\s+\\d+(\\.\\d)? KiB\\s+\\d+(\\.\\d)? s ago\\s+${digest.slice(0, 19)}$`, "m"));
+    expect(api.stdout).toMatch(new RegExp(`^docker\\.io/library/mk-cli\\s+7\\s+\\d+(\\.\\d)? KiB\\s+\\d+(\\.\\d)? (s|min) ago\\s+${digest.slice(0, 19)}$`, "m"));
     const direct = await runCli(["ls", "--storage", mirror.storage, "--json"]);
     expect(direct.code).toBe(0);
     const repos = JSON.parse(direct.stdout) as CachedRepository[];
