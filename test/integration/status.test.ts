@@ -12,6 +12,7 @@ import { skopeoCopy } from "../support/clients.js";
 import { blobsOf, type Image } from "../support/fixtures/image.js";
 import { pushImage } from "../support/fixtures/push.js";
 import { uniqueImage } from "../support/fixtures/sets.js";
+import { eventually } from "../support/eventually.js";
 import { metricValue } from "../support/mirror.js";
 import { requireTools } from "../support/preflight.js";
 import { RateLimitProxy } from "../support/ratelimit-proxy.js";
@@ -88,7 +89,7 @@ describe("status API and metrics with a real registry and a real client", () => 
 
   it("after a cold pull: the rate-limit budget, the pull, the download and the cache size without a cap", async () => {
     await pull(1);
-    const s = await status();
+    let s = await status();
     const hub = s.upstreams[0]!;
     expect(limiter.manifestGets).toBeGreaterThan(0);
     expect(hub.state).toBe("healthy");
@@ -101,8 +102,11 @@ describe("status API and metrics with a real registry and a real client", () => 
     expect(s.traffic.allTime.bytesFetched).toBe(blobsOf(image).filter((b) => b.digest !== image.manifest.digest).reduce((n, b) => n + b.size, 0));
     expect(s.downloads).toEqual([]);
 
-    // The gauges match what is on disk, with no size cap configured.
+    // The gauges match what is on disk, with no size cap configured. The last blob is published
+    // (fsync + rename) just after its final byte reached the client: wait for both to settle.
+    await eventually(async () => [(await status()).cache.sizeBytes, (await diskUsage(join(storage, "blobs"))).bytes], ([a, b]) => a === b && a! >= blobBytes);
     const onDisk = await diskUsage(join(storage, "blobs"));
+    s = await status();
     expect(s.cache.sizeBytes).toBe(onDisk.bytes);
     expect(s.cache.objects).toBe(onDisk.files);
     expect(s.cache.sizeBytes).toBeGreaterThanOrEqual(blobBytes);
