@@ -90,8 +90,8 @@ describe("timeouts", () => {
 
 describe("secrets are never echoed", () => {
   it.each([
-    ["REGISTRY_PROXY_REMOTEURL with a password", { REGISTRY_PROXY_REMOTEURL: "https://bob:hunter2@registry.example" }, /REGISTRY_PROXY_REMOTEURL: must not carry credentials; set REGISTRY_PROXY_USERNAME/],
-    ["an unparsable REGISTRY_PROXY_REMOTEURL with a password", { REGISTRY_PROXY_REMOTEURL: "https://bob:hun ter2@@registry example" }, /REGISTRY_PROXY_REMOTEURL: expected an http/],
+    ["REGISTRY_PROXY_REMOTEURL with a password", { REGISTRY_PROXY_REMOTEURL: "https://bob:hunter2@registry.example" }, /proxy.remoteurl: must not carry credentials; set the proxy username and password \(REGISTRY_PROXY_USERNAME/],
+    ["an unparsable REGISTRY_PROXY_REMOTEURL with a password", { REGISTRY_PROXY_REMOTEURL: "https://bob:hun ter2@@registry example" }, /proxy.remoteurl: expected an http/],
     ["MIRROR_KIT_UPSTREAMS with a password", { MIRROR_KIT_UPSTREAMS: "ghcr.io=https://bob:hunter2@ghcr.io" }, /MIRROR_KIT_UPSTREAMS: ghcr.io: the URL must not carry credentials/],
     ["a MIRROR_KIT_UPSTREAMS entry without NAME= holding a password", { MIRROR_KIT_UPSTREAMS: "https://bob:hunter2@ghcr.io" }, /MIRROR_KIT_UPSTREAMS: expected NAME=URL/],
     ["a MIRROR_KIT_UPSTREAMS entry whose NAME holds a password", { MIRROR_KIT_UPSTREAMS: "https://bob:hunter2@ghcr.io=https://ghcr.io" }, /MIRROR_KIT_UPSTREAMS: NAME must be a registry host/],

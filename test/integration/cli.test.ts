@@ -49,7 +49,7 @@ describe("the mirror-kit binary", () => {
     ["an unknown command (yargs)", ["serv"], {}, 2, "serv"],
     ["a size that means nothing", ["serve", "--listen", "127.0.0.1:0"], { MIRROR_KIT_MAX_SIZE: "1.5" }, 2, "cache.maxSize"],
     ["a malformed NAME=URL", ["serve", "--listen", "127.0.0.1:0"], { MIRROR_KIT_UPSTREAMS: "=x" }, 2, "expected NAME=URL"],
-    ["a remote URL with a password", ["serve", "--listen", "127.0.0.1:0"], { REGISTRY_PROXY_REMOTEURL: "https://bob:hunter2@registry.example" }, 2, "REGISTRY_PROXY_REMOTEURL: must not carry credentials"],
+    ["a remote URL with a password", ["serve", "--listen", "127.0.0.1:0"], { REGISTRY_PROXY_REMOTEURL: "https://bob:hunter2@registry.example" }, 2, "proxy.remoteurl: must not carry credentials"],
     ["a bad init flag (BAD_OPTION)", ["init", "--yes", "--upstream", "harbor"], {}, 2, "--upstream: expected NAME=URL"],
     ["a storage folder that cannot be created (runtime)", ["serve", "--listen", "127.0.0.1:0", "--storage", "/etc/hostname/cache"], {}, 1, "cannot use storage folder /etc/hostname/cache"],
   ] as [string, string[], Record<string, string>, number, string][])("exits with the status of its failure: %s", async ([, args, env, status, message], { expect }) => {
