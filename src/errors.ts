@@ -19,7 +19,14 @@
 //     MK_CERT_BAD_CA           an existing CA in the cert folder is incomplete or unusable (never overwritten)
 //     MK_CERT_WRITE_FAILED     a certificate or key file cannot be written
 //     MK_MIRROR_API            a running mirror's API cannot be read (status, ls, doctor)
+//     MK_USAGE                 a command-line argument is unusable (exit status 2)
 //     MK_INTERNAL              an invariant of our own code was broken (a bug; report it)
+//   (bundle, prefetch and other commands add MK_EXPORT_*, MK_IMPORT_*, MK_PREFETCH_* in their modules)
+//
+// The CLI's exit status follows from the code (exitStatus below): 2 for a usage error (yargs'
+// own, MK_USAGE, a refused setting MK_CONFIG_INVALID, a bad --san MK_CERT_BAD_SAN, the generator's
+// BAD_OPTION), 1 for every
+// runtime failure.
 //
 // `headers` are the response headers that belong to the error (a 401's WWW-Authenticate, a 429's
 // Retry-After, a 416's Content-Range); the HTTP layer copies them onto the response in the one
@@ -46,4 +53,12 @@ export class MirrorKitError extends Error {
 
 export function isMirrorKitError(err: unknown): err is MirrorKitError {
   return err instanceof MirrorKitError;
+}
+
+/** Codes that mean "the command was invoked wrongly": fix the flags, environment or config file. */
+const USAGE_CODES: ReadonlySet<string> = new Set(["MK_USAGE", "MK_CONFIG_INVALID", "MK_CERT_BAD_SAN", "BAD_OPTION"]);
+
+/** The process exit status for a failed command: 2 usage, 1 runtime (anything else, bugs included). */
+export function exitStatus(err: unknown): 1 | 2 {
+  return isMirrorKitError(err) && USAGE_CODES.has(err.code) ? 2 : 1;
 }

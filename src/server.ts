@@ -3,8 +3,9 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Authenticator } from "./auth/guard.js";
-import { parseConfig, type ConfigInput } from "./config/schema.js";
+import { parseConfig, SMALL_CACHE_CAP, type ConfigInput } from "./config/schema.js";
 import { resolveConfig, type MirrorConfig } from "./config/resolve.js";
+import { describeSize } from "./config/sizes.js";
 import { MirrorKitError } from "./errors.js";
 import { createHandler } from "./http/handler.js";
 import { createLogger, type Logger } from "./observe/log.js";
@@ -91,7 +92,10 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `${listener.scheme}://${shownHost}:${port}`;
   for (const warning of exposureWarnings({ ...config, port })) log.warn(warning);
-  log.info({ url, listen: `${config.host}:${port}`, storage: config.storage, upstreams: [...new Set([...config.upstreams.values()].map((u) => u.name))], defaultUpstream: config.defaultUpstream.name }, "mirror-kit listening");
+  if (config.cacheMaxBytes > 0 && config.cacheMaxBytes < SMALL_CACHE_CAP) {
+    log.warn({ maxSize: describeSize(config.cacheMaxBytes) }, "cache.maxSize is below 1 MiB: nearly everything will be evicted (a size without a unit is bytes; write e.g. 20GB)");
+  }
+  log.info({ url, listen: `${config.host}:${port}`, storage: config.storage, upstreams: [...new Set([...config.upstreams.values()].map((u) => u.name))], defaultUpstream: config.defaultUpstream.name, maxSize: config.cacheMaxBytes > 0 ? describeSize(config.cacheMaxBytes) : "no cap" }, "mirror-kit listening");
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = 10_000): Promise<void> => {

@@ -2,6 +2,7 @@
 // each decided once in SETTINGS below — honoured, accepted as harmless, or refused naming it.
 import { parse as parseYaml } from "yaml";
 import type { Env } from "./load.js";
+import { redactUserinfo } from "../oci/hosts.js";
 import { ConfigError, type ConfigInput } from "./schema.js";
 import { tlsFromDistribution } from "./tls-keys.js";
 
@@ -194,12 +195,15 @@ function finish(out: Out, source: string): ConfigInput {
 
 /** A single distribution-style remote becomes a named upstream and the default route. */
 function proxyUpstream(remote: string, username: string | undefined, password: string | undefined, where: string): ConfigInput {
-  let host: string;
+  let url: URL;
   try {
-    host = new URL(remote).host;
+    url = new URL(remote);
   } catch {
-    throw new ConfigError(`${where}: expected an http:// or https:// URL, got ${JSON.stringify(remote)}`);
+    // Never echo a password: a remote URL that does not parse may still carry one.
+    throw new ConfigError(`${where}: expected an http:// or https:// URL, got ${JSON.stringify(redactUserinfo(remote).slice(0, 200))}`);
   }
+  if (url.username || url.password) throw new ConfigError(`${where}: must not carry credentials; set the proxy username and password (REGISTRY_PROXY_USERNAME, REGISTRY_PROXY_PASSWORD)`);
+  const host = url.host;
   // Docker Hub's remote is the docker.io upstream, so ?ns=docker.io and plain names both reach it.
   const name = DOCKER_HUB_HOSTS.has(host) ? "docker.io" : host;
   const upstream: Record<string, unknown> = { url: remote };

@@ -3,8 +3,9 @@
 import { readFileSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml, YAMLParseError } from "yaml";
+import { parseUpstreamSpec } from "../oci/hosts.js";
 import { fromDistribution, fromRegistryEnv } from "./distribution.js";
-import { ConfigError, type ConfigInput, parseConfig } from "./schema.js";
+import { ConfigError, type ConfigInput, parseConfig, refusePrototypeKeys } from "./schema.js";
 import { resolveConfig, type MirrorConfig } from "./resolve.js";
 import { tlsFromDistribution, tlsFromEnv } from "./tls-keys.js";
 
@@ -67,7 +68,10 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   }
   if (file) layers.push(await readConfigFile(file, warnings));
   layers.push(fromEnv(env, warnings));
-  if (options.flags) layers.push(options.flags);
+  if (options.flags) {
+    refusePrototypeKeys(options.flags, "flags");
+    layers.push(options.flags);
+  }
   const merged = layers.reduce<Record<string, unknown>>((acc, layer) => deepMerge(acc, layer as Record<string, unknown>), {});
   return { config: resolveConfig(parseConfig(merged, file ? `configuration (${file} + environment + flags)` : "configuration")), warnings };
 }
@@ -88,6 +92,7 @@ export async function readConfigFile(file: string, warnings: string[]): Promise<
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== "object" || Array.isArray(doc)) throw new ConfigError(`config file ${file}: expected a mapping at the top level`);
+  refusePrototypeKeys(doc, `config file ${file}`);
   return isDistributionConfig(doc as Record<string, unknown>) ? fromDistribution(doc as Record<string, unknown>, file, warnings) : (doc as ConfigInput);
 }
 
@@ -121,13 +126,13 @@ export function fromEnv(env: Env, warnings: string[]): ConfigInput {
   return out as ConfigInput;
 }
 
-/** `--upstream NAME=URL` values. */
+/** `--upstream NAME=URL` values (the one NAME=URL parser, shared with `init`: src/oci/hosts.ts). */
 export function parseUpstreamFlags(values: readonly string[], source = "--upstream"): Record<string, { url: string }> {
   const out: Record<string, { url: string }> = {};
   for (const value of values) {
-    const eq = value.indexOf("=");
-    if (eq <= 0 || eq === value.length - 1) throw new ConfigError(`${source}: expected NAME=URL (e.g. ghcr.io=https://ghcr.io), got ${JSON.stringify(value)}`);
-    out[value.slice(0, eq)] = { url: value.slice(eq + 1) };
+    const spec = parseUpstreamSpec(value);
+    if (!spec.ok) throw new ConfigError(`${source}: ${spec.reason}`);
+    out[spec.name] = { url: spec.url };
   }
   return out;
 }

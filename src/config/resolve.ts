@@ -1,6 +1,7 @@
 // From a validated config to what the server runs with: built-ins merged with user upstreams,
 // aliases indexed, listen address split. Every cross-field rule is checked here.
 import { BUILTIN_UPSTREAMS } from "./builtin.js";
+import { parseRegistryHost, redactUserinfo } from "../oci/hosts.js";
 import { ConfigError, type ParsedConfig } from "./schema.js";
 
 export interface UpstreamConfig {
@@ -71,8 +72,6 @@ export interface MirrorConfig {
   readonly responseHeaders: Readonly<Record<string, readonly string[]>>;
 }
 
-const REGISTRY_NAME = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?$/;
-
 export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
   const { host, port } = parseListen(cfg.listen);
   const byName = new Map<string, UpstreamConfig>();
@@ -80,12 +79,12 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
   for (const name of names) {
     // What is known about a public registry (its aliases, Docker Hub naming) holds whether or not
     // the built-in set is enabled; builtinUpstreams only decides which upstreams exist by default.
-    const builtin = BUILTIN_UPSTREAMS[name];
+    if (parseRegistryHost(name) !== name || name === "localhost") {
+      throw new ConfigError(`invalid configuration:\n  upstreams.${JSON.stringify(name.slice(0, 100))}: an upstream is named by its registry host in lower case (e.g. ghcr.io or registry.local:5000)`);
+    }
+    const builtin = Object.hasOwn(BUILTIN_UPSTREAMS, name) ? BUILTIN_UPSTREAMS[name] : undefined;
     const user = cfg.upstreams[name] ?? {};
     if (user.enabled === false) continue;
-    if (!REGISTRY_NAME.test(name) || name === "localhost") {
-      throw new ConfigError(`invalid configuration:\n  upstreams.${name}: an upstream is named by its registry host (e.g. ghcr.io or registry.local:5000)`);
-    }
     const url = user.url ?? builtin?.url;
     if (!url) throw new ConfigError(`invalid configuration:\n  upstreams.${name}.url: required (no built-in upstream has that name)`);
     if ((user.username === undefined) !== (user.password === undefined)) {
@@ -99,7 +98,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
       try {
         return new URL(r).origin;
       } catch {
-        throw new ConfigError(`invalid configuration:\n  upstreams.${name}.tokenRealms.${i}: expected a URL, got ${JSON.stringify(r)}`);
+        throw new ConfigError(`invalid configuration:\n  upstreams.${name}.tokenRealms.${i}: expected a URL, got ${JSON.stringify(redactUserinfo(r).slice(0, 200))}`);
       }
     });
     byName.set(name, {
@@ -107,7 +106,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
       url: parsedUrl,
       ...(user.username !== undefined ? { username: user.username, password: user.password } : {}),
       trustedRealmOrigins: [parsedUrl.origin, ...realms],
-      aliases: [...new Set([...(builtin?.aliases ?? []), ...(user.aliases ?? [])])],
+      aliases: [...new Set([...(builtin?.aliases ?? []), ...(user.aliases ?? []).map((a, i) => alias(name, a, i))])],
       officialImages: user.officialImages ?? builtin?.officialImages ?? false,
       tagFreshnessMs: user.tagFreshness ?? cfg.cache.tagFreshness,
       access: user.access ?? (user.username !== undefined ? "authenticated" : "anonymous"),
@@ -177,6 +176,15 @@ function resolveTls(tls: ParsedConfig["tls"]): { tls?: TlsConfig } {
     throw new ConfigError(`invalid configuration:\n  tls.${tls.certificate === undefined ? "certificate" : "key"}: required with tls.${tls.certificate === undefined ? "key" : "certificate"}`);
   }
   return { tls: { certFile: tls.certificate, keyFile: tls.key, clientCAFiles: tls.clientCAs, minVersion: TLS_VERSIONS[tls.minimumVersion] } };
+}
+
+/** An alias is a registry host too; matched case-insensitively, as ?ns= and path prefixes are. */
+function alias(upstream: string, raw: string, i: number): string {
+  const host = parseRegistryHost(raw);
+  if (host === undefined) {
+    throw new ConfigError(`invalid configuration:\n  upstreams.${upstream}.aliases.${i}: expected a registry host such as ghcr.io, got ${JSON.stringify(raw.slice(0, 100))}`);
+  }
+  return host;
 }
 
 /** "0.0.0.0:5000", ":5000" (all interfaces, as distribution's http.addr), "[::1]:5000". */

@@ -1,9 +1,10 @@
 // The mirror-kit configuration: its schema, every default, and validation that names the bad field.
 // Durations are strings ("30s", "5m", "7d"); "0s" means "never" where a field says so.
-import bytes from "bytes";
 import ms from "ms";
 import { z } from "zod";
 import { MirrorKitError } from "../errors.js";
+import { PROTOTYPE_KEYS } from "../oci/hosts.js";
+import { parseSize } from "./sizes.js";
 
 /** A duration string parsed to milliseconds. */
 const duration = z.string().transform((value, ctx) => {
@@ -15,15 +16,21 @@ const duration = z.string().transform((value, ctx) => {
   return parsed;
 });
 
-/** A size: a number of bytes or a string such as "20GB" or "500MB" (1 GB = 1024 MB). */
-const size = z.union([z.number().int().min(0), z.string()]).transform((value, ctx) => {
-  const parsed = typeof value === "number" ? value : bytes.parse(value);
-  if (parsed === null || !Number.isFinite(parsed) || parsed < 0) {
-    ctx.addIssue({ code: "custom", message: `expected a size such as "20GB" or "500MB", got ${JSON.stringify(value)}` });
+/** A duration above zero: undici reads a 0 timeout as "no timeout", so "0s" would switch the bound off. */
+export const positiveDuration = duration.refine((ms) => ms > 0, 'must be more than 0 ("0s" would mean no timeout at all)');
+
+/** A size: whole bytes, or "20GB" / "20G" / "20GiB" (all 20 × 1024³), strictly parsed (src/config/sizes.ts). */
+const size = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const parsed = parseSize(value);
+  if (!parsed.ok) {
+    ctx.addIssue({ code: "custom", message: parsed.reason });
     return z.NEVER;
   }
-  return parsed;
+  return parsed.bytes;
 });
+
+/** Below this a cap is most likely a missing unit ("20" for "20GB"): the startup log warns. */
+export const SMALL_CACHE_CAP = 1024 * 1024;
 
 const upstreamUrl = z.string().refine((value) => {
   try {
@@ -130,9 +137,9 @@ export const configSchema = z
     upstream: z
       .object({
         /** TCP connect timeout. Default 5s. */
-        connectTimeout: duration.default(5_000),
+        connectTimeout: positiveDuration.default(5_000),
         /** Time to response headers, and the longest silence inside a body. Default 30s. */
-        responseTimeout: duration.default(30_000),
+        responseTimeout: positiveDuration.default(30_000),
         /** Times a blob download that drops mid-stream is resumed with a Range request. Default 5. */
         maxResumes: z.number().int().min(0).default(5),
         /**
@@ -214,8 +221,22 @@ export class ConfigError extends MirrorKitError {
   }
 }
 
+/**
+ * Refuse __proto__, constructor and prototype as keys anywhere in a config document: merged into a
+ * plain object, such a key reaches Object.prototype (or shadows it) instead of setting a field.
+ */
+export function refusePrototypeKeys(value: unknown, source: string, path: readonly string[] = []): void {
+  if (typeof value !== "object" || value === null) return;
+  for (const key of Object.keys(value)) {
+    const here = [...path, key];
+    if (PROTOTYPE_KEYS.has(key)) throw new ConfigError(`invalid ${source}:\n  ${here.join(".")}: ${JSON.stringify(key)} is not allowed as a key`);
+    refusePrototypeKeys((value as Record<string, unknown>)[key], source, here);
+  }
+}
+
 /** Validate raw input; the error names the field path and what was expected. */
 export function parseConfig(input: unknown, source = "configuration"): ParsedConfig {
+  refusePrototypeKeys(input, source);
   const result = configSchema.safeParse(input ?? {});
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {

@@ -4,6 +4,7 @@ import { X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { BUILTIN_UPSTREAMS } from "../config/builtin.js";
+import { parseUpstreamSpec } from "../oci/hosts.js";
 import { GenerateError } from "./errors.js";
 
 export const DEFAULT_IMAGE = "ghcr.io/mirror-kit/mirror-kit:0.1.0";
@@ -157,13 +158,11 @@ function parseStorage(raw: string | undefined): Storage {
 function parseUpstreams(flags: string[]): Upstream[] {
   const result: Upstream[] = Object.entries(BUILTIN_UPSTREAMS).map(([name, u]) => ({ name, url: u.url, custom: false }));
   for (const flag of flags) {
-    const eq = flag.indexOf("=");
-    const name = eq > 0 ? flag.slice(0, eq) : "";
-    const url = eq > 0 ? flag.slice(eq + 1) : "";
-    if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?$/i.test(name) || !/^https?:\/\/[^\s,]+$/.test(url)) {
-      throw new GenerateError("BAD_OPTION", `--upstream: expected NAME=URL like registry.example.com=https://registry.example.com, got "${flag}"`);
-    }
-    const upstream: Upstream = { name, url: url.replace(/\/+$/, ""), custom: true };
+    // The same NAME=URL rules as `serve --upstream`, so init never writes what serve would refuse.
+    const spec = parseUpstreamSpec(flag);
+    if (!spec.ok) throw new GenerateError("BAD_OPTION", `--upstream: ${spec.reason}`);
+    const { name } = spec;
+    const upstream: Upstream = { name, url: spec.url, custom: true };
     const existing = result.findIndex((u) => u.name === name);
     if (existing >= 0) result[existing] = upstream;
     else result.push(upstream);

@@ -2,6 +2,7 @@
 // way Docker does: a first component with a dot, a port or "localhost" is a registry, else docker.io.
 import { MirrorError } from "./errors.js";
 import { isDigest } from "./digest.js";
+import { looksLikeRegistryHost, parseRegistryHost } from "./hosts.js";
 import { isValidTag, validateName } from "./names.js";
 
 export interface ImageReference {
@@ -13,7 +14,6 @@ export interface ImageReference {
   digest?: string;
 }
 
-const HOST = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?$/i;
 const DOCKER_HUB = new Set(["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"]);
 
 export function parseImageReference(input: string): ImageReference {
@@ -39,8 +39,9 @@ export function parseImageReference(input: string): ImageReference {
   const first = slash > 0 ? rest.slice(0, slash) : "";
   let registry = "docker.io";
   let repository = rest;
-  if (HOST.test(first) && (first.includes(".") || first.includes(":") || first === "localhost")) {
-    registry = first.toLowerCase();
+  const host = parseRegistryHost(first);
+  if (host !== undefined && looksLikeRegistryHost(host)) {
+    registry = host;
     repository = rest.slice(slash + 1);
   }
   if (DOCKER_HUB.has(registry)) {

@@ -2,9 +2,8 @@
 // default upstream. Only configured upstreams resolve: the mirror is never an open proxy.
 import type { MirrorConfig, UpstreamConfig } from "../config/resolve.js";
 import { MirrorError } from "../oci/errors.js";
+import { looksLikeRegistryHost, parseRegistryHost } from "../oci/hosts.js";
 import { validateName } from "../oci/names.js";
-
-const HOST = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?$/i;
 
 export interface Target {
   upstream: UpstreamConfig;
@@ -26,9 +25,11 @@ export function resolveTarget(rawName: string, ns: string | null, config: Mirror
     const slash = rawName.indexOf("/");
     const first = slash > 0 ? rawName.slice(0, slash) : "";
     // Docker Hub namespaces cannot contain dots or ports, so such a first component is a registry
-    // host (registry.local:5000/team/app); the rest is validated as the repository name.
-    if (HOST.test(first) && (first.includes(".") || first.includes(":") || first === "localhost")) {
-      const found = config.upstreams.get(first);
+    // host (registry.local:5000/team/app); the rest is validated as the repository name. Hosts are
+    // case-insensitive, as ?ns= is: GHCR.io/o/i is ghcr.io/o/i.
+    const host = parseRegistryHost(first);
+    if (host !== undefined && looksLikeRegistryHost(host)) {
+      const found = config.upstreams.get(host);
       if (!found) throw notConfigured(first);
       upstream = found;
       name = rawName.slice(slash + 1);

@@ -1,5 +1,6 @@
 // The built mirror-kit binary as a user runs it: exit codes, messages, signals.
 import { spawn } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,17 +43,48 @@ describe("the mirror-kit binary", () => {
     expect(r.stderr).toContain("lisen");
   });
 
-  it("logs where it listens as JSON and stops cleanly on SIGTERM", async () => {
+  // Concurrent: each run of the binary costs seconds of module loading on a busy machine.
+  it.concurrent.for([
+    ["no command (yargs)", [], {}, 2, "name a command"],
+    ["an unknown command (yargs)", ["serv"], {}, 2, "serv"],
+    ["a size that means nothing", ["serve", "--listen", "127.0.0.1:0"], { MIRROR_KIT_MAX_SIZE: "1.5" }, 2, "cache.maxSize"],
+    ["a malformed NAME=URL", ["serve", "--listen", "127.0.0.1:0"], { MIRROR_KIT_UPSTREAMS: "=x" }, 2, "expected NAME=URL"],
+    ["a remote URL with a password", ["serve", "--listen", "127.0.0.1:0"], { REGISTRY_PROXY_REMOTEURL: "https://bob:hunter2@registry.example" }, 2, "proxy.remoteurl: must not carry credentials"],
+    ["a bad init flag (BAD_OPTION)", ["init", "--yes", "--upstream", "harbor"], {}, 2, "--upstream: expected NAME=URL"],
+    ["a storage folder that cannot be created (runtime)", ["serve", "--listen", "127.0.0.1:0", "--storage", "/etc/hostname/cache"], {}, 1, "cannot use storage folder /etc/hostname/cache"],
+  ] as [string, string[], Record<string, string>, number, string][])("exits with the status of its failure: %s", async ([, args, env, status, message], { expect }) => {
+    const r = await runCli(args, env);
+    expect([r.code, r.stderr]).toEqual([status, expect.stringContaining(message)]);
+    expect(r.stderr).not.toContain("hunter2");
+    expect(r.stdout).not.toContain("listening");
+  });
+
+  it("exits 1 when its port is taken (a runtime failure, not a usage error)", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const storage = await mkdtemp(join(tmpdir(), "mk-cli-"));
+      dirs.push(storage);
+      const r = await runCli(["serve", "--listen", `127.0.0.1:${(taken.address() as AddressInfo).port}`, "--storage", storage]);
+      expect([r.code, r.stderr]).toEqual([1, expect.stringContaining("the port is already in use")]);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it("logs where it listens as JSON, with the cache cap as it understood it, and stops cleanly on SIGTERM", async () => {
     const storage = await mkdtemp(join(tmpdir(), "mk-cli-"));
     dirs.push(storage);
-    const child = spawn(process.execPath, [BIN, "serve", "--listen", "127.0.0.1:0", "--storage", storage], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "serve", "--listen", "127.0.0.1:0", "--storage", storage], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MIRROR_KIT_MAX_SIZE: "20G" } });
+    let maxSize: unknown;
     const url = await new Promise<string>((resolve, reject) => {
       let buf = "";
       child.stdout.on("data", (c: Buffer) => {
         buf += c.toString();
         for (const line of buf.split("\n")) {
           try {
-            const entry = JSON.parse(line) as { msg?: string; url?: string };
+            const entry = JSON.parse(line) as { msg?: string; url?: string; maxSize?: unknown };
+            maxSize = entry.maxSize ?? maxSize;
             if (entry.msg === "mirror-kit listening" && entry.url) resolve(entry.url);
           } catch {
             // partial line
@@ -62,6 +94,7 @@ describe("the mirror-kit binary", () => {
       child.on("exit", (code) => reject(new Error(`exited ${code} before listening`)));
     });
     expect((await fetch(`${url}/v2/`)).status).toBe(200);
+    expect(maxSize).toBe("20 GiB (21474836480 bytes)");
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
