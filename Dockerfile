@@ -52,8 +52,9 @@ EXPOSE 5000
 # stop_grace_period: 15s) or the process is killed mid-cleanup (still safe: nothing half-written is
 # ever published, and leftover temporary files are removed at the next start).
 STOPSIGNAL SIGTERM
-# No curl or wget in Node images: node itself asks /healthz, on the port the environment selects.
+# `mirror-kit healthcheck` asks /healthz where serve really listens (serve records its URL; without a
+# record it resolves flags, MIRROR_KIT_* / REGISTRY_* variables and the config file exactly as serve does).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "const a = process.env.MIRROR_KIT_LISTEN || process.env.REGISTRY_HTTP_ADDR || ':5000'; fetch('http://127.0.0.1:' + a.slice(a.lastIndexOf(':') + 1) + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "/app/dist/cli/main.js", "healthcheck"]
 ENTRYPOINT ["node", "/app/dist/cli/main.js"]
 CMD ["serve"]

@@ -16,13 +16,8 @@ export interface ComposeView {
   healthcheckTestYaml: string;
 }
 
-/** Only node exists in the image; any failure (refused, non-2xx) must exit non-zero. */
-export const HEALTHCHECK_TEST = [
-  "CMD",
-  "node",
-  "-e",
-  `fetch('http://127.0.0.1:${CONTAINER_PORT}/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`,
-];
+/** The image's own `mirror-kit healthcheck`: it finds the port and scheme however serve was configured. */
+export const HEALTHCHECK_TEST = ["CMD", "node", "/app/dist/cli/main.js", "healthcheck"];
 
 export function composeView(s: Settings): ComposeView {
   const custom = s.upstreams.filter((u) => u.custom);

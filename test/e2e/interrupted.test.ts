@@ -68,6 +68,11 @@ describe("interrupted downloads through the mirror container", () => {
     await waitFor("the image's HEALTHCHECK to report healthy", async () => ((await registry2Style.health()) === "healthy" ? true : undefined), 60_000, 1_000);
   });
 
+  it("the image's HEALTHCHECK follows `serve --listen` given after the image name", async () => {
+    const flagged = await MirrorContainer.start(h, { alias: "mirror-flag", port: 6000, command: ["serve", "--listen", "0.0.0.0:6000"], env: { MIRROR_KIT_UPSTREAMS: `docker.io=${slow.internalUrl}` } });
+    await waitFor("the HEALTHCHECK of a mirror on --listen 0.0.0.0:6000 to report healthy", async () => ((await flagged.health()) === "healthy" ? true : undefined), 60_000, 1_000);
+  });
+
   it("(6) a VM killed mid-layer leaves the download running; the next pull completes from the cache with one upstream download", async () => {
     await hub.settle();
     await hub.reset();

@@ -1,0 +1,113 @@
+// `mirror-kit healthcheck` as Docker's HEALTHCHECK runs it: a separate process that must find the
+// mirror however serve was told where to listen (flag, environment, config file), and fail otherwise.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+
+const BIN = join(import.meta.dirname, "..", "..", "dist", "cli", "main.js");
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+
+afterEach(async () => {
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
+  }
+});
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function tmp(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), "mk-health-"));
+  dirs.push(d);
+  return d;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((ok) => server.close(() => ok()));
+  return port;
+}
+
+function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+    child.on("exit", (code) => resolve({ code, out }));
+  });
+}
+
+/** Starts `mirror-kit serve` and resolves once it logged where it listens. */
+async function serve(args: string[], env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, [BIN, "serve", "--storage", await tmp(), "--upstream", "docker.io=http://127.0.0.1:9", ...args], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  return new Promise<string>((resolve, reject) => {
+    let buf = "";
+    child.stdout.on("data", (c: Buffer) => {
+      buf += c.toString();
+      const m = /"url":"([^"]+)".*"mirror-kit listening"|"msg":"mirror-kit listening".*"url":"([^"]+)"/.exec(buf);
+      if (m) setTimeout(() => resolve((m[1] ?? m[2])!), 200); // the record is written right after the log line
+    });
+    child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${buf}`)));
+  });
+}
+
+describe("mirror-kit healthcheck", () => {
+  it("finds a serve started with --listen, which it cannot see in its own environment", async () => {
+    const run = await tmp();
+    const port = await freePort();
+    const url = await serve(["--listen", `127.0.0.1:${port}`], { MIRROR_KIT_RUN_DIR: run });
+    const r = await cli(["healthcheck"], { MIRROR_KIT_RUN_DIR: run });
+    expect(r.out).toContain(`healthy: ${url}/healthz (HTTP 200)`);
+    expect(r.code).toBe(0);
+  });
+
+  it.each([
+    ["MIRROR_KIT_LISTEN", (port: number) => ({ env: { MIRROR_KIT_LISTEN: `127.0.0.1:${port}` }, args: [] as string[] })],
+    ["REGISTRY_HTTP_ADDR", (port: number) => ({ env: { REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` }, args: [] as string[] })],
+    ["--config with listen", (port: number, file?: string) => ({ env: {}, args: ["--config", file!], content: `listen: "127.0.0.1:${port}"\n` })],
+    ["MIRROR_KIT_CONFIG (distribution config.yml)", (port: number, file?: string) => ({ env: { MIRROR_KIT_CONFIG: file! }, args: [] as string[], content: `version: 0.1\nhttp:\n  addr: 127.0.0.1:${port}\nproxy:\n  remoteurl: http://127.0.0.1:9\n` })],
+  ])("without a record it resolves %s exactly as serve does", async (_name, setup) => {
+    const port = await freePort();
+    const file = join(await tmp(), "config.yml");
+    const s = setup(port, file) as { env: Record<string, string>; args: string[]; content?: string };
+    if (s.content) await writeFile(file, s.content);
+    // serve records into one folder, healthcheck looks into an empty one: only the configuration can lead it there.
+    await serve(s.args, { ...s.env, MIRROR_KIT_RUN_DIR: await tmp() });
+    const r = await cli(["healthcheck", ...s.args], { ...s.env, MIRROR_KIT_RUN_DIR: await tmp() });
+    expect(r.out).toContain(`healthy: http://127.0.0.1:${port}/healthz (HTTP 200)`);
+    expect(r.code).toBe(0);
+  });
+
+  it("is unhealthy (exit 1) when nothing answers, and ignores the record of a serve that died", async () => {
+    const run = await tmp();
+    const port = await freePort();
+    await writeFile(join(run, "serve-999999.json"), JSON.stringify({ pid: 999999, url: "http://127.0.0.1:1" }));
+    const r = await cli(["healthcheck"], { MIRROR_KIT_RUN_DIR: run, MIRROR_KIT_LISTEN: `127.0.0.1:${port}` });
+    expect(r.out).toContain(`unhealthy: http://127.0.0.1:${port}/healthz (ECONNREFUSED`);
+    expect(r.code).toBe(1);
+  });
+
+  it("serve removes its record when it stops", async () => {
+    const run = await tmp();
+    await serve(["--listen", "127.0.0.1:0"], { MIRROR_KIT_RUN_DIR: run });
+    expect(await readdir(run)).toHaveLength(1);
+    const child = children[0]!;
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+    expect(await readdir(run)).toEqual([]);
+  });
+});
