@@ -3,7 +3,7 @@ import type { CommandModule } from "yargs";
 import { exportCommand, importCommand } from "./bundle.js";
 import { pruneCommand, refreshCommand, rmCommand } from "./cache.js";
 import { certCommand } from "./cert.js";
-import { healthcheckCommand } from "./healthcheck.js";
+import { healthcheckCommand } from "./healthcheck-command.js";
 import { initCommand } from "./init.js";
 import { prefetchCommand } from "./prefetch.js";
 import { serveCommand } from "./serve.js";

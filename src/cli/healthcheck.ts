@@ -1,9 +1,9 @@
 // `mirror-kit healthcheck`: exit 0 when the mirror answers GET /healthz with 200, 1 otherwise. It finds
 // the mirror the way serve was configured: its own serve flags, else a running serve's record, else env + config file.
-import type { Argv, CommandModule } from "yargs";
+import { parseArgs } from "node:util";
 import type { Env } from "../config/load.js";
 import type { Output } from "../generate/init.js";
-import { loadServeConfig, serveCommand, type ServeArgs } from "./serve.js";
+import { loadServeConfig, type ServeArgs } from "./serve.js";
 import { liveServeRecords, runDir } from "./serve-record.js";
 
 export interface HealthcheckDeps {
@@ -52,12 +52,34 @@ async function probe(url: string, timeoutMs: number): Promise<{ url: string; ok:
   }
 }
 
-export const healthcheckCommand: CommandModule<object, ServeArgs> = {
-  command: "healthcheck",
-  describe: "Exit 0 if the mirror answers /healthz (same flags, environment and config file as serve)",
-  builder: (y) => (serveCommand.builder as (y: Argv) => Argv<ServeArgs>)(y as Argv) as Argv<ServeArgs>,
-  handler: async (args) => {
-    const result = await runHealthcheck(args, { env: process.env, stdout: process.stdout });
-    process.exit(result.healthy ? 0 : 1);
-  },
-};
+/**
+ * The fast path (healthcheck-main.ts) for `mirror-kit healthcheck`: node:util's parser instead of the whole
+ * yargs command tree (which imports every command), so it answers within Docker's 5 s on a busy host.
+ */
+export async function healthcheckMain(argv: string[]): Promise<number> {
+  let values: Record<string, string | string[] | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: SERVE_FLAGS }));
+  } catch (err) {
+    process.stderr.write(`mirror-kit healthcheck: ${(err as Error).message}\n`);
+    return 2;
+  }
+  try {
+    const result = await runHealthcheck(values as ServeArgs, { env: process.env, stdout: process.stdout });
+    return result.healthy ? 0 : 1;
+  } catch (err) {
+    process.stderr.write(`mirror-kit healthcheck: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** serve's flags (ServeArgs), as node:util spells them. */
+const SERVE_FLAGS = {
+  listen: { type: "string" },
+  storage: { type: "string" },
+  upstream: { type: "string", multiple: true },
+  config: { type: "string" },
+  "log-level": { type: "string" },
+  "tag-freshness": { type: "string" },
+  "max-size": { type: "string" },
+} as const;

@@ -2,8 +2,8 @@
 import type { CommandModule } from "yargs";
 import { loadConfig, parseUpstreamFlags, type Env, type LoadedConfig } from "../config/load.js";
 import type { ConfigInput } from "../config/schema.js";
-import { createLogger } from "../observe/log.js";
-import { startMirror, type RunningMirror } from "../server.js";
+import type { RunningMirror } from "../server.js";
+import { dropPrivileges } from "./run-as.js";
 import { recordServe } from "./serve-record.js";
 
 export interface ServeArgs {
@@ -43,6 +43,10 @@ export async function loadServeConfig(args: ServeArgs, env: Env): Promise<Loaded
 /** Start the mirror from CLI arguments and an environment; the caller decides about signals. */
 export async function runServe(args: ServeArgs, env: Env): Promise<RunningMirror> {
   const { config, warnings } = await loadServeConfig(args, env);
+  await dropPrivileges(config.storage, env, env.MIRROR_KIT_RUN_DIR ? [env.MIRROR_KIT_RUN_DIR] : []);
+  // Loaded here, not at the top: `mirror-kit healthcheck` imports this module for loadServeConfig
+  // and must start fast (Docker gives it 5 s on a loaded machine).
+  const [{ createLogger }, { startMirror }] = await Promise.all([import("../observe/log.js"), import("../server.js")]);
   const log = createLogger(config.logLevel);
   for (const w of warnings) log.warn(w);
   return startMirror(config, { logger: log, processMetrics: true });

@@ -57,7 +57,8 @@ describe("interrupted downloads through the mirror container", () => {
   });
 
   it("the image runs as a non-root user, takes a registry:2 mirror's REGISTRY_* variables and reports healthy", async () => {
-    expect((await dockerApi().getImage(h.img.mirrorKit).inspect()).Config.User).toBe("10001:10001");
+    // It starts as root only to give its storage to 10001, then drops to it (MIRROR_KIT_RUN_AS).
+    expect((await dockerApi().getImage(h.img.mirrorKit).inspect()).Config.Env).toContain("MIRROR_KIT_RUN_AS=10001:10001");
     expect(await registry2Style.processUid()).toBe(10001);
     // Published from port 5001 (REGISTRY_HTTP_ADDR), fetched from REGISTRY_PROXY_REMOTEURL as the default upstream.
     const res = await fetch(`${registry2Style.url}/v2/library/small/manifests/1`, { headers: { accept: ACCEPT } });

@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 
 const BIN = join(import.meta.dirname, "..", "..", "dist", "cli", "main.js");
+/** The entry point the image's HEALTHCHECK and the generated Compose service run. */
+const FAST = join(import.meta.dirname, "..", "..", "dist", "cli", "healthcheck-main.js");
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
 
@@ -37,9 +39,9 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+function cli(args: string[], env: Record<string, string>, bin = BIN): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     child.stderr.on("data", (c: Buffer) => (out += c.toString()));
@@ -73,6 +75,9 @@ describe("mirror-kit healthcheck", () => {
     const r = await cli(["healthcheck"], { MIRROR_KIT_RUN_DIR: run });
     expect(r.out).toContain(`healthy: ${url}/healthz (HTTP 200)`);
     expect(r.code).toBe(0);
+    const fast = await cli([], { MIRROR_KIT_RUN_DIR: run }, FAST);
+    expect(fast.out).toContain(`healthy: ${url}/healthz (HTTP 200)`);
+    expect(fast.code).toBe(0);
   });
 
   it.each([
@@ -87,7 +92,7 @@ describe("mirror-kit healthcheck", () => {
     if (s.content) await writeFile(file, s.content);
     // serve records into one folder, healthcheck looks into an empty one: only the configuration can lead it there.
     await serve(s.args, { ...s.env, MIRROR_KIT_RUN_DIR: await tmp() });
-    const r = await cli(["healthcheck", ...s.args], { ...s.env, MIRROR_KIT_RUN_DIR: await tmp() });
+    const r = await cli(s.args, { ...s.env, MIRROR_KIT_RUN_DIR: await tmp() }, FAST);
     expect(r.out).toContain(`healthy: http://127.0.0.1:${port}/healthz (HTTP 200)`);
     expect(r.code).toBe(0);
   });
@@ -99,6 +104,15 @@ describe("mirror-kit healthcheck", () => {
     const r = await cli(["healthcheck"], { MIRROR_KIT_RUN_DIR: run, MIRROR_KIT_LISTEN: `127.0.0.1:${port}` });
     expect(r.out).toContain(`unhealthy: http://127.0.0.1:${port}/healthz (ECONNREFUSED`);
     expect(r.code).toBe(1);
+    const fast = await cli(["--listen", `127.0.0.1:${port}`], { MIRROR_KIT_RUN_DIR: run }, FAST);
+    expect(fast.out).toContain(`unhealthy: http://127.0.0.1:${port}/healthz (ECONNREFUSED`);
+    expect(fast.code).toBe(1);
+  });
+
+  it("the fast entry point refuses a flag serve does not have (exit 2), naming it", async () => {
+    const r = await cli(["--lisen", "127.0.0.1:5000"], {}, FAST);
+    expect(r.out).toContain("lisen");
+    expect(r.code).toBe(2);
   });
 
   it("serve removes its record when it stops", async () => {
