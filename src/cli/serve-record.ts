@@ -7,6 +7,8 @@ import { join } from "node:path";
 export interface ServeRecord {
   pid: number;
   url: string;
+  /** With mutual TLS the probe shows the server's own certificate as its client certificate. */
+  tls?: { certFile: string; keyFile: string; clientAuth: boolean };
 }
 
 /** MIRROR_KIT_RUN_DIR, or a folder of this user's under the temp folder. */
@@ -15,11 +17,11 @@ export function runDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Best effort: a read-only /tmp only means healthcheck falls back to resolving the configuration. */
-export async function recordServe(url: string, dir = runDir()): Promise<{ remove(): Promise<void> }> {
+export async function recordServe(url: string, tls: ServeRecord["tls"], dir = runDir()): Promise<{ remove(): Promise<void> }> {
   const file = join(dir, `serve-${process.pid}.json`);
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeFile(file, JSON.stringify({ pid: process.pid, url } satisfies ServeRecord));
+    await writeFile(file, JSON.stringify({ pid: process.pid, url, ...(tls ? { tls } : {}) } satisfies ServeRecord));
   } catch {
     return { remove: async () => undefined };
   }

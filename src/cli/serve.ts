@@ -74,7 +74,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
   handler: async (args) => {
     const mirror = await runServe(args, process.env);
     // What healthcheck asks when run without flags: the address this process really listens on.
-    const record = await recordServe(mirror.url);
+    const tls = mirror.config.tls;
+    const record = await recordServe(mirror.url, tls ? { certFile: tls.certFile, keyFile: tls.keyFile, clientAuth: tls.clientCAFiles.length > 0 } : undefined);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;

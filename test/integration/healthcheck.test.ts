@@ -124,4 +124,33 @@ describe("mirror-kit healthcheck", () => {
     await new Promise((r) => child.once("exit", r));
     expect(await readdir(run)).toEqual([]);
   });
+
+  it("speaks https to a TLS listener found from the record or the environment; with client certificates required it accepts the listener's TLS answer", async () => {
+    const certs = await tmp();
+    const made = await cli(["cert", "--dir", certs], {});
+    expect(made.code, made.out).toBe(0);
+    const [crt, key, ca] = ["server.crt", "server.key", "ca.crt"].map((f) => join(certs, f)) as [string, string, string];
+    const run = await tmp();
+    const port = await freePort();
+    const url = await serve(["--listen", `127.0.0.1:${port}`, "--tls-cert", crt, "--tls-key", key], { MIRROR_KIT_RUN_DIR: run });
+    expect(url).toBe(`https://127.0.0.1:${port}`);
+    const fromRecord = await cli([], { MIRROR_KIT_RUN_DIR: run }, FAST);
+    expect(fromRecord.out).toContain(`healthy: ${url}/healthz (HTTP 200)`);
+    expect(fromRecord.code).toBe(0);
+    const fromEnv = await cli([], { MIRROR_KIT_RUN_DIR: await tmp(), MIRROR_KIT_LISTEN: `127.0.0.1:${port}`, MIRROR_KIT_TLS_CERT: crt, MIRROR_KIT_TLS_KEY: key }, FAST);
+    expect(fromEnv.out).toContain(`healthy: ${url}/healthz (HTTP 200)`);
+    expect(fromEnv.code).toBe(0);
+    // Plain http to the TLS port is not mistaken for health.
+    expect((await cli(["--listen", `127.0.0.1:${port}`], { MIRROR_KIT_RUN_DIR: await tmp() }, FAST)).code).toBe(1);
+
+    const mtlsRun = await tmp();
+    const mtlsPort = await freePort();
+    await serve(["--listen", `127.0.0.1:${mtlsPort}`, "--tls-cert", crt, "--tls-key", key, "--tls-client-ca", ca], { MIRROR_KIT_RUN_DIR: mtlsRun });
+    const mtls = await cli([], { MIRROR_KIT_RUN_DIR: mtlsRun }, FAST);
+    expect(mtls.out).toContain(`healthy: https://127.0.0.1:${mtlsPort}/healthz (TLS listener answers; it requires client certificates`);
+    expect(mtls.code).toBe(0);
+    // The same check against a port where nothing listens fails.
+    const none = await cli([], { MIRROR_KIT_RUN_DIR: await tmp(), MIRROR_KIT_LISTEN: `127.0.0.1:${await freePort()}`, MIRROR_KIT_TLS_CERT: crt, MIRROR_KIT_TLS_KEY: key, MIRROR_KIT_TLS_CLIENT_CAS: ca }, FAST);
+    expect(none.code).toBe(1);
+  });
 });
