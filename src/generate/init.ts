@@ -2,7 +2,7 @@
 // (--dry-run), asks on a terminal unless --yes (without one, prints the plan and refuses), and writes
 // each file atomically; files edited by hand are reported and skipped.
 import { join, relative } from "node:path";
-import { mergeCompose } from "./compose.js";
+import { daemonNotes, mergeCompose } from "./compose.js";
 import { freeHostPort, publishedHostPorts } from "./compose-ports.js";
 import { renderComposeFragment } from "./compose-view.js";
 import { detect, type Detected } from "./detect.js";
@@ -76,8 +76,16 @@ export async function runInit(options: InitOptions, deps: InitDeps): Promise<Ini
   for (const c of changes) if (!c.skipped) out(`${isNoop(c) ? "up to date" : c.before === null ? "created   " : "updated   "} ${c.display}`);
   reportSkipped();
   notes.forEach(out);
-  if (!composeTarget) out("next: start the mirror on this machine with `mirror-kit up`");
+  nextSteps(composeTarget).forEach(out);
   return { changes, written: true };
+}
+
+/** What init cannot do from the project folder: start the mirror, and wire this machine's own daemon. */
+function nextSteps(composeTarget: boolean): string[] {
+  return [
+    composeTarget ? "next: start the mirror with `docker compose up -d mirror-kit`" : "next: start the mirror on this machine with `mirror-kit up`",
+    "next: this machine's own Docker daemon is not wired by init; run `mirror-kit wire docker --apply` (as root) to pull through the mirror too",
+  ];
 }
 
 /**
@@ -125,6 +133,7 @@ function plan(cwd: string, found: Detected, s: Settings, o: InitOptions): { chan
     const display = relative(cwd, file);
     const before = readIfExists(file, display);
     changes.push(unlessEdited(file, display, () => ({ path: file, display, before, after: before === null ? renderComposeFragment(s) : mergeCompose(before, display, s, force) })));
+    if (before !== null) notes.push(...daemonNotes(before, display, s));
   }
   if (want.vagrant) {
     if (!found.vagrantfile) throw new GenerateError("NOT_FOUND", `not found in ${cwd}; create one (vagrant init) or drop --vagrant`, "Vagrantfile");
