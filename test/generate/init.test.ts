@@ -174,6 +174,17 @@ describe("target selection and prompting", () => {
   });
 });
 
+describe("daemons init finds, and what it leaves to the host", () => {
+  test("a dind service is reported as wired, one it cannot extend gets the flags to add, and the host's daemon is named as left to do", async () => {
+    const dir = project({ "compose.yaml": "services:\n  ci:\n    image: docker:27-dind\n  odd:\n    image: docker:dind\n    command: sh -c 'dockerd-entrypoint.sh'\n" });
+    const { out } = await init(dir);
+    expect(out).toContain("compose.yaml: service ci runs its own Docker daemon; it pulls through the mirror (--registry-mirror=http://mirror-kit:5000)");
+    expect(out).toContain("compose.yaml: service odd runs its own Docker daemon, but its command is a string with quotes or variables, which mirror-kit does not rewrite; add --registry-mirror=http://mirror-kit:5000 --insecure-registry=mirror-kit:5000 to its dockerd by hand");
+    expect(out).toContain("next: start the mirror with `docker compose up -d mirror-kit`");
+    expect(out).toContain("`mirror-kit wire docker --apply`");
+  });
+});
+
 describe("host ports the Compose file already publishes", () => {
   test.each([
     ["short syntax", '      - "5000:5000"\n', 5001],
