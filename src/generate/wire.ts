@@ -120,7 +120,9 @@ function dockerDaemonJson(f: { path: string; display: string }, record: { path: 
   const before = readIfExists(f.path, f.display);
   const recordBefore = readIfExists(record.path, record.display);
   const after = mergeDaemonJson(before, f.display, url, readRecord(recordBefore));
-  const recordAfter = `${JSON.stringify({ comment: "what mirror-kit wire docker added to daemon.json; a later wire replaces these", ...ourEntries(url) }, null, 2)}\n`;
+  const ours = ourEntries(url);
+  const added = { "registry-mirrors": ours["registry-mirrors"], ...(ours["insecure-registries"].length ? { "insecure-registries": ours["insecure-registries"] } : {}) };
+  const recordAfter = `${JSON.stringify({ comment: "what mirror-kit wire docker added to daemon.json; a later wire replaces these", ...added }, null, 2)}\n`;
   return [
     { ...f, before, after },
     { ...record, before: recordBefore, after: recordBefore !== null && isDeepStrictEqual(readRecord(recordBefore), ourEntries(url)) ? recordBefore : recordAfter },
