@@ -7,6 +7,7 @@
 #   docker build --build-arg NODE_IMAGE=my-node-runtime:20 -t mirror-kit .   # any image with node >= 20.19 in PATH
 # Run:
 #   docker run -d -p 5000:5000 -v mirror-kit-data:/var/lib/mirror-kit --stop-timeout 15 mirror-kit
+#   docker run -d -p 5000:5000 -v "$PWD/cache:/var/lib/mirror-kit" mirror-kit   # a host folder works too
 # Configure it as `mirror-kit serve`: flags after the image name, MIRROR_KIT_* variables, a --config
 # file, or a registry:2 mirror's REGISTRY_HTTP_ADDR / REGISTRY_PROXY_* / config.yml.
 ARG NODE_IMAGE=node:22-alpine
@@ -40,11 +41,16 @@ COPY plugins ./plugins
 # would silently override REGISTRY_HTTP_ADDR, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY and a
 # config.yml's http.addr / storage, which must keep working as they do for `mirror-kit serve`.
 # /var/lib/registry is owned by the service user too, so a new named volume mounted there is writable.
-RUN mkdir -p /var/lib/mirror-kit /var/lib/registry \
- && chown 10001:10001 /var/lib/mirror-kit /var/lib/registry \
+RUN mkdir -p /var/lib/mirror-kit /var/lib/registry /tmp/mirror-kit \
+ && chown 10001:10001 /var/lib/mirror-kit /var/lib/registry /tmp/mirror-kit \
  && ln -s /var/lib/mirror-kit /app/mirror-kit-data
-# Numeric, so it works on bases without useradd or an /etc/passwd entry (alpine, distroless, local).
-USER 10001:10001
+# No USER: serve starts as root only to give the storage folder (however it is configured) to uid
+# 10001 — a host folder Docker created belongs to root — and then drops to 10001:10001 for good
+# before it opens a port or reads a request, as official images do. Numeric ids, so it works on bases
+# without useradd or /etc/passwd (alpine, distroless, local). MIRROR_KIT_RUN_DIR is where serve
+# records its URL for `mirror-kit healthcheck`, which Docker runs as root.
+ENV MIRROR_KIT_RUN_AS=10001:10001 \
+    MIRROR_KIT_RUN_DIR=/tmp/mirror-kit
 VOLUME /var/lib/mirror-kit
 EXPOSE 5000
 # The server finishes in-flight requests for up to 10 s, then cancels downloads and removes their
@@ -52,8 +58,9 @@ EXPOSE 5000
 # stop_grace_period: 15s) or the process is killed mid-cleanup (still safe: nothing half-written is
 # ever published, and leftover temporary files are removed at the next start).
 STOPSIGNAL SIGTERM
-# No curl or wget in Node images: node itself asks /healthz, on the port the environment selects.
-HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "const a = process.env.MIRROR_KIT_LISTEN || process.env.REGISTRY_HTTP_ADDR || ':5000'; fetch('http://127.0.0.1:' + a.slice(a.lastIndexOf(':') + 1) + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# `mirror-kit healthcheck` asks /healthz where serve really listens (serve records its URL; without a
+# record it resolves flags, MIRROR_KIT_* / REGISTRY_* variables and the config file exactly as serve does).
+HEALTHCHECK --interval=15s --timeout=10s --start-period=20s --retries=3 \
+  CMD ["node", "/app/dist/cli/healthcheck-main.js"]
 ENTRYPOINT ["node", "/app/dist/cli/main.js"]
 CMD ["serve"]

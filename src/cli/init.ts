@@ -10,7 +10,7 @@ export function mirrorOptions<T>(y: Argv<T>) {
   return y
     .option("mirror-url", { type: "string", describe: "URL every client uses for the mirror (scheme required), e.g. http://10.0.0.5:5000" })
     .option("host", { type: "string", describe: "address VMs and containers use to reach this machine (default: detected per client)" })
-    .option("port", { type: "number", default: DEFAULT_PORT, describe: "host port the mirror is published on" })
+    .option("port", { type: "number", describe: `host port the mirror is published on (default ${DEFAULT_PORT}; init moves the default past ports the Compose file already publishes)` })
     .option("upstream", { type: "string", array: true, nargs: 1, describe: "extra upstream NAME=URL (repeatable)" })
     .option("ca", { type: "string", describe: "the mirror serves TLS signed by this CA (ca.crt, or the folder `mirror-kit cert` wrote): install it for every client, https URLs, no insecure-registries" });
 }
@@ -47,7 +47,7 @@ export const initCommand: CommandModule = {
         devcontainer: a.devcontainer as boolean | undefined,
         mirrorUrl: a.mirrorUrl as string | undefined,
         host: a.host as string | undefined,
-        port: a.port as number,
+        port: a.port as number | undefined,
         upstream: a.upstream as string[] | undefined,
         ca: a.ca as string | undefined,
         storage: a.storage as string | undefined,

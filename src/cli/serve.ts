@@ -1,9 +1,10 @@
 // `mirror-kit serve`: run the mirror. Flags over environment over config file over defaults.
 import type { CommandModule } from "yargs";
-import { loadConfig, parseUpstreamFlags, type Env } from "../config/load.js";
+import { loadConfig, parseUpstreamFlags, type Env, type LoadedConfig } from "../config/load.js";
 import type { ConfigInput } from "../config/schema.js";
-import { createLogger } from "../observe/log.js";
-import { startMirror, type RunningMirror } from "../server.js";
+import type { RunningMirror } from "../server.js";
+import { dropPrivileges } from "./run-as.js";
+import { recordServe } from "./serve-record.js";
 
 export interface ServeArgs {
   listen?: string;
@@ -19,8 +20,8 @@ export interface ServeArgs {
   "tls-min-version"?: string;
 }
 
-/** Start the mirror from CLI arguments and an environment; the caller decides about signals. */
-export async function runServe(args: ServeArgs, env: Env): Promise<RunningMirror> {
+/** Flags over environment over config file over defaults: what serve runs with (healthcheck uses it too). */
+export async function loadServeConfig(args: ServeArgs, env: Env): Promise<LoadedConfig> {
   const flags: Record<string, unknown> = {};
   if (args.listen !== undefined) flags.listen = args.listen;
   if (args.storage !== undefined) flags.storage = args.storage;
@@ -36,7 +37,16 @@ export async function runServe(args: ServeArgs, env: Env): Promise<RunningMirror
   if (args["tls-min-version"] !== undefined) tls.minimumVersion = args["tls-min-version"];
   if (Object.keys(tls).length > 0) flags.tls = tls;
   if (args.upstream?.length) flags.upstreams = parseUpstreamFlags(args.upstream);
-  const { config, warnings } = await loadConfig({ ...(args.config ? { file: args.config } : {}), env, flags: flags as ConfigInput });
+  return loadConfig({ ...(args.config ? { file: args.config } : {}), env, flags: flags as ConfigInput });
+}
+
+/** Start the mirror from CLI arguments and an environment; the caller decides about signals. */
+export async function runServe(args: ServeArgs, env: Env): Promise<RunningMirror> {
+  const { config, warnings } = await loadServeConfig(args, env);
+  await dropPrivileges(config.storage, env, env.MIRROR_KIT_RUN_DIR ? [env.MIRROR_KIT_RUN_DIR] : []);
+  // Loaded here, not at the top: `mirror-kit healthcheck` imports this module for loadServeConfig
+  // and must start fast (Docker gives it 5 s on a loaded machine).
+  const [{ createLogger }, { startMirror }] = await Promise.all([import("../observe/log.js"), import("../server.js")]);
   const log = createLogger(config.logLevel);
   for (const w of warnings) log.warn(w);
   return startMirror(config, { logger: log, processMetrics: true });
@@ -63,12 +73,15 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .example("$0 serve --tls-cert mirror-kit-tls/server.crt --tls-key mirror-kit-tls/server.key", "HTTPS with the certificate `mirror-kit cert` made"),
   handler: async (args) => {
     const mirror = await runServe(args, process.env);
+    // What healthcheck asks when run without flags: the address this process really listens on.
+    const tls = mirror.config.tls;
+    const record = await recordServe(mirror.url, tls ? { certFile: tls.certFile, keyFile: tls.keyFile, clientAuth: tls.clientCAFiles.length > 0 } : undefined);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       process.stderr.write(`mirror-kit: ${signal}, shutting down\n`);
-      mirror.close().then(() => process.exit(0), () => process.exit(1));
+      mirror.close().then(() => record.remove().then(() => process.exit(0)), () => process.exit(1));
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));

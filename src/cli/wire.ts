@@ -4,6 +4,7 @@ import type { CommandModule } from "yargs";
 import { writeChanges, isNoop, type FileChange } from "../generate/files.js";
 import type { Output } from "../generate/init.js";
 import { resolveSettings, type SettingsInput } from "../generate/settings.js";
+import { detectLanAddress } from "../generate/lan.js";
 import { planWire, WIRE_CLIENTS, type WireClient } from "../generate/wire.js";
 import { mirrorOptions } from "./init.js";
 
@@ -15,8 +16,14 @@ export interface WireOptions extends SettingsInput {
   root?: string;
 }
 
-export async function runWire(o: WireOptions, deps: { stdout: Output }): Promise<FileChange[]> {
-  const plan = planWire(o.client, resolveSettings(o), o.root ?? "/", !!o.force);
+export interface WireDeps {
+  stdout: Output;
+  /** This machine's LAN address (default: the default route's interface); injectable for tests. */
+  lanAddress?: () => string | undefined;
+}
+
+export async function runWire(o: WireOptions, deps: WireDeps): Promise<FileChange[]> {
+  const plan = planWire(o.client, resolveSettings(o), o.root ?? "/", !!o.force, deps.lanAddress ?? detectLanAddress);
   const out = (line: string) => deps.stdout.write(`${line}\n`);
   const pending = plan.changes.filter((c) => !isNoop(c));
   if (!o.apply) {
@@ -59,7 +66,7 @@ export const wireCommand: CommandModule = {
         client: a.client as WireClient,
         mirrorUrl: a.mirrorUrl as string | undefined,
         host: a.host as string | undefined,
-        port: a.port as number,
+        port: a.port as number | undefined,
         upstream: a.upstream as string[] | undefined,
         ca: a.ca as string | undefined,
         apply: a.apply as boolean,

@@ -16,19 +16,16 @@ export interface ComposeView {
   healthcheckTestYaml: string;
 }
 
-/** Only node exists in the image; any failure (refused, non-2xx) must exit non-zero. */
-export const HEALTHCHECK_TEST = [
-  "CMD",
-  "node",
-  "-e",
-  `fetch('http://127.0.0.1:${CONTAINER_PORT}/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`,
-];
+/** The image's own `mirror-kit healthcheck`: it finds the port and scheme however serve was configured. */
+export const HEALTHCHECK_TEST = ["CMD", "node", "/app/dist/cli/healthcheck-main.js"];
 
 export function composeView(s: Settings): ComposeView {
   const custom = s.upstreams.filter((u) => u.custom);
-  const env = custom.length
-    ? [{ name: "MIRROR_KIT_UPSTREAMS", valueYaml: JSON.stringify(custom.map((u) => `${u.name}=${u.url}`).join(",")) }]
-    : null;
+  const vars: { name: string; valueYaml: string }[] = [];
+  if (custom.length) vars.push({ name: "MIRROR_KIT_UPSTREAMS", valueYaml: JSON.stringify(custom.map((u) => `${u.name}=${u.url}`).join(",")) });
+  // The server sees only its mount point; with this its storage errors name the folder given to init.
+  if (s.storage.kind === "bind") vars.push({ name: "MIRROR_KIT_STORAGE_HOST_PATH", valueYaml: JSON.stringify(s.storage.path) });
+  const env = vars.length ? vars : null;
   return {
     stamp: STAMP_PLACEHOLDER,
     version: packageVersion(),

@@ -3,6 +3,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { Document, isMap, Pair, Scalar, YAMLMap, type Node } from "yaml";
 import { renderComposeFragment, SERVICE_NAME } from "./compose-view.js";
+import { planDaemonWiring, wireDaemonCommand } from "./compose-dind.js";
 import { GenerateError } from "./errors.js";
 import { seal, stampState, STAMP_PLACEHOLDER } from "./render.js";
 import { DOCKER_HOST_ALIAS, type Settings } from "./settings.js";
@@ -29,10 +30,13 @@ export function mergeCompose(text: string, display: string, s: Settings, force: 
   let out = upsertService(text, display, ourService, layout, force);
   if (volumeName) out = ensureVolume(out, display, volumeName, layout);
   for (const name of dockerDaemonServices(Y.parseYaml(out, display))) out = ensureHostGateway(out, display, name, layout);
+  const wirings = daemonWirings(original, s);
+  for (const [name, wiring] of wirings) out = wireDaemonCommand(out, display, name, wiring, layout);
 
   // Prove the splices did exactly what was meant: same data as the original plus our additions.
   const expected = original.toJS() as Js;
   applyExpected(expected, fragDoc.toJS() as Js, volumeName, dockerDaemonServices(original));
+  for (const [name, wiring] of wirings) ((expected.services as Record<string, Js>)[name]!).command = wiring.command;
   const actual = Y.parseYaml(out, display).toJS() as Js;
   if (!isDeepStrictEqual(actual, expected)) {
     throw new GenerateError("BAD_INPUT", "could not merge the mirror-kit service without changing other content; add it by hand from plugins/compose/compose.mirror-kit.yaml", display);
@@ -130,6 +134,41 @@ function hostGatewayViaDocument(doc: Document.Parsed, display: string, service: 
   if (Array.isArray(js)) return viaDocument(doc, path, [...js, HOST_GATEWAY_ENTRY], layout);
   if (typeof js === "object") return viaDocument(doc, [...path, DOCKER_HOST_ALIAS], "host-gateway", layout);
   throw new GenerateError("BAD_INPUT", `services.${service}.extra_hosts must be a list or a mapping`, display);
+}
+
+/** Daemon services whose command gets the mirror flags (not yet wired, and a command we can extend). */
+function daemonWirings(doc: Document.Parsed, s: Settings): [string, Extract<ReturnType<typeof planDaemonWiring>, { kind: "flags" }>][] {
+  const services = ((doc.toJS() as Js | null)?.services ?? {}) as Record<string, Js | null>;
+  return allDaemonServices(doc).flatMap((name) => {
+    const wiring = planDaemonWiring(services[name]!, s);
+    return wiring.kind === "flags" ? [[name, wiring] as [string, typeof wiring]] : [];
+  });
+}
+
+/** What init tells the user about each daemon service: wired over the network, or what to do by hand. */
+export function daemonNotes(text: string, display: string, s: Settings): string[] {
+  if (text.trim() === "") return [];
+  const doc = Y.parseYaml(text.replace(/\r\n/g, "\n"), display);
+  const services = ((doc.toJS() as Js | null)?.services ?? {}) as Record<string, Js | null>;
+  return allDaemonServices(doc).map((name) => {
+    const wiring = planDaemonWiring(services[name]!, s);
+    if (wiring.kind === "manual") return `${display}: service ${name} runs its own Docker daemon, but ${wiring.why}; add ${planFlags(services[name]!, s)} to its dockerd by hand`;
+    return `${display}: service ${name} runs its own Docker daemon; it pulls through the mirror (${wiring.kind === "flags" ? wiring.flags[0] : "--registry-mirror already set"})`;
+  });
+}
+
+function planFlags(svc: Js, s: Settings): string {
+  const wiring = planDaemonWiring({ ...svc, command: [] , image: "dind" }, s);
+  return wiring.kind === "flags" ? wiring.flags.join(" ") : "--registry-mirror";
+}
+
+/** Every service other than ours that runs its own Docker daemon. */
+function allDaemonServices(doc: Document.Parsed): string[] {
+  const services = (doc.toJS() as Js | null)?.services;
+  if (!services || typeof services !== "object") return [];
+  return Object.entries(services as Record<string, Js | null>)
+    .filter(([name, svc]) => name !== SERVICE_NAME && svc && runsDockerDaemon(svc))
+    .map(([name]) => name);
 }
 
 /** Names of services that run their own Docker daemon (docker:dind and the like). */

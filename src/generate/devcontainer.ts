@@ -5,8 +5,8 @@ import { dirname, join, relative } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parse, printParseErrorCode, type ParseError } from "jsonc-parser";
 import { GenerateError, lineCol } from "./errors.js";
-import { appendToArray, detectStyle, setProperty } from "./jsonc-edit.js";
-import { planGeneratedFile, readIfExists, type FileChange } from "./files.js";
+import { appendToArray, detectStyle, propertyStart, setProperty } from "./jsonc-edit.js";
+import { planGeneratedFile, readIfExists, unlessEdited, type FileChange } from "./files.js";
 import { packageVersion, render, seal, sha256, STAMP_PLACEHOLDER } from "./render.js";
 import { containerMirrorUrl, CONTAINER_PORT, DOCKER_HOST_ALIAS, type Settings } from "./settings.js";
 
@@ -58,19 +58,49 @@ export function planDevcontainer(projectDir: string, file: string, s: Settings, 
   const text = readIfExists(file, display);
   if (text === null) throw new GenerateError("NOT_FOUND", "does not exist", display);
   const featureDir = join(dirname(file), FEATURE_ID);
-  const changes: FileChange[] = renderFeature().feature.map((f) =>
-    planGeneratedFile(join(featureDir, f.name), relative(projectDir, join(featureDir, f.name)), f.content, {
-      force,
-      ...(f.mode !== undefined ? { mode: f.mode } : {}),
-      ...(f.name.endsWith(".json") ? { isOurs: (existing: string) => jsonMatchesInstallRecord(featureDir, existing) } : {}),
+  const changes: FileChange[] = renderFeature().feature.map((f) => {
+    const path = join(featureDir, f.name);
+    const shown = relative(projectDir, path);
+    return unlessEdited(path, shown, () =>
+      planGeneratedFile(path, shown, f.content, {
+        force,
+        ...(f.mode !== undefined ? { mode: f.mode } : {}),
+        ...(f.name.endsWith(".json") ? { isOurs: (existing: string) => jsonMatchesInstallRecord(featureDir, existing) } : {}),
+      }),
+    );
+  });
+  const notes: string[] = [];
+  changes.push(
+    unlessEdited(file, display, () => {
+      const edited = editDevcontainerJson(text, display, s, force);
+      notes.push(...edited.notes);
+      return { path: file, display, before: text, after: edited.text };
     }),
   );
-  const { text: after, notes } = editDevcontainerJson(text, display, s, force);
-  changes.push({ path: file, display, before: text, after });
   return { changes, notes };
 }
 
 type Json = Record<string, unknown>;
+
+// devcontainer.json holds no stamp of ours, so the Feature's options carry a short hash of themselves
+// in a block comment before the key: a later run tells its own options (update them) from a hand edit.
+const OPTIONS_RECORD_RE = /\/\* mirror-kit-options:([0-9a-f]{12}) \*\/ ?(?="\.\/mirror-kit")/;
+
+function optionsHash(options: unknown): string {
+  return sha256(JSON.stringify(options)).slice(0, 12);
+}
+
+/** Whether the Feature entry is what some earlier run wrote: its record matches, or it is the default {} of a run before records. */
+function isOurEntry(text: string, current: unknown): boolean {
+  const recorded = OPTIONS_RECORD_RE.exec(text)?.[1];
+  return recorded ? recorded === optionsHash(current) : isDeepStrictEqual(current, {});
+}
+
+function writeOptionsRecord(text: string, options: Json): string {
+  const cleared = text.replace(OPTIONS_RECORD_RE, "");
+  const at = propertyStart(cleared, ["features", FEATURE_REF]);
+  return `${cleared.slice(0, at)}/* mirror-kit-options:${optionsHash(options)} */ ${cleared.slice(at)}`;
+}
 
 export function editDevcontainerJson(text: string, display: string, s: Settings, force: boolean): { text: string; notes: string[] } {
   const root = parseJsonc(text, display);
@@ -86,8 +116,9 @@ export function editDevcontainerJson(text: string, display: string, s: Settings,
   let out = text;
 
   const current = (features as Json | undefined)?.[FEATURE_REF];
-  if (current === undefined || (force && !isDeepStrictEqual(current, options))) {
+  if (current === undefined || (!isDeepStrictEqual(current, options) && (force || isOurEntry(text, current)))) {
     out = features === undefined ? setProperty(out, [], "features", { [FEATURE_REF]: options }, style) : setProperty(out, ["features"], FEATURE_REF, options, style);
+    out = writeOptionsRecord(out, options);
     ((expected.features ??= {}) as Json)[FEATURE_REF] = options;
   } else if (!isDeepStrictEqual(current, options)) {
     throw new GenerateError(

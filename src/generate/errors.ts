@@ -9,6 +9,7 @@ export type GenerateErrorCode =
   | "NOT_FOUND" // a selected target has no file to edit
   | "CONFLICT" // an existing setting would make the daemon fail (e.g. mirrors + config_path)
   | "PORT_IN_USE"
+  | "NOT_CONFIRMED" // init without a terminal and without --yes: the plan was printed, nothing written
   | "DOCKER"; // the Docker API refused or is unreachable
 
 export class GenerateError extends MirrorKitError {

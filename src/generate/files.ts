@@ -15,10 +15,26 @@ export interface FileChange {
   before: string | null;
   after: string;
   mode?: number;
+  /** Set when the file was edited by hand and is left alone: why, for the report. */
+  skipped?: string;
 }
 
 export function isNoop(change: FileChange): boolean {
   return change.before === change.after;
+}
+
+/**
+ * Plans one file; a hand edit (USER_EDITED) becomes a skipped, unchanged entry instead of an error,
+ * so one edited file does not stop the others. Every other error still aborts the whole plan.
+ */
+export function unlessEdited(path: string, display: string, plan: () => FileChange): FileChange {
+  try {
+    return plan();
+  } catch (err) {
+    if (!(err instanceof GenerateError) || err.code !== "USER_EDITED") throw err;
+    const before = readIfExists(path, display) ?? "";
+    return { path, display, before, after: before, skipped: err.message };
+  }
 }
 
 /** Reads a user file; null when it does not exist. Any other failure names the file. */
@@ -73,7 +89,7 @@ export function unifiedDiff(changes: FileChange[]): string {
 /** Writes every changed file via temp file + rename; a crash never leaves half a file behind. */
 export async function writeChanges(changes: FileChange[]): Promise<void> {
   for (const change of changes) {
-    if (isNoop(change)) continue;
+    if (isNoop(change) || change.skipped) continue;
     await mkdir(dirname(change.path), { recursive: true });
     const options: writeFileAtomic.Options = { encoding: "utf8" };
     if (change.mode !== undefined) options.mode = change.mode;

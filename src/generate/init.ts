@@ -1,13 +1,16 @@
 // `mirror-kit init`: plans every target's edits first (so bad input writes nothing), then shows a diff
-// (--dry-run), asks on a terminal unless --yes, and writes each file atomically.
+// (--dry-run), asks on a terminal unless --yes (without one, prints the plan and refuses), and writes
+// each file atomically; files edited by hand are reported and skipped.
 import { join, relative } from "node:path";
-import { mergeCompose } from "./compose.js";
+import { daemonNotes, mergeCompose } from "./compose.js";
+import { freeHostPort, publishedHostPorts } from "./compose-ports.js";
 import { renderComposeFragment } from "./compose-view.js";
-import { detect } from "./detect.js";
+import { detect, type Detected } from "./detect.js";
 import { planDevcontainer } from "./devcontainer.js";
 import { GenerateError } from "./errors.js";
-import { isNoop, readIfExists, unifiedDiff, writeChanges, type FileChange } from "./files.js";
-import { resolveSettings, type Settings, type SettingsInput } from "./settings.js";
+import { isNoop, readIfExists, unifiedDiff, unlessEdited, writeChanges, type FileChange } from "./files.js";
+import { DEFAULT_PORT, resolveSettings, type Settings, type SettingsInput } from "./settings.js";
+import { parseYaml } from "./yaml-edit.js";
 import { planVagrant } from "./vagrant.js";
 
 export interface InitOptions extends SettingsInput {
@@ -37,37 +40,78 @@ export interface InitResult {
 }
 
 export async function runInit(options: InitOptions, deps: InitDeps): Promise<InitResult> {
-  const settings = resolveSettings(options);
-  const { changes, notes, composeTarget } = plan(deps.cwd, settings, options);
   const out = (line: string) => deps.stdout.write(`${line}\n`);
+  const found = detect(deps.cwd);
+  const settings = resolveSettings({ ...options, port: choosePort(options, found.compose, deps.cwd, out) });
+  const { changes, notes, composeTarget } = plan(deps.cwd, found, settings, options);
   const pending = changes.filter((c) => !isNoop(c));
+  const skipped = changes.filter((c) => c.skipped);
+  const reportSkipped = () => skipped.forEach((c) => out(`skipped    ${c.skipped}`));
 
   if (pending.length === 0) {
-    out("mirror-kit: everything is up to date");
+    out(skipped.length ? "mirror-kit: nothing else to change" : "mirror-kit: everything is up to date");
+    reportSkipped();
     notes.forEach(out);
     return { changes, written: false };
   }
   if (options.dryRun) {
     deps.stdout.write(unifiedDiff(changes));
+    reportSkipped();
     out(`mirror-kit: --dry-run: ${pending.length} file(s) would change; nothing written`);
     return { changes, written: false };
   }
-  if (deps.isTTY && !options.yes && deps.confirm) {
+  if (!options.yes) {
     deps.stdout.write(unifiedDiff(changes));
+    reportSkipped();
+    // No one to ask: writing anyway would change files nobody agreed to; the plan above is the answer.
+    if (!deps.isTTY || !deps.confirm) {
+      throw new GenerateError("NOT_CONFIRMED", `no terminal to ask on: ${pending.length} file(s) would change (shown above); rerun with --yes to write them, or --dry-run to only show them`);
+    }
     if (!(await deps.confirm(`Write ${pending.length} file(s)? [y/N] `))) {
       out("mirror-kit: nothing written");
       return { changes, written: false };
     }
   }
   await writeChanges(changes);
-  for (const c of changes) out(`${isNoop(c) ? "up to date" : c.before === null ? "created   " : "updated   "} ${c.display}`);
+  for (const c of changes) if (!c.skipped) out(`${isNoop(c) ? "up to date" : c.before === null ? "created   " : "updated   "} ${c.display}`);
+  reportSkipped();
   notes.forEach(out);
-  if (!composeTarget) out("next: start the mirror on this machine with `mirror-kit up`");
+  nextSteps(composeTarget).forEach(out);
   return { changes, written: true };
 }
 
-function plan(cwd: string, s: Settings, o: InitOptions): { changes: FileChange[]; notes: string[]; composeTarget: boolean } {
-  const found = detect(cwd);
+/** What init cannot do from the project folder: start the mirror, and wire this machine's own daemon. */
+function nextSteps(composeTarget: boolean): string[] {
+  return [
+    composeTarget ? "next: start the mirror with `docker compose up -d mirror-kit`" : "next: start the mirror on this machine with `mirror-kit up`",
+    "next: this machine's own Docker daemon is not wired by init; run `mirror-kit wire docker --apply` (as root) to pull through the mirror too",
+  ];
+}
+
+/**
+ * The host port for the mirror: a port another Compose service already publishes would make
+ * `docker compose up` fail, so the default moves to the next free one and an explicit --port is refused.
+ */
+function choosePort(o: InitOptions, composeFile: string | null, cwd: string, out: (line: string) => void): number | string {
+  const wanted = o.port ?? DEFAULT_PORT;
+  const explicit = !!(o.compose || o.vagrant || o.devcontainer);
+  if (!composeFile || (explicit && !o.compose)) return wanted;
+  const display = relative(cwd, composeFile);
+  const text = readIfExists(composeFile, display);
+  if (text === null || text.trim() === "") return wanted;
+  const taken = publishedHostPorts(parseYaml(text, display));
+  const port = typeof wanted === "number" ? wanted : Number(wanted);
+  const owner = taken.get(port);
+  if (owner === undefined) return wanted;
+  const proposal = freeHostPort(port, taken);
+  if (o.port !== undefined) {
+    throw new GenerateError("PORT_IN_USE", `port ${port} is already published by service "${owner}"; pick another, e.g. --port ${proposal}`, display);
+  }
+  out(`mirror-kit: port ${port} is already published by service "${owner}" in ${display}; the mirror uses ${proposal} (choose with --port)`);
+  return proposal;
+}
+
+function plan(cwd: string, found: Detected, s: Settings, o: InitOptions): { changes: FileChange[]; notes: string[]; composeTarget: boolean } {
   const explicit = !!(o.compose || o.vagrant || o.devcontainer);
   const want = {
     compose: explicit ? !!o.compose : found.compose !== null,
@@ -88,8 +132,8 @@ function plan(cwd: string, s: Settings, o: InitOptions): { changes: FileChange[]
     const file = found.compose ?? join(cwd, "compose.yaml");
     const display = relative(cwd, file);
     const before = readIfExists(file, display);
-    const after = before === null ? renderComposeFragment(s) : mergeCompose(before, display, s, force);
-    changes.push({ path: file, display, before, after });
+    changes.push(unlessEdited(file, display, () => ({ path: file, display, before, after: before === null ? renderComposeFragment(s) : mergeCompose(before, display, s, force) })));
+    if (before !== null) notes.push(...daemonNotes(before, display, s));
   }
   if (want.vagrant) {
     if (!found.vagrantfile) throw new GenerateError("NOT_FOUND", `not found in ${cwd}; create one (vagrant init) or drop --vagrant`, "Vagrantfile");

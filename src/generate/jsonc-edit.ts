@@ -64,3 +64,11 @@ export function appendToArray(text: string, path: JSONPath, value: unknown, styl
   const sep = oneLine ? ", " : `,${style.eol}${indentAt(text, last.offset)}`;
   return splice(text, last.offset + last.length, 0, sep + inline(value));
 }
+
+/** Offset of the key of the property at `path` (which must exist), e.g. where a comment about it goes. */
+export function propertyStart(text: string, path: JSONPath): number {
+  const value = node(text, path);
+  const property = value?.parent;
+  if (!property || property.type !== "property") throw new Error(`propertyStart: no property at ${JSON.stringify(path)}`);
+  return property.offset;
+}

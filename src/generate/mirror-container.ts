@@ -32,14 +32,16 @@ export type UpAction = "created" | "recreated" | "started" | "unchanged";
 export function containerSpec(o: UpOptions, cwd: string): Dockerode.ContainerCreateOptions {
   const s = resolveSettings(o);
   const custom = s.upstreams.filter((u) => u.custom);
+  const hostPath = s.storage.kind === "bind" ? (isAbsolute(s.storage.path) ? s.storage.path : resolve(cwd, s.storage.path)) : null;
   const mount: Dockerode.MountSettings =
-    s.storage.kind === "volume"
-      ? { Type: "volume", Source: s.storage.name, Target: CONTAINER_STORAGE }
-      : { Type: "bind", Source: isAbsolute(s.storage.path) ? s.storage.path : resolve(cwd, s.storage.path), Target: CONTAINER_STORAGE };
+    s.storage.kind === "volume" ? { Type: "volume", Source: s.storage.name, Target: CONTAINER_STORAGE } : { Type: "bind", Source: hostPath!, Target: CONTAINER_STORAGE };
+  const env = custom.length ? [`MIRROR_KIT_UPSTREAMS=${custom.map((u) => `${u.name}=${u.url}`).join(",")}`] : [];
+  // The server only sees its mount point; with this its storage errors name the folder the user gave.
+  if (hostPath) env.push(`MIRROR_KIT_STORAGE_HOST_PATH=${hostPath}`);
   const spec: Dockerode.ContainerCreateOptions = {
     name: o.name ?? DEFAULT_CONTAINER,
     Image: s.image,
-    Env: custom.length ? [`MIRROR_KIT_UPSTREAMS=${custom.map((u) => `${u.name}=${u.url}`).join(",")}`] : [],
+    Env: env,
     ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
     // Longer than the server's own 10 s drain, so `docker stop` does not kill it mid-cleanup.
     StopTimeout: 15,
@@ -72,6 +74,15 @@ function dockerError(err: unknown): GenerateError {
   return new GenerateError("DOCKER", why);
 }
 
+/** Docker refuses a missing bind source with a bare 400; say which folder and what to do. */
+function createError(err: unknown, spec: Dockerode.ContainerCreateOptions): GenerateError {
+  const source = spec.HostConfig?.Mounts?.find((m) => m.Type === "bind")?.Source;
+  if (source && /bind source path does not exist/i.test((err as Error).message ?? "")) {
+    return new GenerateError("BAD_OPTION", `--storage ${source}: no such folder on the Docker host; create it first (mkdir -p ${source}) or give a volume name`);
+  }
+  return dockerError(err);
+}
+
 function ownedOrThrow(info: Dockerode.ContainerInspectInfo, name: string): void {
   if (info.Config.Labels?.[MANAGED] !== "true") {
     throw new GenerateError("CONFLICT", `a container named "${name}" exists that mirror-kit did not create; remove it or pass --name`);
@@ -101,10 +112,18 @@ export async function runUp(o: UpOptions, deps: ContainerDeps): Promise<UpAction
   }
   if (action !== "started") {
     await ensureImage(deps.docker, spec.Image!, out);
-    const container = await deps.docker.createContainer(spec).catch((err: unknown) => Promise.reject(dockerError(err)));
+    const container = await deps.docker.createContainer(spec).catch((err: unknown) => Promise.reject(createError(err, spec)));
     await start(container, port, true);
   }
-  if (o.wait ?? true) await waitHealthy(deps.docker, name, port, o.waitTimeoutMs ?? 30_000);
+  if (o.wait ?? true) {
+    try {
+      await waitHealthy(deps.docker, name, port, o.waitTimeoutMs ?? 30_000);
+    } catch (err) {
+      // A mirror that cannot serve must not stay behind restarting forever (restart policy "always").
+      await deps.docker.getContainer(name).remove({ force: true }).catch(() => undefined);
+      throw err;
+    }
+  }
   out(`mirror-kit: ${action} container ${name}; the mirror answers on http://localhost:${port}`);
   return action;
 }
@@ -147,15 +166,37 @@ function publishedHost(): string {
 async function waitHealthy(docker: Dockerode, name: string, port: string, timeoutMs: number): Promise<void> {
   const url = `http://${publishedHost()}:${port}/healthz`;
   const deadline = Date.now() + timeoutMs;
+  let why = `${url} did not answer 200 within ${Math.round(timeoutMs / 1000)} s`;
   while (Date.now() < deadline) {
     const ok = await fetch(url, { signal: AbortSignal.timeout(2_000) }).then((r) => r.ok, () => false);
     if (ok) return;
     const info = await inspect(docker, name);
-    if (!info || (!info.State.Running && info.RestartCount > 2)) break; // crash loop: stop waiting
+    // The mirror only exits when it cannot start (bad storage, config, port): one exit is the answer.
+    if (!info) {
+      why = "it disappeared";
+      break;
+    }
+    if (info.RestartCount > 0 || ["exited", "dead", "restarting"].includes(info.State.Status)) {
+      why = `it exited (code ${info.State.ExitCode})`;
+      break;
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
-  const logs = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: 20 }).then(String, () => "");
-  throw new GenerateError("DOCKER", `container ${name} started but ${url} did not answer 200 within ${Math.round(timeoutMs / 1000)} s; its last log lines:\n${logs}`);
+  const logs = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: 20 }).then(demux, () => "");
+  throw new GenerateError("DOCKER", `container ${name} did not become healthy: ${why}; it was removed. Its last log lines:\n${logs}`);
+}
+
+/** Docker's log stream frames each chunk with an 8-byte header (no TTY); keep only the text. */
+function demux(raw: Buffer | string): string {
+  const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
+  const parts: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length && (buf[i] === 1 || buf[i] === 2) && buf[i + 1] === 0) {
+    const size = buf.readUInt32BE(i + 4);
+    parts.push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return (parts.length ? Buffer.concat(parts) : buf).toString("utf8");
 }
 
 export async function runDown(o: { name?: string }, deps: Omit<ContainerDeps, "cwd">): Promise<boolean> {

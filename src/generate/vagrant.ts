@@ -2,7 +2,7 @@
 // script it runs (.mirror-kit/provision.sh), both rendered from templates/vagrant/.
 import { dirname, join, relative } from "node:path";
 import { GenerateError } from "./errors.js";
-import { planGeneratedFile, readIfExists, type FileChange } from "./files.js";
+import { planGeneratedFile, readIfExists, unlessEdited, type FileChange } from "./files.js";
 import { packageVersion, render, seal, stampState, STAMP_PLACEHOLDER } from "./render.js";
 import { mirrorScheme, vmMirrorUrl, type Settings } from "./settings.js";
 
@@ -47,11 +47,11 @@ export function planVagrant(projectDir: string, file: string, s: Settings, force
   const display = relative(projectDir, file);
   const text = readIfExists(file, display);
   if (text === null) throw new GenerateError("NOT_FOUND", "does not exist", display);
-  const after = editVagrantfile(text, display, s, force);
   const script = join(dirname(file), SCRIPT_PATH);
+  const scriptDisplay = relative(projectDir, script);
   return [
-    { path: file, display, before: text, after },
-    planGeneratedFile(script, relative(projectDir, script), renderProvisionScript(s), { force, mode: 0o755 }),
+    unlessEdited(file, display, () => ({ path: file, display, before: text, after: editVagrantfile(text, display, s, force) })),
+    unlessEdited(script, scriptDisplay, () => planGeneratedFile(script, scriptDisplay, renderProvisionScript(s), { force, mode: 0o755 })),
   ];
 }
 

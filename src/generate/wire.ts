@@ -19,8 +19,23 @@ export interface WirePlan {
   reload: string;
 }
 
-export function planWire(client: WireClient, s: Settings, root: string, force: boolean): WirePlan {
-  const url = hostMirrorUrl(s);
+/**
+ * The URL a client reaches the mirror on. The host's own dockerd, containerd and podman can use the
+ * loopback address; BuildKit runs in a builder container and k3s on other nodes, where 127.0.0.1 is
+ * themselves, so they get this machine's LAN address, or --host / --mirror-url when there is none.
+ */
+function clientUrl(client: WireClient, s: Settings, lanAddress: () => string | undefined): string {
+  if (client !== "buildkit" && client !== "k3s") return hostMirrorUrl(s);
+  if (s.mirrorUrl !== undefined || s.host !== undefined) return hostMirrorUrl(s);
+  const lan = lanAddress();
+  if (!lan) {
+    throw new GenerateError("BAD_OPTION", `wire ${client}: cannot detect this machine's LAN address (no default route), and 127.0.0.1 would not reach the mirror from ${client === "k3s" ? "other nodes" : "a builder container"}; pass --host ADDRESS`);
+  }
+  return hostMirrorUrl({ ...s, host: lan });
+}
+
+export function planWire(client: WireClient, s: Settings, root: string, force: boolean, lanAddress: () => string | undefined = () => undefined): WirePlan {
+  const url = clientUrl(client, s, lanAddress);
   const plan = planClient(client, s, url, root, force);
   // The CA first: a daemon that reloads on the config change must already find it.
   return { ...plan, changes: [...caChanges(client, s, url, root), ...plan.changes] };
@@ -30,7 +45,7 @@ function planClient(client: WireClient, s: Settings, url: string, root: string, 
   const at = (p: string) => ({ path: join(root, p), display: p });
   switch (client) {
     case "docker":
-      return { changes: [dockerDaemonJson(at("/etc/docker/daemon.json"), url)], reload: "sudo systemctl reload docker   # or: sudo kill -HUP $(pidof dockerd)" };
+      return { changes: dockerDaemonJson(at("/etc/docker/daemon.json"), at(DOCKER_RECORD), url), reload: "sudo systemctl reload docker   # or: sudo kill -HUP $(pidof dockerd)" };
     case "containerd":
       return { changes: containerd(root, s, url, force), reload: "sudo systemctl restart containerd   # only if config.toml changed; hosts.toml is read live" };
     case "podman":
@@ -47,8 +62,35 @@ function upstreamServer(name: string, url: string, custom: boolean): string {
   return name === "docker.io" && !custom ? "" : url;
 }
 
-/** Same merge as the VM script: keep every key, append the mirror (and insecure host) once. */
-export function mergeDaemonJson(before: string | null, display: string, url: string): string {
+/** What the last `wire docker --apply` added to daemon.json (JSON holds no comments to mark it there). */
+const DOCKER_RECORD = "/etc/docker/mirror-kit-wired.json";
+
+interface DaemonEntries {
+  "registry-mirrors": string[];
+  "insecure-registries": string[];
+}
+
+function ourEntries(url: string): DaemonEntries {
+  return { "registry-mirrors": [url], "insecure-registries": url.startsWith("http://") ? [mirrorHostPort(url)] : [] };
+}
+
+function readRecord(text: string | null): DaemonEntries {
+  const empty: DaemonEntries = { "registry-mirrors": [], "insecure-registries": [] };
+  if (!text) return empty;
+  try {
+    const data = JSON.parse(text) as Partial<DaemonEntries>;
+    const list = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
+    return { "registry-mirrors": list(data["registry-mirrors"]), "insecure-registries": list(data["insecure-registries"]) };
+  } catch {
+    return empty; // a damaged record only means an old entry of ours is kept, never a user's removed
+  }
+}
+
+/**
+ * Keep every key; the mirror goes FIRST in registry-mirrors (dockerd tries them in order, so behind
+ * another mirror it would rarely be asked), and what an earlier wire added (`previous`) is replaced.
+ */
+export function mergeDaemonJson(before: string | null, display: string, url: string, previous: DaemonEntries = readRecord(null)): string {
   let data: Record<string, unknown> = {};
   if (before !== null && before.trim() !== "") {
     try {
@@ -59,20 +101,32 @@ export function mergeDaemonJson(before: string | null, display: string, url: str
     if (data === null || typeof data !== "object" || Array.isArray(data)) throw new GenerateError("BAD_INPUT", "expected a JSON object", display);
   }
   const next = structuredClone(data);
-  const add = (key: string, value: string, same: string[]) => {
-    const list = next[key] ?? [];
-    if (!Array.isArray(list)) throw new GenerateError("BAD_INPUT", `"${key}" must be an array`, display);
-    if (!list.some((v) => same.includes(v))) next[key] = [...list, value];
+  const list = (key: keyof DaemonEntries): unknown[] => {
+    const value = next[key] ?? [];
+    if (!Array.isArray(value)) throw new GenerateError("BAD_INPUT", `"${key}" must be an array`, display);
+    return value;
   };
-  add("registry-mirrors", url, [url, `${url}/`]);
-  if (url.startsWith("http://")) add("insecure-registries", mirrorHostPort(url), [mirrorHostPort(url)]);
+  const mirrors = list("registry-mirrors").filter((v) => v !== url && v !== `${url}/` && !previous["registry-mirrors"].includes(v as string));
+  next["registry-mirrors"] = [url, ...mirrors];
+  const wanted = ourEntries(url)["insecure-registries"];
+  const insecure = list("insecure-registries").filter((v) => wanted.includes(v as string) || !previous["insecure-registries"].includes(v as string));
+  for (const host of wanted) if (!insecure.includes(host)) insecure.push(host);
+  if (insecure.length > 0 || "insecure-registries" in next) next["insecure-registries"] = insecure;
   if (before !== null && isDeepStrictEqual(next, data)) return before; // already wired: keep the user's formatting
   return `${JSON.stringify(next, null, 2)}\n`;
 }
 
-function dockerDaemonJson(f: { path: string; display: string }, url: string): FileChange {
+function dockerDaemonJson(f: { path: string; display: string }, record: { path: string; display: string }, url: string): FileChange[] {
   const before = readIfExists(f.path, f.display);
-  return { ...f, before, after: mergeDaemonJson(before, f.display, url) };
+  const recordBefore = readIfExists(record.path, record.display);
+  const after = mergeDaemonJson(before, f.display, url, readRecord(recordBefore));
+  const ours = ourEntries(url);
+  const added = { "registry-mirrors": ours["registry-mirrors"], ...(ours["insecure-registries"].length ? { "insecure-registries": ours["insecure-registries"] } : {}) };
+  const recordAfter = `${JSON.stringify({ comment: "what mirror-kit wire docker added to daemon.json; a later wire replaces these", ...added }, null, 2)}\n`;
+  return [
+    { ...f, before, after },
+    { ...record, before: recordBefore, after: recordBefore !== null && isDeepStrictEqual(readRecord(recordBefore), ourEntries(url)) ? recordBefore : recordAfter },
+  ];
 }
 
 function containerd(root: string, s: Settings, url: string, force: boolean): FileChange[] {

@@ -57,7 +57,8 @@ describe("interrupted downloads through the mirror container", () => {
   });
 
   it("the image runs as a non-root user, takes a registry:2 mirror's REGISTRY_* variables and reports healthy", async () => {
-    expect((await dockerApi().getImage(h.img.mirrorKit).inspect()).Config.User).toBe("10001:10001");
+    // It starts as root only to give its storage to 10001, then drops to it (MIRROR_KIT_RUN_AS).
+    expect((await dockerApi().getImage(h.img.mirrorKit).inspect()).Config.Env).toContain("MIRROR_KIT_RUN_AS=10001:10001");
     expect(await registry2Style.processUid()).toBe(10001);
     // Published from port 5001 (REGISTRY_HTTP_ADDR), fetched from REGISTRY_PROXY_REMOTEURL as the default upstream.
     const res = await fetch(`${registry2Style.url}/v2/library/small/manifests/1`, { headers: { accept: ACCEPT } });
@@ -66,6 +67,11 @@ describe("interrupted downloads through the mirror container", () => {
     expect(Buffer.from(await res.arrayBuffer()).equals(small.image.manifest.bytes)).toBe(true);
     // The image's HEALTHCHECK (node, no curl) follows the listen address to 5001.
     await waitFor("the image's HEALTHCHECK to report healthy", async () => ((await registry2Style.health()) === "healthy" ? true : undefined), 60_000, 1_000);
+  });
+
+  it("the image's HEALTHCHECK follows `serve --listen` given after the image name", async () => {
+    const flagged = await MirrorContainer.start(h, { alias: "mirror-flag", port: 6000, command: ["serve", "--listen", "0.0.0.0:6000"], env: { MIRROR_KIT_UPSTREAMS: `docker.io=${slow.internalUrl}` } });
+    await waitFor("the HEALTHCHECK of a mirror on --listen 0.0.0.0:6000 to report healthy", async () => ((await flagged.health()) === "healthy" ? true : undefined), 60_000, 1_000);
   });
 
   it("(6) a VM killed mid-layer leaves the download running; the next pull completes from the cache with one upstream download", async () => {

@@ -70,3 +70,26 @@ describe("mergeCompose", () => {
     expect((parse(out) as { volumes: object }).volumes).toEqual({ "mirror-kit-data": { external: true } });
   });
 });
+
+describe("a service running its own Docker daemon is pointed at the mirror over the Compose network", () => {
+  const MIRROR = "--registry-mirror=http://mirror-kit:5000";
+  const INSECURE = "--insecure-registry=mirror-kit:5000";
+  test.each([
+    ["docker:dind without a command", "  ci:\n    image: docker:27-dind\n", [MIRROR, INSECURE]],
+    ["dind flags as a block list", '  ci:\n    image: docker:dind\n    command:\n      - "--tls=false"\n', ["--tls=false", MIRROR, INSECURE]],
+    ["dind flags as a flow list", '  ci:\n    image: docker:dind\n    command: ["--storage-driver=vfs"]\n', ["--storage-driver=vfs", MIRROR, INSECURE]],
+    ["privileged dockerd as a string", "  ci:\n    image: debian\n    privileged: true\n    command: dockerd --host=unix:///run/docker.sock\n", ["dockerd", "--host=unix:///run/docker.sock", MIRROR, INSECURE]],
+    ["on networks of its own: through the host's published port", "  ci:\n    image: docker:dind\n    networks: [build]\n", ["--registry-mirror=http://host.docker.internal:5000", "--insecure-registry=host.docker.internal:5000"]],
+  ])("%s: the existing command is kept and the flags appended once", (_name, service, expected) => {
+    const text = `services:\n${service}`;
+    const out = merge(text);
+    expectLinesKept(text.replace(/^    command: [^-\n].*\n/m, ""), out);
+    expect((parse(out) as { services: { ci: { command: unknown } } }).services.ci.command).toEqual(expected);
+    expect(merge(out)).toBe(out);
+  });
+
+  test("a command mirror-kit cannot extend is left alone", () => {
+    const text = "services:\n  ci:\n    image: docker:dind\n    command: sh -c 'dockerd-entrypoint.sh --tls=false'\n";
+    expect((parse(merge(text)) as { services: { ci: { command: unknown } } }).services.ci.command).toBe("sh -c 'dockerd-entrypoint.sh --tls=false'");
+  });
+});

@@ -9,10 +9,10 @@ const edit = (text: string) => editDevcontainerJson(text, "devcontainer.json", s
 
 describe("editDevcontainerJson", () => {
   test.each([
-    ["no features, no runArgs", '{\n  "image": "debian"\n}\n', '{\n  "image": "debian",\n  "features": { "./mirror-kit": {} },\n  "runArgs": ["--add-host=host.docker.internal:host-gateway"]\n}\n'],
-    ["empty features object", '{\n  "image": "debian",\n  "features": {}\n}', '{\n  "image": "debian",\n  "features": {\n    "./mirror-kit": {}\n  },\n  "runArgs": ["--add-host=host.docker.internal:host-gateway"]\n}'],
+    ["no features, no runArgs", '{\n  "image": "debian"\n}\n', '{\n  "image": "debian",\n  "features": { /* mirror-kit-options:44136fa355b3 */ "./mirror-kit": {} },\n  "runArgs": ["--add-host=host.docker.internal:host-gateway"]\n}\n'],
+    ["empty features object", '{\n  "image": "debian",\n  "features": {}\n}', '{\n  "image": "debian",\n  "features": {\n    /* mirror-kit-options:44136fa355b3 */ "./mirror-kit": {}\n  },\n  "runArgs": ["--add-host=host.docker.internal:host-gateway"]\n}'],
     ["run arg given as two elements", '{ "image": "d", "runArgs": ["--add-host", "host.docker.internal:host-gateway"], "features": {} }', null],
-    ["CRLF and a trailing comma", '{\r\n  // c\r\n  "image": "d",\r\n  "runArgs": [\r\n    "--init",\r\n  ],\r\n}\r\n', '{\r\n  // c\r\n  "image": "d",\r\n  "runArgs": [\r\n    "--init",\r\n    "--add-host=host.docker.internal:host-gateway",\r\n  ],\r\n  "features": { "./mirror-kit": {} },\r\n}\r\n'],
+    ["CRLF and a trailing comma", '{\r\n  // c\r\n  "image": "d",\r\n  "runArgs": [\r\n    "--init",\r\n  ],\r\n}\r\n', '{\r\n  // c\r\n  "image": "d",\r\n  "runArgs": [\r\n    "--init",\r\n    "--add-host=host.docker.internal:host-gateway",\r\n  ],\r\n  "features": { /* mirror-kit-options:44136fa355b3 */ "./mirror-kit": {} },\r\n}\r\n'],
   ])("%s", (_name, input, expected) => {
     const { text } = edit(input);
     if (expected !== null) expect(text).toBe(expected);
@@ -31,5 +31,25 @@ describe("editDevcontainerJson", () => {
   test("a non-default port travels as the Feature's mirrorUrl option", () => {
     const { text } = editDevcontainerJson('{ "image": "d" }', "devcontainer.json", resolveSettings({ port: 5050 }), false);
     expect(text).toContain('"./mirror-kit": { "mirrorUrl": "http://host.docker.internal:5050" }');
+  });
+
+  test("its own earlier options are updated when the settings change; options edited by hand are refused", () => {
+    const first = editDevcontainerJson('{ "image": "d" }', "devcontainer.json", resolveSettings({ port: 5050 }), false).text;
+    const second = editDevcontainerJson(first, "devcontainer.json", resolveSettings({ host: "10.1.2.3" }), false).text;
+    expect(parseJsonc(second, "x").features).toEqual({ "./mirror-kit": { mirrorUrl: "http://10.1.2.3:5000" } });
+    expect(second.match(/mirror-kit-options:/g)).toHaveLength(1);
+    const back = editDevcontainerJson(second, "devcontainer.json", s, false).text;
+    expect(parseJsonc(back, "x").features).toEqual({ "./mirror-kit": {} });
+    const handEdited = second.replace("http://10.1.2.3:5000", "http://10.9.9.9:5000");
+    expect(() => editDevcontainerJson(handEdited, "devcontainer.json", s, false)).toThrow(/features\["\.\/mirror-kit"\] is \{"mirrorUrl":"http:\/\/10\.9\.9\.9:5000"\}/);
+  });
+
+  test("an entry without a record is ours only if it is the default {} an earlier version wrote", () => {
+    const legacy = '{ "image": "d", "features": { "./mirror-kit": {} }, "runArgs": ["--add-host=host.docker.internal:host-gateway"] }';
+    expect(parseJsonc(editDevcontainerJson(legacy, "devcontainer.json", resolveSettings({ port: 6000 }), false).text, "x").features).toEqual({
+      "./mirror-kit": { mirrorUrl: "http://host.docker.internal:6000" },
+    });
+    const written = legacy.replace("{}", '{ "mirrorUrl": "http://h:1" }');
+    expect(() => editDevcontainerJson(written, "devcontainer.json", s, false)).toThrow(/USER_EDITED|changed|is \{"mirrorUrl"/);
   });
 });

@@ -73,17 +73,33 @@ describe("generated files and blocks edited by hand", () => {
     [".devcontainer/mirror-kit/install.sh", (t: string) => `${t}echo extra\n`],
     [".devcontainer/mirror-kit/devcontainer-feature.json", (t: string) => t.replace('"insecure": {', '"insecure":  {')],
     [".devcontainer/devcontainer.json", (t: string) => t.replace('"./mirror-kit": {}', '"./mirror-kit": { "insecure": false }')],
-  ])("%s: refused without --force, replaced with it", async (rel, edit) => {
+  ])("%s: reported and skipped while the other files are updated; replaced with --force", async (rel, edit) => {
     const dir = project({ "compose.yaml": COMPOSE, Vagrantfile: VAGRANTFILE, ".devcontainer/devcontainer.json": DEVCONTAINER });
     await init(dir);
     const generated = readTree(dir);
-    writeFileSync(join(dir, rel), edit(generated[rel]!));
-    expect(readFileSync(join(dir, rel), "utf8")).not.toBe(generated[rel]);
-    const err = await failure(dir);
-    expect(err.code).toBe("USER_EDITED");
-    expect(err.message.startsWith(`${rel}: `)).toBe(true);
+    const edited = edit(generated[rel]!);
+    expect(edited).not.toBe(generated[rel]);
+    writeFileSync(join(dir, rel), edited);
+    const { out } = await init(dir, { host: "10.1.2.3", port: 6000 });
+    expect(out).toMatch(new RegExp(`^skipped +${rel.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: .*--force`, "m"));
+    const after = readTree(dir);
+    expect(after[rel], "the hand-edited file is left exactly as edited").toBe(edited);
+    const updated = Object.keys(generated).filter((f) => f !== rel && after[f] !== generated[f]);
+    expect(updated.length, "the other generated files follow the new options").toBeGreaterThan(0);
     await init(dir, { force: true });
     expect(readTree(dir)).toEqual(generated);
+  });
+
+  test("a re-run with a new --host updates its own earlier output everywhere, without --force", async () => {
+    const dir = project({ "compose.yaml": COMPOSE, Vagrantfile: VAGRANTFILE, ".devcontainer/devcontainer.json": DEVCONTAINER });
+    await init(dir);
+    const { out } = await init(dir, { host: "10.1.2.3" });
+    expect(out).not.toContain("skipped");
+    expect(readFileSync(join(dir, "Vagrantfile"), "utf8")).toContain('ENV.fetch("MIRROR_KIT_URL", "http://10.1.2.3:5000")');
+    expect(readFileSync(join(dir, ".devcontainer/devcontainer.json"), "utf8")).toContain('"./mirror-kit": { "mirrorUrl": "http://10.1.2.3:5000" }');
+    await init(dir, { host: "10.4.5.6" });
+    expect(readFileSync(join(dir, ".devcontainer/devcontainer.json"), "utf8")).toContain('"./mirror-kit": { "mirrorUrl": "http://10.4.5.6:5000" }');
+    expect((await init(dir, { host: "10.4.5.6" })).out).toContain("everything is up to date");
   });
 
   test("an unedited generation is updated when options change, without --force", async () => {
@@ -139,18 +155,67 @@ describe("target selection and prompting", () => {
     expect(readFileSync(join(dir, "compose.yaml"), "utf8")).toContain("mirror-kit:");
   });
 
-  test("without a terminal it never asks", async () => {
+  test("without a terminal and without --yes it prints the plan, writes nothing and fails", async () => {
     const dir = project({ "compose.yaml": COMPOSE });
     const out = new Sink();
     let asked = 0;
-    await runInit({}, { cwd: dir, stdout: out, isTTY: false, confirm: async () => (asked++, false) });
+    const err = await runInit({}, { cwd: dir, stdout: out, isTTY: false, confirm: async () => (asked++, true) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GenerateError);
+    expect((err as GenerateError).code).toBe("NOT_CONFIRMED");
+    expect((err as GenerateError).message).toContain("--yes");
     expect(asked).toBe(0);
-    expect(readFileSync(join(dir, "compose.yaml"), "utf8")).toContain("mirror-kit:");
+    expect(out.text).toContain("+++ b/compose.yaml");
+    expect(readFileSync(join(dir, "compose.yaml"), "utf8")).toBe(COMPOSE);
   });
 
   test("a project without a Compose target is told to start the mirror with `mirror-kit up`", async () => {
     const { out } = await init(project({ Vagrantfile: VAGRANTFILE }));
     expect(out).toContain("mirror-kit up");
+  });
+});
+
+describe("daemons init finds, and what it leaves to the host", () => {
+  test("a dind service is reported as wired, one it cannot extend gets the flags to add, and the host's daemon is named as left to do", async () => {
+    const dir = project({ "compose.yaml": "services:\n  ci:\n    image: docker:27-dind\n  odd:\n    image: docker:dind\n    command: sh -c 'dockerd-entrypoint.sh'\n" });
+    const { out } = await init(dir);
+    expect(out).toContain("compose.yaml: service ci runs its own Docker daemon; it pulls through the mirror (--registry-mirror=http://mirror-kit:5000)");
+    expect(out).toContain("compose.yaml: service odd runs its own Docker daemon, but its command is a string with quotes or variables, which mirror-kit does not rewrite; add --registry-mirror=http://mirror-kit:5000 --insecure-registry=mirror-kit:5000 to its dockerd by hand");
+    expect(out).toContain("next: start the mirror with `docker compose up -d mirror-kit`");
+    expect(out).toContain("`mirror-kit wire docker --apply`");
+  });
+});
+
+describe("host ports the Compose file already publishes", () => {
+  test.each([
+    ["short syntax", '      - "5000:5000"\n', 5001],
+    ["with a host IP", '      - "127.0.0.1:5000:80/tcp"\n', 5001],
+    ["a range", '      - "4999-5002:4999-5002"\n', 5003],
+    ["long syntax", "      - target: 80\n        published: 5000\n", 5001],
+    ["an interpolated default", '      - "${API_PORT:-5000}:80"\n', 5001],
+  ])("%s: the default port moves to the next free one, and init says so", async (_name, ports, expected) => {
+    const dir = project({ "compose.yaml": `services:\n  api:\n    image: busybox\n    ports:\n${ports}`, Vagrantfile: VAGRANTFILE });
+    const { out } = await init(dir);
+    expect(out).toContain(`port 5000 is already published by service "api" in compose.yaml; the mirror uses ${expected}`);
+    expect(readFileSync(join(dir, "compose.yaml"), "utf8")).toContain(`"${expected}:5000"`);
+    expect(readFileSync(join(dir, "Vagrantfile"), "utf8")).toContain(`"MIRROR_KIT_PORT" => "${expected}"`);
+    expect((await init(dir)).out).toContain("everything is up to date");
+  });
+
+  test.each([
+    ["a container port only", "      - 5000\n"],
+    ["udp", '      - "5000:5000/udp"\n'],
+    ["another host port", '      - "8080:5000"\n'],
+  ])("%s is no clash", async (_name, ports) => {
+    const dir = project({ "compose.yaml": `services:\n  api:\n    image: busybox\n    ports:\n${ports}` });
+    await init(dir);
+    expect(readFileSync(join(dir, "compose.yaml"), "utf8")).toContain('"5000:5000"');
+  });
+
+  test("an explicit --port that clashes is refused with a proposal, and nothing is written", async () => {
+    const dir = project({ "compose.yaml": 'services:\n  api:\n    image: busybox\n    ports: ["6000:80", "6001:81"]\n' });
+    const err = await failure(dir, { port: 6000 });
+    expect(err.code).toBe("PORT_IN_USE");
+    expect(err.message).toBe('compose.yaml: port 6000 is already published by service "api"; pick another, e.g. --port 6002');
   });
 });
 

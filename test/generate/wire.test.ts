@@ -18,9 +18,12 @@ function rootWith(files: Record<string, string> = {}): string {
   return root;
 }
 
-async function wire(client: WireClient, root: string, extra: Record<string, unknown> = {}) {
+/** A documentation address (RFC 5737) stands in for the LAN address, so the goldens do not depend on the machine. */
+const LAN = "192.0.2.10";
+
+async function wire(client: WireClient, root: string, extra: Record<string, unknown> = {}, lanAddress: () => string | undefined = () => LAN) {
   const out = new Sink();
-  await runWire({ client, root, ...extra }, { stdout: out });
+  await runWire({ client, root, ...extra }, { stdout: out, lanAddress });
   return out.text;
 }
 
@@ -42,16 +45,52 @@ describe.each(WIRE_CLIENTS)("wire %s", (client) => {
 });
 
 describe("merging with what is there", () => {
-  test("docker: keeps other keys, appends the mirror once, and backs up the old file", async () => {
-    const old = '{"log-driver": "journald", "registry-mirrors": ["https://mirror.gcr.io"]}';
+  test("docker: keeps other keys, puts the mirror first, and backs up the old file", async () => {
+    const old = '{"log-driver": "journald", "registry-mirrors": ["https://mirror.gcr.io"], "insecure-registries": ["old.example:5000"]}';
     const root = rootWith({ "etc/docker/daemon.json": old });
     await wire("docker", root, { apply: true, mirrorUrl: "http://10.0.0.5:5000" });
     expect(JSON.parse(readFileSync(join(root, "etc/docker/daemon.json"), "utf8"))).toEqual({
       "log-driver": "journald",
-      "registry-mirrors": ["https://mirror.gcr.io", "http://10.0.0.5:5000"],
-      "insecure-registries": ["10.0.0.5:5000"],
+      "registry-mirrors": ["http://10.0.0.5:5000", "https://mirror.gcr.io"],
+      "insecure-registries": ["old.example:5000", "10.0.0.5:5000"],
     });
     expect(readFileSync(join(root, "etc/docker/daemon.json.mirror-kit.bak"), "utf8")).toBe(old);
+  });
+
+  test("docker: a later wire replaces its own earlier entry and keeps everyone else's", async () => {
+    const root = rootWith({ "etc/docker/daemon.json": '{"registry-mirrors": ["https://mirror.gcr.io"]}' });
+    await wire("docker", root, { apply: true, host: "10.0.0.5" });
+    await wire("docker", root, { apply: true, host: "10.0.0.6", port: 6000 });
+    expect(JSON.parse(readFileSync(join(root, "etc/docker/daemon.json"), "utf8"))).toEqual({
+      "registry-mirrors": ["http://10.0.0.6:6000", "https://mirror.gcr.io"],
+      "insecure-registries": ["10.0.0.6:6000"],
+    });
+    // A mirror the user added by hand that happens to look like ours is theirs: only recorded entries go.
+    const edited = JSON.parse(readFileSync(join(root, "etc/docker/daemon.json"), "utf8")) as { "registry-mirrors": string[] };
+    edited["registry-mirrors"].push("http://10.0.0.5:5000");
+    writeFileSync(join(root, "etc/docker/daemon.json"), JSON.stringify(edited));
+    await wire("docker", root, { apply: true, host: "10.0.0.7" });
+    expect(JSON.parse(readFileSync(join(root, "etc/docker/daemon.json"), "utf8"))["registry-mirrors"]).toEqual([
+      "http://10.0.0.7:5000",
+      "https://mirror.gcr.io",
+      "http://10.0.0.5:5000",
+    ]);
+  });
+
+  test.each(["buildkit", "k3s"] as const)("%s: uses this machine's LAN address, not 127.0.0.1", async (client) => {
+    const out = await wire(client, rootWith());
+    expect(out).toContain(`${LAN}:5000`);
+    expect(out).not.toContain("127.0.0.1");
+    expect(await wire(client, rootWith(), { host: "10.0.0.9" })).toContain("10.0.0.9:5000");
+  });
+
+  test.each(["buildkit", "k3s"] as const)("%s: without a detectable LAN address it requires --host and writes nothing", async (client) => {
+    const root = rootWith();
+    const err = await wire(client, root, { apply: true }, () => undefined).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GenerateError);
+    expect((err as GenerateError).code).toBe("BAD_OPTION");
+    expect((err as GenerateError).message).toMatch(/cannot detect this machine's LAN address .*pass --host ADDRESS/);
+    expect(readTree(root)).toEqual({});
   });
 
   test("docker: an https mirror is not listed as insecure", async () => {
@@ -93,15 +132,15 @@ describe("merging with what is there", () => {
     const text = readFileSync(join(root, "etc/buildkit/buildkitd.toml"), "utf8");
     expect(text.startsWith('debug = true\n[worker.oci]\n  max-parallelism = 4\n\n# >>> mirror-kit >>>')).toBe(true);
     expect(text.match(/# >>> mirror-kit >>>/g)).toHaveLength(1);
-    expect(text).toContain('[registry."127.0.0.1:6000"]\n  http = true');
+    expect(text).toContain(`[registry."${LAN}:6000"]\n  http = true`);
   });
 
   test("k3s: the mirror goes first in an existing endpoint list and other settings stay", async () => {
     const root = rootWith({ "etc/rancher/k3s/registries.yaml": 'mirrors:\n  docker.io:\n    endpoint:\n      - "https://other.example"\nconfigs:\n  other.example:\n    auth: {username: u}\n' });
     await wire("k3s", root, { apply: true });
     const data = parse(readFileSync(join(root, "etc/rancher/k3s/registries.yaml"), "utf8")) as { mirrors: Record<string, { endpoint: string[] }>; configs: object };
-    expect(data.mirrors["docker.io"]?.endpoint).toEqual(["http://127.0.0.1:5000", "https://other.example"]);
-    expect(data.mirrors["ghcr.io"]?.endpoint).toEqual(["http://127.0.0.1:5000"]);
+    expect(data.mirrors["docker.io"]?.endpoint).toEqual([`http://${LAN}:5000`, "https://other.example"]);
+    expect(data.mirrors["ghcr.io"]?.endpoint).toEqual([`http://${LAN}:5000`]);
     expect(data.configs).toEqual({ "other.example": { auth: { username: "u" } } });
     expect(existsSync(join(root, "etc/rancher/k3s/registries.yaml.mirror-kit.bak"))).toBe(true);
   });

@@ -127,4 +127,27 @@ describe("mirror-kit up / down", () => {
       await foreign.remove({ force: true });
     }
   });
+
+  test("--storage naming a folder that does not exist is a clear error naming it, and leaves no container", async () => {
+    const missing = join(scratch, "no-such-folder");
+    const err = await up(await freePort(), { storage: missing }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GenerateError);
+    expect((err as GenerateError).code).toBe("BAD_OPTION");
+    expect((err as GenerateError).message).toBe(`--storage ${missing}: no such folder on the Docker host; create it first (mkdir -p ${missing}) or give a volume name`);
+    expect(await containersNamed()).toHaveLength(0);
+  });
+
+  test("a mirror that exits at start is reported with its log at once and removed, never left crash-looping", async () => {
+    const folder = join(scratch, "cache-crash");
+    mkdirSync(folder);
+    const started = Date.now();
+    // Stands in for a server refusing its storage: it names the folder the way serve does, from the environment up sets.
+    const command = ["sh", "-c", 'echo "mirror-kit: cannot use storage folder $MIRROR_KIT_STORAGE_HOST_PATH (mounted at /var/lib/mirror-kit): EACCES" >&2; exit 1'];
+    const err = await up(await freePort(), { storage: folder, command, waitTimeoutMs: 60_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GenerateError);
+    expect((err as GenerateError).message).toContain(`container ${NAME} did not become healthy: it exited (code 1); it was removed`);
+    expect((err as GenerateError).message).toContain(`cannot use storage folder ${folder} (mounted at /var/lib/mirror-kit)`);
+    expect(Date.now() - started, "a crash is the answer; no waiting out the 60 s health timeout").toBeLessThan(45_000);
+    expect(await containersNamed()).toHaveLength(0);
+  });
 });

@@ -10,8 +10,10 @@ export interface MirrorOptions {
   /** Network alias; clients do not use it (they come through the host), upstream configs may. */
   alias: string;
   env: Record<string, string>;
-  /** The port the server listens on inside the container (5000 unless the env moves it). */
+  /** The port the server listens on inside the container (5000 unless the env or command moves it). */
   port?: number;
+  /** Arguments after the image name (default: the image's CMD, `serve`). */
+  command?: string[];
 }
 
 export interface StopResult {
@@ -34,8 +36,10 @@ export class MirrorContainer {
 
   static async start(h: E2eHarness, opts: MirrorOptions): Promise<MirrorContainer> {
     const port = opts.port ?? 5000;
+    const image = new GenericContainer(h.img.mirrorKit);
+    if (opts.command) image.withCommand(opts.command);
     const container = h.track(
-      await new GenericContainer(h.img.mirrorKit)
+      await image
         .withLabels(h.labels)
         .withNetwork(h.network)
         .withNetworkAliases(opts.alias)
