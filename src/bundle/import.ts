@@ -171,12 +171,10 @@ async function manifestTree(p: Publisher, ref: ImageReference, digest: string, d
       await p.link(ref, child.digest);
     }
   } else {
-    for (const d of [doc.config, ...(doc.layers ?? [])]) {
-      if (d && !Array.isArray((d as { urls?: unknown }).urls)) {
-        await p.blob(d.digest, p.blobPath(d.digest), d.size);
-        await p.linkBlob(ref, d.digest);
-      }
-    }
+    const blobs = [doc.config, ...(doc.layers ?? [])].filter((d): d is { digest: string; size: number } => !!d && !Array.isArray((d as { urls?: unknown }).urls));
+    // Every blob verified and present first: an incomplete image leaves no repository link behind.
+    for (const d of blobs) await p.blob(d.digest, p.blobPath(d.digest), d.size);
+    for (const d of blobs) await p.linkBlob(ref, d.digest);
   }
   await p.manifest(digest, mediaType, body);
   return mediaType;
