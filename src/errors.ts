@@ -18,6 +18,7 @@
 //     MK_CERT_BAD_SAN          `mirror-kit cert --san` is neither a DNS name nor an IP address
 //     MK_CERT_BAD_CA           an existing CA in the cert folder is incomplete or unusable (never overwritten)
 //     MK_CERT_WRITE_FAILED     a certificate or key file cannot be written
+//     MK_MIRROR_API            a running mirror's API cannot be read (status, ls, doctor)
 //     MK_INTERNAL              an invariant of our own code was broken (a bug; report it)
 //
 // `headers` are the response headers that belong to the error (a 401's WWW-Authenticate, a 429's

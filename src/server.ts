@@ -9,6 +9,8 @@ import { MirrorKitError } from "./errors.js";
 import { createHandler } from "./http/handler.js";
 import { createLogger, type Logger } from "./observe/log.js";
 import { Metrics } from "./observe/metrics.js";
+import { StatusModel } from "./observe/status.js";
+import { StatusStreams } from "./http/status-routes.js";
 import { BlobService } from "./proxy/blobs.js";
 import { FreshnessPolicy } from "./proxy/freshness.js";
 import { Holdings } from "./proxy/holdings.js";
@@ -47,12 +49,15 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   await auth.start();
   const store = await FsStore.open(config.storage);
   const freshness = new FreshnessPolicy(config.tagRules, config.semverTagsImmutable);
+  const upstreams = new Upstreams(config, log, metrics);
+  const status = await StatusModel.start({ config, metrics, log, breakers: upstreams });
+  store.onPublish = (n) => status.published(n);
   if (config.cacheMaxBytes > 0) {
     const cap = new SizeCap(
       store.layout,
       config.cacheMaxBytes,
       (r) => {
-        metrics.cacheBytes.set(r.sizeAfter);
+        status.evicted(r);
         if (r.evicted.length === 0) return;
         metrics.evictedBytes.inc(r.sizeBefore - r.sizeAfter);
         log.info({ evicted: r.evicted.length, freedBytes: r.sizeBefore - r.sizeAfter, sizeBytes: r.sizeAfter, capBytes: config.cacheMaxBytes }, "cache over its size cap: least recently used content evicted");
@@ -61,19 +66,23 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
       config.evictionGraceMs,
       (upstream, name, tag) => freshness.pinned(upstream, name, tag),
     );
-    store.onPublish = (n) => cap.published(n);
+    store.onPublish = (n) => {
+      status.published(n);
+      cap.published(n);
+    };
     void cap.trigger();
   }
-  const upstreams = new Upstreams(config, log, metrics);
+  const streams = new StatusStreams();
   const holdings = new Holdings({ store, upstreams, maxAgeMs: config.cacheMaxAgeMs });
   const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs });
   const manifests = new ManifestService({ store, holdings, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes });
   let listener;
   try {
-    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store, auth }), log);
+    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store, auth, status, streams }), log);
     await listen(listener.server, config.host, config.port);
   } catch (err) {
     listener?.close();
+    await status.close();
     await upstreams.close();
     throw err;
   }
@@ -90,12 +99,14 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
       listener.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      streams.closeAll();
       const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
       await Promise.race([closed, timer]);
       await blobs.cancelAll("mirror shutting down");
       server.closeAllConnections();
       await closed;
       await upstreams.close();
+      await status.close();
       log.info("mirror-kit stopped");
     })();
     return closing;

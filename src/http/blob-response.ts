@@ -131,6 +131,7 @@ async function sendFile(blob: OpenBlob, start: number, end: number, res: ServerR
         wake?.();
       });
       metrics.servedBytes.inc({ source: "cache" }, n);
+      metrics.events.emit("served", { kind: "blob", source: "cache", bytes: n });
       if (!ok && !hangup.signal.aborted) await once(res, "drain", { signal: hangup.signal }).catch(() => undefined);
     }
     res.end();
@@ -162,6 +163,7 @@ async function pump(batches: AsyncIterable<Batch>, hangup: AbortController, res:
       });
       res.uncork();
       metrics.servedBytes.inc({ source: "upstream" }, bytes);
+      metrics.events.emit("served", { kind: "blob", source: "upstream", bytes });
       if (!ok && !hangup.signal.aborted) await once(res, "drain", { signal: hangup.signal }).catch(() => undefined);
       if (hangup.signal.aborted) throw prematureClose();
     }

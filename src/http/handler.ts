@@ -16,9 +16,11 @@ import { catalog, listTags } from "../proxy/listing.js";
 import type { ManifestService } from "../proxy/manifests.js";
 import { resolveTarget, type Target } from "../proxy/route.js";
 import type { Upstreams } from "../proxy/upstreams.js";
+import type { StatusModel } from "../observe/status.js";
 import type { TagStore } from "../store/store.js";
 import { byteRange, sendBlob, setBlobHeaders } from "./blob-response.js";
 import { matchRoute, type Route } from "./routes.js";
+import { describeRequest, isStatusRoute, serveStatusRoute, type StatusStreams } from "./status-routes.js";
 
 export interface HandlerDeps {
   config: MirrorConfig;
@@ -30,6 +32,8 @@ export interface HandlerDeps {
   tags: TagStore;
   /** The one authentication layer: every route passes it (its config names the open paths). */
   auth: Authenticator;
+  status: StatusModel;
+  streams: StatusStreams;
 }
 
 const API_VERSION = "registry/2.0";
@@ -51,6 +55,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
     res.on("close", () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       deps.metrics.httpRequests.inc({ method: req.method ?? "?", route: route.kind, status: String(res.statusCode) });
+      deps.metrics.events.emit("request", describeRequest(req, res, route, url.searchParams.get("ns"), deps.config));
       deps.log.info(
         {
           reqId: id,
@@ -100,6 +105,7 @@ async function dispatch(
     res.end(await deps.metrics.registry.metrics());
     return;
   }
+  if (isStatusRoute(route)) return serveStatusRoute(route, req, res, deps.status, deps.streams, deps.config);
   if (route.kind === "unknown") throw noSuchEndpoint();
   if (method !== "GET" && method !== "HEAD") {
     throw new MirrorError("UNSUPPORTED", "this is a pull-through cache: only pulls (GET, HEAD) are supported");
@@ -135,6 +141,7 @@ async function dispatch(
       res.setHeader("docker-content-digest", answer.digest.value);
       res.setHeader("etag", `"${answer.digest.value}"`);
       res.setHeader("x-mirror-cache", answer.cache);
+      if (method === "GET") deps.metrics.events.emit("served", { kind: "manifest", source: answer.cache === "MISS" ? "upstream" : "cache", bytes: answer.body.byteLength });
       res.end(method === "HEAD" ? undefined : answer.body);
       return;
     }

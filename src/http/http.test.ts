@@ -23,7 +23,17 @@ describe("Range on a 100-byte blob", () => {
 });
 
 describe("routes", () => {
-  it.each([["/"], ["/favicon.ico"], ["/v2/x"], ["/v3/"], ["/v2/x/nothing/here"]])("%s is unknown", (path) => {
+  it.each([["/favicon.ico"], ["/v2/x"], ["/v3/"], ["/v2/x/nothing/here"], ["/ui/../x"], ["/api/v1/nothing"]])("%s is unknown", (path) => {
     expect(matchRoute(path).kind).toBe("unknown");
+  });
+
+  it.each([
+    ["/", "dashboard"],
+    ["/ui/app.js", "ui"],
+    ["/api/v1/status", "status"],
+    ["/api/v1/events", "status-events"],
+    ["/api/v1/repositories", "repositories"],
+  ])("%s is the mirror's own %s route", (path, kind) => {
+    expect(matchRoute(path).kind).toBe(kind);
   });
 });

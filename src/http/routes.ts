@@ -11,6 +11,11 @@ export type Route =
   | { kind: "referrers"; name: string }
   | { kind: "healthz" }
   | { kind: "metrics" }
+  | { kind: "dashboard" }
+  | { kind: "ui"; file: string }
+  | { kind: "status" }
+  | { kind: "status-events" }
+  | { kind: "repositories" }
   | { kind: "unknown" };
 
 const PATTERNS: [RegExp, (m: RegExpExecArray) => Route][] = [
@@ -23,6 +28,11 @@ const PATTERNS: [RegExp, (m: RegExpExecArray) => Route][] = [
   [/^\/v2\/(.+)\/referrers\/([^/]+)$/, (m) => ({ kind: "referrers", name: m[1] as string })],
   [/^\/healthz$/, () => ({ kind: "healthz" })],
   [/^\/metrics$/, () => ({ kind: "metrics" })],
+  [/^\/$/, () => ({ kind: "dashboard" })],
+  [/^\/ui\/([a-z0-9.-]{1,64})$/, (m) => ({ kind: "ui", file: m[1] as string })],
+  [/^\/api\/v1\/status$/, () => ({ kind: "status" })],
+  [/^\/api\/v1\/events$/, () => ({ kind: "status-events" })],
+  [/^\/api\/v1\/repositories$/, () => ({ kind: "repositories" })],
 ];
 
 export function matchRoute(pathname: string): Route {

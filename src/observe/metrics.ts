@@ -1,8 +1,14 @@
 // Prometheus metrics, one registry per server instance (several mirrors can share a process in tests).
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { ProxyEvents } from "./events.js";
 
 export class Metrics {
   readonly registry = new Registry();
+  /**
+   * The same observations as events, for the status model. Carried here because every part that
+   * reports a metric already holds this object, so reporting an event needs no new wiring.
+   */
+  readonly events = new ProxyEvents();
   readonly httpRequests = new Counter({
     name: "mirrorkit_http_requests_total",
     help: "Client requests by method, route and status",
@@ -47,7 +53,29 @@ export class Metrics {
 
   readonly cacheBytes = new Gauge({
     name: "mirrorkit_cache_size_bytes",
-    help: "Bytes of published content in the cache (known when a size cap is set)",
+    help: "Bytes of published content in the cache (blobs and manifests)",
+    registers: [this.registry],
+  });
+  readonly cacheObjects = new Gauge({
+    name: "mirrorkit_cache_objects",
+    help: "Published objects (blobs and manifests) in the cache",
+    registers: [this.registry],
+  });
+  readonly savedBytes = new Counter({
+    name: "mirrorkit_saved_bytes_total",
+    help: "Bytes served from the cache, each of which an upstream did not have to send",
+    registers: [this.registry],
+  });
+  readonly rateLimitRemaining = new Gauge({
+    name: "mirrorkit_upstream_ratelimit_remaining",
+    help: "Pull budget left at an upstream, from its ratelimit-remaining header (last seen)",
+    labelNames: ["upstream"] as const,
+    registers: [this.registry],
+  });
+  readonly rateLimitLimit = new Gauge({
+    name: "mirrorkit_upstream_ratelimit_limit",
+    help: "Pull budget per window at an upstream, from its ratelimit-limit header (last seen)",
+    labelNames: ["upstream"] as const,
     registers: [this.registry],
   });
   readonly evictedBytes = new Counter({

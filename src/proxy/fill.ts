@@ -137,6 +137,10 @@ export class BlobFill {
     const writer = await store.createWriter(digest);
     this.writer = writer;
     this.o.metrics.activeFills.inc();
+    const events = this.o.metrics.events;
+    const started = Date.now();
+    let ok = false;
+    events.emit("fillStart", { digest: digest.value, upstream: client.name, name: this.o.name });
     try {
       const body = download({
         client,
@@ -163,12 +167,14 @@ export class BlobFill {
       this.wake();
       await writer.publish();
       this.o.log.debug({ upstream: client.name, digest: digest.value, size: writer.written }, "blob cached");
+      ok = true;
     } catch (err) {
       await this.flushing?.catch(() => undefined);
       await writer.cancel();
       throw err;
     } finally {
       this.o.metrics.activeFills.dec();
+      events.emit("fillEnd", { digest: digest.value, upstream: client.name, ok, bytes: this.received, ms: Date.now() - started });
     }
   }
 
@@ -193,6 +199,7 @@ export class BlobFill {
       this.received += n;
     }
     this.o.metrics.upstreamBytes.inc({ upstream: this.o.client.name }, buf.byteLength);
+    this.o.metrics.events.emit("fillProgress", { digest: this.o.digest.value, received: this.received, size: this.size });
     this.flushing ??= this.flush();
     this.wake();
   }

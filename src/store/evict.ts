@@ -65,6 +65,12 @@ export async function evict(layout: Layout, options: EvictOptions): Promise<Evic
   return { sizeBefore, sizeAfter: size, evicted };
 }
 
+/** Bytes and count of published content (blobs and manifests), as eviction sees it. */
+export async function cacheUsage(layout: Layout): Promise<{ bytes: number; objects: number }> {
+  const entries = await scanBlobs(layout);
+  return { bytes: entries.reduce((n, e) => n + e.size, 0), objects: entries.length };
+}
+
 async function scanBlobs(layout: Layout): Promise<Entry[]> {
   const out: Entry[] = [];
   const root = join(layout.root, "blobs");

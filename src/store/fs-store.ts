@@ -28,6 +28,11 @@ export class FsStore implements Store {
     this.layout = new Layout(root);
   }
 
+  /** A store over a folder another process may be using (`mirror-kit ls`): read only, nothing created or removed. */
+  static view(root: string): FsStore {
+    return new FsStore(root);
+  }
+
   /** Open (creating) a store; leftovers of downloads interrupted by a crash are removed unless shared. */
   static async open(root: string, options: { shared?: boolean } = {}): Promise<FsStore> {
     const store = new FsStore(root);

@@ -3,6 +3,7 @@
 import { Buffer } from "node:buffer";
 import type { Dispatcher } from "undici";
 import type { UpstreamConfig } from "../config/resolve.js";
+import { parseRateLimit, parseRetryAfter } from "../observe/events.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { CircuitBreaker } from "./breaker.js";
@@ -87,6 +88,7 @@ export class UpstreamClient {
     }
     const headers: Record<string, string> = { "user-agent": "mirror-kit", ...options.headers };
     if (authorization) headers.authorization = authorization;
+    const started = Date.now();
     try {
       const res = await this.request({
         origin: url.origin,
@@ -102,11 +104,13 @@ export class UpstreamClient {
       }
       this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: String(res.statusCode) });
       this.log.debug({ upstream: this.name, method, url: redactUrl(url), status: res.statusCode }, "upstream request");
+      this.report(method, started, res);
       return res;
     } catch (err) {
       this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: "error" });
       if (options.signal?.aborted) throw err;
       const reason = (err as { code?: string }).code ?? (err as Error).message;
+      this.metrics.events.emit("upstream", { at: started, upstream: this.name, method, ms: Date.now() - started, error: String(reason) });
       if (!isNetworkFailure(err)) {
         // A request undici refuses to send (a token with a control character, a bad header value)
         // is about this exchange, not the upstream's health: no breaker, no "unreachable".
@@ -117,6 +121,22 @@ export class UpstreamClient {
       this.log.warn({ upstream: this.name, method, url: redactUrl(url), err: reason }, "upstream unreachable");
       throw new UpstreamError(this.name, "unreachable", String(reason), undefined, undefined, { cause: err });
     }
+  }
+
+  /** The exchange as an event: status, latency, and the rate-limit budget the upstream announced. */
+  private report(method: string, started: number, res: UpstreamResponse): void {
+    const rateLimit = parseRateLimit(headerString(res.headers["ratelimit-limit"]), headerString(res.headers["ratelimit-remaining"]));
+    const retryAfterMs = res.statusCode === 429 || res.statusCode === 503 ? parseRetryAfter(headerString(res.headers["retry-after"])) : undefined;
+    this.metrics.events.emit("upstream", {
+      at: started,
+      upstream: this.name,
+      method,
+      status: res.statusCode,
+      ms: Date.now() - started,
+      ...(res.statusCode >= 400 && res.statusCode !== 401 && res.statusCode !== 404 ? { error: `status ${res.statusCode}` } : {}),
+      ...(rateLimit ? { rateLimit } : {}),
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
   }
 
   private cachedAuth(scope: string): string | undefined {

@@ -21,6 +21,7 @@ const PACKAGE_OF: Record<string, string> = {
   curl: "curl",
   htpasswd: "apache2-utils (apt-get install --no-install-recommends apache2-utils)",
   tinyproxy: "tinyproxy (apt-get install --no-install-recommends tinyproxy)",
+  chromium: "chromium (apt-get install --no-install-recommends chromium)",
 };
 
 export function which(tool: string): string | undefined {
