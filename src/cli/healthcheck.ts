@@ -1,5 +1,7 @@
 // `mirror-kit healthcheck`: exit 0 when the mirror answers GET /healthz with 200, 1 otherwise. It finds
 // the mirror the way serve was configured: its own serve flags, else a running serve's record, else env + config file.
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { parseArgs } from "node:util";
 import type { Env } from "../config/load.js";
 import type { Output } from "../generate/init.js";
@@ -48,17 +50,19 @@ async function configuredTarget(args: ServeArgs, env: Env): Promise<Omit<ServeRe
 async function probe(target: Omit<ServeRecord, "pid">, timeoutMs: number): Promise<{ url: string; ok: boolean; detail: string }> {
   const url = `${target.url}/healthz`;
   if (target.tls?.clientAuth) return { url, ...(await mutualTlsAnswer(new URL(target.url), timeoutMs)) };
-  try {
-    const init: RequestInit = { signal: AbortSignal.timeout(timeoutMs) };
-    // Node's fetch takes undici's dispatcher option; its type lives in undici-types, not in RequestInit.
-    if (url.startsWith("https:")) Object.assign(init, { dispatcher: await loopbackTlsAgent() });
-    const res = await fetch(url, init);
-    await res.body?.cancel();
-    return { url, ok: res.status === 200, detail: `(HTTP ${res.status})` };
-  } catch (err) {
-    const e = err as Error & { cause?: { code?: string; message?: string } };
-    return { url, ok: false, detail: `(${e.cause?.code ?? e.name}: ${e.cause?.message ?? e.message})` };
-  }
+  // node:http, not fetch: fetch refuses the WHATWG "bad ports" (6000-6063 and others), and a mirror
+  // may well listen on one of them.
+  const request = url.startsWith("https:") ? httpsRequest : httpRequest;
+  return new Promise((resolve) => {
+    // The probe talks to its own listener over loopback: the certificate names what clients use, not 127.0.0.1.
+    const req = request(url, { rejectUnauthorized: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve({ url, ok: res.statusCode === 200, detail: `(HTTP ${res.statusCode})` });
+    });
+    req.on("timeout", () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: "ETIMEDOUT" })));
+    req.on("error", (err: NodeJS.ErrnoException) => resolve({ url, ok: false, detail: `(${err.code ?? err.name}: ${err.message})` }));
+    req.end();
+  });
 }
 
 /**
@@ -84,12 +88,6 @@ async function mutualTlsAnswer(url: URL, timeoutMs: number): Promise<{ ok: boole
     socket.on("data", (chunk: Buffer) => done(/^HTTP\/1\.1 200 /.test(chunk.toString("latin1")), `(${chunk.toString("latin1").split("\r\n")[0]})`));
     socket.on("end", () => done(false, "(the listener closed the connection)"));
   });
-}
-
-/** The probe talks to its own listener over loopback: the name on the certificate is the one clients use, not 127.0.0.1. */
-async function loopbackTlsAgent(): Promise<unknown> {
-  const { Agent } = await import("undici");
-  return new Agent({ connect: { rejectUnauthorized: false } });
 }
 
 /**

@@ -88,13 +88,14 @@ describe("mirror-kit cert", () => {
     expect(await openssl("x509", "-in", join(out, "server.crt"), "-noout", "-ext", "subjectAltName")).toContain("DNS:later.lan");
   });
 
-  it("refuses a CA certificate without its key, and a bad --san, without touching the files", async () => {
+  it("refuses a CA certificate without its key (exit 1), and a bad --san (exit 2), without touching the files", async () => {
     const out = join(dir, "broken");
     expect((await cert(out)).code).toBe(0);
     const ca = await readFile(join(out, "ca.crt"), "utf8");
     await rm(join(out, "ca.key"));
+    // A broken CA on disk is a runtime failure (exit 1); a bad flag is a usage error (exit 2).
     const r = await cert(out);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${join(out, "ca.key")} is missing`);
     expect(await readFile(join(out, "ca.crt"), "utf8")).toBe(ca);
 
@@ -104,7 +105,7 @@ describe("mirror-kit cert", () => {
 
     await writeFile(join(out, "ca.key"), "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n", { mode: 0o600 });
     const garbled = await cert(out);
-    expect(garbled.code).toBe(2);
+    expect(garbled.code).toBe(1);
     expect(garbled.stderr).toContain("cannot reuse this CA");
     expect(await readFile(join(out, "ca.crt"), "utf8")).toBe(ca);
   });
