@@ -152,3 +152,17 @@ proxy:
     expect(parseListen(input)).toEqual({ host, port });
   });
 });
+
+describe("upstream deadlines and bounds", () => {
+  it("has a total deadline of a few seconds by default", async () => {
+    const { config } = await loadConfig();
+    expect(config.defaultUpstream.deadlineMs).toBe(10_000);
+  });
+
+  it.each(["0s", "0ms", "soon"])("refuses upstream.deadline %j, naming the field", async (value) => {
+    const path = await file(`upstream:\n  deadline: ${value}\n`);
+    const err = await loadConfig({ file: path }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain("upstream.deadline");
+  });
+});

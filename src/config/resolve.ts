@@ -17,6 +17,8 @@ export interface UpstreamConfig {
   readonly tagFreshnessMs: number;
   /** Whether clients without credentials may read it (see upstreams.*.access). */
   readonly access: "authenticated" | "anonymous";
+  /** Total deadline of one exchange with this upstream (upstream.deadline). */
+  readonly deadlineMs: number;
 }
 
 export interface AuthConfig {
@@ -110,6 +112,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
       officialImages: user.officialImages ?? builtin?.officialImages ?? false,
       tagFreshnessMs: user.tagFreshness ?? cfg.cache.tagFreshness,
       access: user.access ?? (user.username !== undefined ? "authenticated" : "anonymous"),
+      deadlineMs: cfg.upstream.deadline,
     });
   }
   if (!cfg.auth.htpasswd) {

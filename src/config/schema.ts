@@ -140,6 +140,12 @@ export const configSchema = z
         connectTimeout: positiveDuration.default(5_000),
         /** Time to response headers, and the longest silence inside a body. Default 30s. */
         responseTimeout: positiveDuration.default(30_000),
+        /**
+         * Total time for one exchange with an upstream: a manifest or tag-list GET (headers and
+         * body), a HEAD, a token request, a blob GET until its headers. Past it the cached copy is
+         * served (STALE) when there is one, else 503. Default 10s; must be greater than zero.
+         */
+        deadline: positiveDuration.default(10_000),
         /** Times a blob download that drops mid-stream is resumed with a Range request. Default 5. */
         maxResumes: z.number().int().min(0).default(5),
         /**

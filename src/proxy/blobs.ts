@@ -53,9 +53,12 @@ export class BlobService {
     }
     const client = this.o.upstreams.client(target.upstream);
     try {
-      const res = await client.fetch("HEAD", `${target.name}/blobs/${digest.value}`, { scope: `repository:${target.name}:pull` });
-      await ensureOk(client.name, res, `blob ${digest.value}`);
-      await discard(res);
+      const res = await client.exchange(`blob ${digest.value} (HEAD)`, async (signal) => {
+        const res = await client.fetch("HEAD", `${target.name}/blobs/${digest.value}`, { scope: `repository:${target.name}:pull`, signal });
+        await ensureOk(client.name, res, `blob ${digest.value}`);
+        await discard(res);
+        return res;
+      });
       const size = Number(headerString(res.headers["content-length"]));
       if (!Number.isSafeInteger(size) || size < 0) throw upstreamFault("UNAVAILABLE", `upstream ${client.name} sent no size for ${digest.value}`);
       await this.o.holdings.link(target, "blob", digest);

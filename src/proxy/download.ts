@@ -37,16 +37,25 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
         size = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
         o.onStart(size);
       }
-      for await (const chunk of res.body) {
-        received += (chunk as Buffer).byteLength;
-        yield chunk as Buffer;
+      // The request's own signal was the deadline's, which ends with the headers; the download's
+      // signal (orphan timeout, shutdown) must still be able to stop the body.
+      const body = res.body;
+      const stop = () => body.destroy(o.signal.reason as Error);
+      o.signal.addEventListener("abort", stop, { once: true });
+      try {
+        for await (const chunk of body) {
+          received += (chunk as Buffer).byteLength;
+          yield chunk as Buffer;
+        }
+      } finally {
+        o.signal.removeEventListener("abort", stop);
       }
       return;
     } catch (err) {
       res?.body.destroy();
       if (o.signal.aborted) throw o.signal.reason;
       // Only a connection that failed after bytes arrived is resumed; an answer (4xx, 5xx) is final.
-      const connection = err instanceof UpstreamError ? err.failure === "unreachable" && received > 0 : !(err instanceof MirrorError) && res !== undefined;
+      const connection = err instanceof UpstreamError ? (err.failure === "unreachable" || err.failure === "timeout") && received > 0 : !(err instanceof MirrorError) && res !== undefined;
       if (!connection || resumes >= o.maxResumes) throw err;
       resumes++;
       o.metrics.fillResumes.inc({ upstream: o.client.name });
@@ -65,7 +74,8 @@ async function request(o: DownloadOptions, offset: number): Promise<UpstreamResp
   const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
   // The breaker is for the registry's health; a download's own retries must not trip it, nor be
   // stopped by it, or one dropped connection would cost the whole download.
-  const res = await client.fetch("GET", `${name}/blobs/${digest.value}`, { headers, scope: `repository:${name}:pull`, signal: o.signal, breaker: false });
+  // The deadline covers the answer's headers only: the body's pace is the throughput floor's matter.
+  const res = await client.exchange(`blob ${digest.value}`, (signal) => client.fetch("GET", `${name}/blobs/${digest.value}`, { headers, scope: `repository:${name}:pull`, signal, breaker: false }), o.signal);
   if (offset === 0) {
     await ensureOk(client.name, res, `blob ${digest.value}`);
     return res;

@@ -47,15 +47,19 @@ async function fetchTags(client: UpstreamClient, target: Target, n: number | und
   if (n !== undefined) upstreamQuery.set("n", String(n));
   if (last !== null) upstreamQuery.set("last", last);
   const qs = upstreamQuery.toString();
-  const res = await client.fetch("GET", `${target.name}/tags/list${qs ? `?${qs}` : ""}`, { scope: `repository:${target.name}:pull` });
-  await ensureOk(client.name, res, "tags/list");
-  let text: string;
-  try {
-    text = (await readLimited(res, LIST_BODY_LIMIT)).toString("utf8");
-  } catch (err) {
-    if (err instanceof RangeError) return "too-big";
-    throw new UpstreamError(client.name, "unreachable", `tags/list: ${(err as Error).message}`, undefined, undefined, { cause: err });
-  }
+  // Headers and body under one deadline: a trickling list must not hold the client past it.
+  const read = await client.exchange("tags/list", async (signal) => {
+    const res = await client.fetch("GET", `${target.name}/tags/list${qs ? `?${qs}` : ""}`, { scope: `repository:${target.name}:pull`, signal });
+    await ensureOk(client.name, res, "tags/list");
+    try {
+      return { res, text: (await readLimited(res, LIST_BODY_LIMIT)).toString("utf8") };
+    } catch (err) {
+      if (err instanceof RangeError) return "too-big" as const;
+      throw new UpstreamError(client.name, "unreachable", `tags/list: ${(err as Error).message}`, undefined, undefined, { cause: err });
+    }
+  });
+  if (read === "too-big") return read;
+  const { res, text } = read;
   let body: unknown;
   try {
     body = JSON.parse(text);

@@ -106,8 +106,11 @@ export class ManifestService {
     const client = this.o.upstreams.client(target.upstream);
     if (cached && client.isOffline()) return this.stale(target, tag, cached, "upstream offline (circuit open)");
     try {
-      const head = await client.fetch("HEAD", `${target.name}/manifests/${tag}`, { headers: { accept: UPSTREAM_ACCEPT }, scope: scopeOf(target) });
-      await discard(head);
+      const head = await client.exchange(`manifest ${tag} (HEAD)`, async (signal) => {
+        const res = await client.fetch("HEAD", `${target.name}/manifests/${tag}`, { headers: { accept: UPSTREAM_ACCEPT }, scope: scopeOf(target), signal });
+        await discard(res);
+        return res;
+      });
       if (head.statusCode === 404) {
         // Upstream is authoritative about a tag it says is gone.
         await store.deleteTag(up, target.name, tag);
@@ -156,15 +159,18 @@ export class ManifestService {
 
   /** GET a manifest, check it (size, JSON, digest), and store it byte for byte. */
   private async download(client: UpstreamClient, target: Target, reference: string, expected: Digest | undefined): Promise<Omit<ManifestAnswer, "cache">> {
-    const res = await client.fetch("GET", `${target.name}/manifests/${reference}`, { headers: { accept: UPSTREAM_ACCEPT }, scope: scopeOf(target) });
-    await ensureOk(client.name, res, `manifest ${reference}`);
-    let body: Buffer;
-    try {
-      body = await readLimited(res, this.o.manifestMaxBytes);
-    } catch (err) {
-      if (err instanceof RangeError) throw upstreamFault("MANIFEST_INVALID", `upstream manifest ${reference} is larger than ${this.o.manifestMaxBytes} bytes`);
-      throw new UpstreamError(client.name, "unreachable", `manifest ${reference}: ${(err as Error).message}`, undefined, undefined, { cause: err });
-    }
+    // Headers and body under one deadline: a trickling body must not hold the flight (and every
+    // client waiting on it) past it.
+    const { res, body } = await client.exchange(`manifest ${reference}`, async (signal) => {
+      const res = await client.fetch("GET", `${target.name}/manifests/${reference}`, { headers: { accept: UPSTREAM_ACCEPT }, scope: scopeOf(target), signal });
+      await ensureOk(client.name, res, `manifest ${reference}`);
+      try {
+        return { res, body: await readLimited(res, this.o.manifestMaxBytes) };
+      } catch (err) {
+        if (err instanceof RangeError) throw upstreamFault("MANIFEST_INVALID", `upstream manifest ${reference} is larger than ${this.o.manifestMaxBytes} bytes`);
+        throw new UpstreamError(client.name, "unreachable", `manifest ${reference}: ${(err as Error).message}`, undefined, undefined, { cause: err });
+      }
+    });
     const announced = optionalDigest(headerString(res.headers["docker-content-digest"]));
     const digest = expected ?? (announced ? digestOf(body, announced.algorithm) : digestOf(body));
     const actual = digestOf(body, digest.algorithm);

@@ -8,6 +8,7 @@ import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { CircuitBreaker } from "./breaker.js";
 import { parseChallenge, type Challenge } from "./challenge.js";
+import { raceSignal, withDeadline } from "./deadline.js";
 import { redactUrl, UpstreamError } from "./errors.js";
 
 export type UpstreamResponse = Dispatcher.ResponseData;
@@ -51,6 +52,14 @@ export class UpstreamClient {
   /** True while the upstream is being skipped after a connection failure. */
   isOffline(): boolean {
     return this.breaker.isOpen();
+  }
+
+  /**
+   * Run one exchange (requests, auth round trips, body read) under this upstream's total deadline;
+   * pass the signal fn gets to fetch(). Expiry throws UpstreamError "timeout".
+   */
+  exchange<T>(what: string, fn: (signal: AbortSignal) => Promise<T>, parent?: AbortSignal): Promise<T> {
+    return withDeadline(this.name, what, this.config.deadlineMs, fn, parent);
   }
 
   /**
@@ -162,11 +171,15 @@ export class UpstreamClient {
     const scope = options.scope;
     let flight = this.tokenFlights.get(scope);
     if (!flight) {
-      // Shared by every request for this scope: one caller's abort must not fail the others.
-      flight = this.fetchToken(challenge, scope).finally(() => this.tokenFlights.delete(scope));
+      // Shared by every request for this scope: one caller's abort must not fail the others, so the
+      // flight has its own deadline (a trickling realm releases every waiter when it expires).
+      flight = withDeadline(this.name, "token request", this.config.deadlineMs, (signal) => this.fetchToken(challenge, scope, signal)).finally(() =>
+        this.tokenFlights.delete(scope),
+      );
       this.tokenFlights.set(scope, flight);
     }
-    const token = await flight;
+    // A caller whose own deadline is nearer stops waiting then; the flight goes on for the others.
+    const token = await raceSignal(flight, options.signal);
     this.remember(scope, token);
     return token.header;
   }
@@ -185,7 +198,7 @@ export class UpstreamClient {
     this.tokens.set(scope, token);
   }
 
-  private async fetchToken(challenge: Challenge, scope: string): Promise<CachedToken> {
+  private async fetchToken(challenge: Challenge, scope: string, signal: AbortSignal): Promise<CachedToken> {
     let realm: URL;
     try {
       realm = new URL(challenge.params.realm as string);
@@ -207,7 +220,7 @@ export class UpstreamClient {
     }
     let res: UpstreamResponse;
     try {
-      res = await this.request({ origin: realm.origin, path: realm.pathname + realm.search, method: "GET", headers });
+      res = await this.request({ origin: realm.origin, path: realm.pathname + realm.search, method: "GET", headers, signal });
     } catch (err) {
       this.metrics.upstreamRequests.inc({ upstream: this.name, method: "TOKEN", status: "error" });
       throw new UpstreamError(this.name, "unreachable", `token endpoint ${redactUrl(realm)}: ${(err as { code?: string }).code ?? (err as Error).message}`, undefined, undefined, { cause: err });

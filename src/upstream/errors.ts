@@ -9,11 +9,13 @@ export type UpstreamFailure =
   /** An HTTP answer that is an error. */
   | "status"
   /** An answer we cannot use (a token undici refuses to send, a malformed header): the upstream's fault, not the network's. */
-  | "invalid";
+  | "invalid"
+  /** The exchange ran past its total deadline (a stalled or trickling upstream). */
+  | "timeout";
 
 export class UpstreamError extends MirrorKitError {
   override readonly name = "UpstreamError";
-  declare readonly code: "MK_UPSTREAM_UNREACHABLE" | "MK_UPSTREAM_STATUS" | "MK_UPSTREAM_INVALID";
+  declare readonly code: (typeof CODES)[UpstreamFailure];
   constructor(
     readonly upstream: string,
     readonly failure: UpstreamFailure,
@@ -37,6 +39,8 @@ export class UpstreamError extends MirrorKitError {
     const where = `upstream ${this.upstream}`;
     if (this.failure === "unreachable") return new MirrorError("UNAVAILABLE", `${where} is unreachable: ${this.message}`);
     if (this.failure === "invalid") return upstreamFault("UNAVAILABLE", `${where} sent an unusable answer: ${this.message}`);
+    // A deadline expiry: the gateway timed out waiting (504), whatever the upstream sent so far.
+    if (this.failure === "timeout") return new MirrorError("UNAVAILABLE", `${where} did not answer in time: ${this.message}`, undefined, { status: 504 });
     switch (this.status) {
       case 404:
         return new MirrorError(this.ociCode === "NAME_UNKNOWN" ? "NAME_UNKNOWN" : notFound, `${where}: ${this.message}`);
@@ -59,7 +63,7 @@ export class UpstreamError extends MirrorKitError {
   }
 }
 
-const CODES = { unreachable: "MK_UPSTREAM_UNREACHABLE", status: "MK_UPSTREAM_STATUS", invalid: "MK_UPSTREAM_INVALID" } as const;
+const CODES = { unreachable: "MK_UPSTREAM_UNREACHABLE", status: "MK_UPSTREAM_STATUS", invalid: "MK_UPSTREAM_INVALID", timeout: "MK_UPSTREAM_TIMEOUT" } as const;
 
 const PASSABLE: ReadonlySet<string> = new Set(["NAME_INVALID", "DIGEST_INVALID", "TAG_INVALID", "MANIFEST_INVALID", "UNSUPPORTED"]);
 function isOciCode(code: string | undefined): code is ErrorCode {
