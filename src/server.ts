@@ -16,6 +16,7 @@ import { BlobService } from "./proxy/blobs.js";
 import { FreshnessPolicy } from "./proxy/freshness.js";
 import { Holdings } from "./proxy/holdings.js";
 import { ManifestService } from "./proxy/manifests.js";
+import { ExpectedSizes } from "./proxy/sizes.js";
 import { Upstreams } from "./proxy/upstreams.js";
 import { SizeCap } from "./store/evict.js";
 import { FsStore } from "./store/fs-store.js";
@@ -75,8 +76,9 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   }
   const streams = new StatusStreams();
   const holdings = new Holdings({ store, upstreams, maxAgeMs: config.cacheMaxAgeMs });
-  const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs });
-  const manifests = new ManifestService({ store, holdings, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes });
+  const sizes = new ExpectedSizes();
+  const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs, sizes, maxBlobBytes: config.maxBlobBytes });
+  const manifests = new ManifestService({ store, holdings, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes, sizes });
   let listener;
   try {
     listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store, auth, status, streams }), log);

@@ -65,6 +65,8 @@ export interface MirrorConfig {
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
   readonly maxResumes: number;
+  /** A blob download with no known length is cut off past this (upstream.maxBlobSize). */
+  readonly maxBlobBytes: number;
   readonly breakerCooldownMs: number;
   readonly orphanFillTimeoutMs: number;
   readonly auth: AuthConfig;
@@ -159,6 +161,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     connectTimeoutMs: cfg.upstream.connectTimeout,
     responseTimeoutMs: cfg.upstream.responseTimeout,
     maxResumes: cfg.upstream.maxResumes,
+    maxBlobBytes: cfg.upstream.maxBlobSize,
     breakerCooldownMs: cfg.upstream.breakerCooldown,
     orphanFillTimeoutMs: cfg.fill.orphanTimeout,
     cacheMaxAgeMs: cfg.cache.maxAge,

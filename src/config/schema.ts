@@ -146,6 +146,11 @@ export const configSchema = z
          * served (STALE) when there is one, else 503. Default 10s; must be greater than zero.
          */
         deadline: positiveDuration.default(10_000),
+        /**
+         * Largest blob accepted when neither the answer's Content-Length, a served manifest nor a
+         * HEAD gave its size: past it the download is cut off and nothing is kept. Default 20GB.
+         */
+        maxBlobSize: size.refine((v) => v > 0, "must be greater than zero").default(20 * 1024 ** 3),
         /** Times a blob download that drops mid-stream is resumed with a Range request. Default 5. */
         maxResumes: z.number().int().min(0).default(5),
         /**

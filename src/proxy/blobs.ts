@@ -1,5 +1,5 @@
-// Pull-through blobs: local first (blobs are shared by every repository and upstream), else one
-// shared fill per digest. Failures reach every waiter, not just the first.
+// Pull-through blobs: local first (published blobs are shared by every repository and upstream),
+// else one shared fill per upstream and digest. Failures reach every waiter, not just the first.
 import type { Digest } from "../oci/digest.js";
 import { upstreamFault } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
@@ -10,9 +10,9 @@ import { UpstreamError } from "../upstream/errors.js";
 import { BlobFill, type FillReader } from "./fill.js";
 import type { Holdings } from "./holdings.js";
 import type { Target } from "./route.js";
+import type { ExpectedSizes } from "./sizes.js";
 import type { Upstreams } from "./upstreams.js";
 
-/** Where a blob answer comes from; the HTTP layer turns it into headers and a body. */
 /** Where a blob answer comes from; the holder must close / release it when the response is over. */
 export type BlobSource =
   | { kind: "cache"; size: number; blob: OpenBlob }
@@ -28,11 +28,23 @@ export interface BlobServiceOptions {
   log: Logger;
   maxResumes: number;
   orphanTimeoutMs: number;
+  /** Sizes declared by served manifests and HEAD answers, per repository. */
+  sizes: ExpectedSizes;
+  maxBlobBytes: number;
 }
 
 // A finished fill stays findable briefly, so a request that saw "not cached" just before the
 // rename joins it instead of starting a second download.
 const FINISHED_GRACE_MS = 2_000;
+
+/**
+ * Fills are per upstream: a client of one upstream never waits on another upstream's download,
+ * which may trickle or lie. Across upstreams only verified bytes are shared (published blobs, or a
+ * fill whose every byte is already checked).
+ */
+function fillKey(target: Target, digest: Digest): string {
+  return `${target.upstream.name}|${digest.value}`;
+}
 
 export class BlobService {
   private readonly fills = new Map<string, BlobFill>();
@@ -46,7 +58,7 @@ export class BlobService {
       await this.o.holdings.authorize(target, "blob", digest);
       return { size: local, cached: true };
     }
-    const fill = this.fills.get(digest.value);
+    const fill = this.fills.get(fillKey(target, digest)) ?? this.verifiedFill(digest);
     if (fill?.size !== undefined) {
       if (fill.source !== sourceOf(target)) await this.o.holdings.authorize(target, "blob", digest);
       return { size: fill.size, cached: fill.isVerified };
@@ -61,6 +73,7 @@ export class BlobService {
       });
       const size = Number(headerString(res.headers["content-length"]));
       if (!Number.isSafeInteger(size) || size < 0) throw upstreamFault("UNAVAILABLE", `upstream ${client.name} sent no size for ${digest.value}`);
+      this.o.sizes.noteHead(target, digest, size);
       await this.o.holdings.link(target, "blob", digest);
       return { size, cached: false };
     } catch (err) {
@@ -70,7 +83,7 @@ export class BlobService {
 
   /** The bytes of a blob: from the cache, or streamed from the single shared download. */
   async get(target: Target, digest: Digest): Promise<BlobSource> {
-    const joined = this.fills.get(digest.value);
+    const joined = this.fills.get(fillKey(target, digest)) ?? this.verifiedFill(digest);
     // A finished fill has published its blob: that is a cache hit, checked like any other.
     if (joined?.isRunning) {
       // Another repository's download: joined only once this repository is known to hold the blob too.
@@ -89,8 +102,14 @@ export class BlobService {
       return { kind: "cache", size: blob.size, blob };
     }
     // Re-check after the await: another request may have started the download meanwhile.
-    const fill = this.fills.get(digest.value) ?? this.startFill(target, digest);
+    const fill = this.fills.get(fillKey(target, digest)) ?? this.verifiedFill(digest) ?? this.startFill(target, digest);
     return this.fromFill(target, fill, digest);
+  }
+
+  /** Another upstream's fill of this digest whose bytes are all here and checked: safe to share. */
+  private verifiedFill(digest: Digest): BlobFill | undefined {
+    for (const f of this.fills.values()) if (f.digest === digest.value && f.isVerified && f.isRunning) return f;
+    return undefined;
   }
 
   /** Abort every download (shutdown): temp files are discarded, nothing half-written is published. */
@@ -111,7 +130,7 @@ export class BlobService {
       // Joined a download another client started for another repository (a wrong name, another
       // upstream): its failure says nothing about this request, which tries its own source once.
       if (!retried && fill.source !== sourceOf(target)) {
-        const next = this.fills.get(digest.value);
+        const next = this.fills.get(fillKey(target, digest));
         return this.fromFill(target, next && next !== fill ? next : this.startFill(target, digest), digest, true);
       }
       throw err instanceof UpstreamError ? err.toMirrorError("BLOB_UNKNOWN") : err;
@@ -125,7 +144,7 @@ export class BlobService {
       const blob = await this.o.store.openBlob(digest);
       if (blob) return { kind: "cache", size: blob.size, blob };
       // Published and already evicted again (a tiny cap): download anew.
-      const next = this.fills.get(digest.value);
+      const next = this.fills.get(fillKey(target, digest));
       return this.fromFill(target, next && next !== fill ? next : this.startFill(target, digest), digest, retried);
     }
     return { kind: "fill", size: fill.size, reader: fill.reader(), verified: fill.isVerified };
@@ -139,12 +158,15 @@ export class BlobService {
       name: target.name,
       maxResumes: this.o.maxResumes,
       orphanTimeoutMs: this.o.orphanTimeoutMs,
+      expectedSize: this.o.sizes.get(target, digest),
+      maxBlobBytes: this.o.maxBlobBytes,
       metrics: this.o.metrics,
       log: this.o.log,
     });
-    this.fills.set(digest.value, fill);
+    const key = fillKey(target, digest);
+    this.fills.set(key, fill);
     const forget = () => {
-      if (this.fills.get(digest.value) === fill) this.fills.delete(digest.value);
+      if (this.fills.get(key) === fill) this.fills.delete(key);
     };
     fill.done.then(
       () => setTimeout(forget, FINISHED_GRACE_MS).unref(),

@@ -27,6 +27,10 @@ export interface FillOptions {
   name: string;
   maxResumes: number;
   orphanTimeoutMs: number;
+  /** The size a manifest or HEAD of this repository declared: the upstream may not send another. */
+  expectedSize?: number;
+  /** With no length from anywhere, a download is cut off past this many bytes (upstream.maxBlobSize). */
+  maxBlobBytes: number;
   metrics: Metrics;
   log: Logger;
 }
@@ -105,6 +109,11 @@ export class BlobFill {
     this.armOrphanTimer();
   }
 
+  /** The digest being downloaded. */
+  get digest(): string {
+    return this.o.digest.value;
+  }
+
   /** Which upstream repository this download comes from (a waiter for another one retries its own). */
   get source(): string {
     return `${this.o.client.name}|${this.o.name}`;
@@ -150,8 +159,12 @@ export class BlobFill {
         signal: this.abort.signal,
         metrics: this.o.metrics,
         log: this.o.log,
-        onStart: (size) => {
-          this.size = size;
+        onStart: (announced) => {
+          const expected = this.o.expectedSize;
+          if (announced !== undefined && expected !== undefined && announced !== expected) {
+            throw upstreamFault("SIZE_INVALID", `upstream ${client.name} announced ${announced} bytes for ${digest.value}, but the manifest says ${expected}; not cached`);
+          }
+          this.size = announced ?? expected;
           this.resolveReady();
         },
       });
@@ -185,7 +198,11 @@ export class BlobFill {
    */
   private receive(buf: Buffer): void {
     if (this.size !== undefined && this.received + buf.byteLength > this.size) {
-      throw upstreamFault("SIZE_INVALID", `upstream sent more than the ${this.size} bytes it announced for ${this.o.digest.value}`);
+      throw upstreamFault("SIZE_INVALID", `upstream sent more than the ${this.size} bytes expected for ${this.o.digest.value}; cut off, not cached`);
+    }
+    // No length from the answer, a manifest or a HEAD: an endless body must not fill ingest/.
+    if (this.size === undefined && this.received + buf.byteLength > this.o.maxBlobBytes) {
+      throw upstreamFault("SIZE_INVALID", `upstream sent no length for ${this.o.digest.value} and more than upstream.maxBlobSize (${this.o.maxBlobBytes} bytes); cut off, not cached`);
     }
     for (let at = 0; at < buf.byteLength; ) {
       let last = this.window[this.window.length - 1];

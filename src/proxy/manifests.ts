@@ -13,6 +13,7 @@ import { UpstreamError } from "../upstream/errors.js";
 import type { FreshnessPolicy } from "./freshness.js";
 import type { Holdings } from "./holdings.js";
 import type { Target } from "./route.js";
+import type { ExpectedSizes } from "./sizes.js";
 import type { Upstreams } from "./upstreams.js";
 
 export type CacheResult = "HIT" | "MISS" | "REVALIDATED" | "STALE";
@@ -36,6 +37,8 @@ export interface ManifestServiceOptions {
   freshness?: FreshnessPolicy;
   /** Media types served besides the built-in manifest types (cache.manifestMediaTypes). */
   allowedMediaTypes?: ReadonlySet<string>;
+  /** Told every manifest served, so blob downloads know the sizes its descriptors declare. */
+  sizes?: ExpectedSizes;
   now?: () => number;
 }
 
@@ -72,6 +75,7 @@ export class ManifestService {
     }
     return flight.then((answer) => {
       this.o.metrics.cacheResults.inc({ kind: "manifest", result: answer.cache.toLowerCase() });
+      this.o.sizes?.noteManifest(target, answer.digest, answer.body);
       return answer;
     });
   }

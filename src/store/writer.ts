@@ -1,7 +1,7 @@
 // A blob being written: a temp file in ingest/, hashed as it is written, published by rename
 // only when size and digest match. Readers may read what is written so far (for streaming fills).
 import { randomBytes } from "node:crypto";
-import { type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
+import { type FileHandle, mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Hash } from "node:crypto";
 import { type Digest, hasher } from "../oci/digest.js";
@@ -73,6 +73,13 @@ export class BlobWriter {
   async publish(): Promise<void> {
     await this.handle.sync();
     await mkdir(dirname(this.finalPath), { recursive: true });
+    // Another upstream's fill may have published the same content meanwhile (fills are per
+    // upstream): same bytes, so keep that one and do not count the size twice.
+    const existing = await stat(this.finalPath).catch(() => undefined);
+    if (existing?.isFile() && existing.size === this._written) {
+      await this.cancel();
+      return;
+    }
     await rename(this.tempPath, this.finalPath);
     this.closed = true;
     this.onPublish(this._written);
