@@ -11,6 +11,7 @@
 //     MK_CONFIG_INVALID        a setting (flag, env, file, REGISTRY_* variable) is refused at load time
 //     MK_UPSTREAM_UNREACHABLE  no HTTP answer from an upstream (refused, reset, DNS, timeout, breaker open)
 //     MK_UPSTREAM_STATUS       an upstream answered with an error status
+//     MK_UPSTREAM_TIMEOUT      an upstream exchange ran past its total deadline (upstream.deadline)
 //     MK_UPSTREAM_INVALID      an upstream's answer cannot be used (e.g. a token undici refuses to send)
 //     MK_STORE_UNUSABLE        the storage folder cannot be created or written
 //     MK_LISTEN_FAILED         the listener cannot bind (port in use, no permission)

@@ -166,3 +166,14 @@ describe("upstream deadlines and bounds", () => {
     expect((err as Error).message).toContain("upstream.deadline");
   });
 });
+
+describe("blob size bound", () => {
+  it("defaults upstream.maxBlobSize to 20GB and refuses zero, naming the field", async () => {
+    const { config } = await loadConfig();
+    expect(config.maxBlobBytes).toBe(20 * 1024 ** 3);
+    const path = await file("upstream:\n  maxBlobSize: 0\n");
+    const err = await loadConfig({ file: path }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain("upstream.maxBlobSize");
+  });
+});
