@@ -21,6 +21,7 @@ import { Upstreams } from "./proxy/upstreams.js";
 import { SizeCap } from "./store/evict.js";
 import { FsStore } from "./store/fs-store.js";
 import { exposureWarnings } from "./tls/exposure.js";
+import { StorageHealth } from "./store/health.js";
 import { createListener } from "./tls/listener.js";
 
 export interface RunningMirror {
@@ -72,16 +73,18 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
       status.published(n);
       cap.published(n);
     };
+    store.makeRoom = (n) => cap.makeRoom(n);
     void cap.trigger();
   }
   const streams = new StatusStreams();
   const holdings = new Holdings({ store, upstreams, maxAgeMs: config.cacheMaxAgeMs });
   const sizes = new ExpectedSizes();
-  const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs, sizes, maxBlobBytes: config.maxBlobBytes });
-  const manifests = new ManifestService({ store, holdings, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes, sizes });
+  const health = new StorageHealth(store.layout.ingestDir);
+  const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs, sizes, maxBlobBytes: config.maxBlobBytes, health });
+  const manifests = new ManifestService({ store, holdings, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes, sizes, health });
   let listener;
   try {
-    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store, auth, status, streams }), log);
+    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store, auth, status, streams, health }), log);
     await listen(listener.server, config.host, config.port);
   } catch (err) {
     listener?.close();

@@ -143,7 +143,7 @@ export const configSchema = z
         /**
          * Total time for one exchange with an upstream: a manifest or tag-list GET (headers and
          * body), a HEAD, a token request, a blob GET until its headers. Past it the cached copy is
-         * served (STALE) when there is one, else 503. Default 10s; must be greater than zero.
+         * served (STALE) when there is one, else 504. Default 10s; must be greater than zero.
          */
         deadline: positiveDuration.default(10_000),
         /**

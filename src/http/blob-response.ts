@@ -72,6 +72,8 @@ async function send(req: IncomingMessage, res: ServerResponse, digest: Digest, s
   }
   const hit = source.kind === "cache" || source.verified;
   setBlobHeaders(res, digest, hit, end === undefined ? undefined : end - start + 1);
+  // Streamed past a full or unwritable disk: the whole blob, but the next pull downloads it again.
+  if (source.kind === "fill" && source.notStored) res.setHeader("x-mirror-stored", "no");
   metrics.cacheResults.inc({ kind: "blob", result: hit ? "hit" : "miss" });
   const hangup = new AbortController();
   if (source.kind === "cache") await sendFile(source.blob, start, end ?? source.size - 1, res, hangup, metrics);

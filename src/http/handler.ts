@@ -17,6 +17,8 @@ import type { ManifestService } from "../proxy/manifests.js";
 import { resolveTarget, type Target } from "../proxy/route.js";
 import type { Upstreams } from "../proxy/upstreams.js";
 import type { StatusModel } from "../observe/status.js";
+import { storageFault, storageUnavailable } from "../store/faults.js";
+import type { StorageHealth } from "../store/health.js";
 import type { TagStore } from "../store/store.js";
 import { byteRange, sendBlob, setBlobHeaders } from "./blob-response.js";
 import { matchRoute, type Route } from "./routes.js";
@@ -34,6 +36,8 @@ export interface HandlerDeps {
   auth: Authenticator;
   status: StatusModel;
   streams: StatusStreams;
+  /** Whether the cache folder can be written; /healthz answers 503 with the reason when not. */
+  health?: StorageHealth;
 }
 
 const API_VERSION = "registry/2.0";
@@ -99,7 +103,10 @@ async function dispatch(
   principal: Principal,
 ): Promise<void> {
   const method = req.method ?? "GET";
-  if (route.kind === "healthz") return json(res, 200, { status: "ok" });
+  if (route.kind === "healthz") {
+    const health = (await deps.health?.check()) ?? { ok: true };
+    return health.ok ? json(res, 200, { status: "ok" }) : json(res, 503, { status: "unhealthy", reason: health.reason });
+  }
   if (route.kind === "metrics") {
     res.setHeader("content-type", deps.metrics.registry.contentType);
     res.end(await deps.metrics.registry.metrics());
@@ -142,6 +149,7 @@ async function dispatch(
       res.setHeader("etag", `"${answer.digest.value}"`);
       res.setHeader("x-mirror-cache", answer.cache);
       if (method === "GET") deps.metrics.events.emit("served", { kind: "manifest", source: answer.cache === "MISS" ? "upstream" : "cache", bytes: answer.body.byteLength });
+      if (answer.stored === false) res.setHeader("x-mirror-stored", "no");
       res.end(method === "HEAD" ? undefined : answer.body);
       return;
     }
@@ -180,6 +188,12 @@ function fail(deps: HandlerDeps, id: string, req: IncomingMessage, res: ServerRe
     if (code !== "ERR_STREAM_PREMATURE_CLOSE") deps.log.warn({ reqId: id, err: (err as Error).message }, "response aborted");
     res.destroy();
     return;
+  }
+  // A storage fault that reached here unhandled is still the disk's fault, not ours: 503, named.
+  const fault = isMirrorKitError(err) ? undefined : storageFault(err);
+  if (fault) {
+    deps.health?.report(err);
+    err = storageUnavailable(err, fault);
   }
   const { status, body } = toOciError(err);
   if (status >= 500) {

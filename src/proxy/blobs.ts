@@ -4,6 +4,7 @@ import type { Digest } from "../oci/digest.js";
 import { upstreamFault } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
+import type { StorageHealth } from "../store/health.js";
 import type { BlobStore, OpenBlob } from "../store/store.js";
 import { discard, ensureOk, headerString } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
@@ -17,7 +18,7 @@ import type { Upstreams } from "./upstreams.js";
 export type BlobSource =
   | { kind: "cache"; size: number; blob: OpenBlob }
   /** verified: the download already finished and checked out; only the fsync and rename are left. */
-  | { kind: "fill"; size: number | undefined; reader: FillReader; verified: boolean };
+  | { kind: "fill"; size: number | undefined; reader: FillReader; verified: boolean; notStored?: string };
 
 export interface BlobServiceOptions {
   store: BlobStore;
@@ -31,6 +32,7 @@ export interface BlobServiceOptions {
   /** Sizes declared by served manifests and HEAD answers, per repository. */
   sizes: ExpectedSizes;
   maxBlobBytes: number;
+  health?: StorageHealth;
 }
 
 // A finished fill stays findable briefly, so a request that saw "not cached" just before the
@@ -74,7 +76,8 @@ export class BlobService {
       const size = Number(headerString(res.headers["content-length"]));
       if (!Number.isSafeInteger(size) || size < 0) throw upstreamFault("UNAVAILABLE", `upstream ${client.name} sent no size for ${digest.value}`);
       this.o.sizes.noteHead(target, digest, size);
-      await this.o.holdings.link(target, "blob", digest);
+      // Not fatal: an unwritable disk still answers the HEAD (Holdings keeps the link in memory).
+      await this.o.holdings.link(target, "blob", digest).catch((err: unknown) => this.o.log.warn({ digest: digest.value, err: (err as Error).message }, "cannot record the repository link"));
       return { size, cached: false };
     } catch (err) {
       throw err instanceof UpstreamError ? err.toMirrorError("BLOB_UNKNOWN") : err;
@@ -83,7 +86,7 @@ export class BlobService {
 
   /** The bytes of a blob: from the cache, or streamed from the single shared download. */
   async get(target: Target, digest: Digest): Promise<BlobSource> {
-    const joined = this.fills.get(fillKey(target, digest)) ?? this.verifiedFill(digest);
+    const joined = this.joinable(target, digest);
     // A finished fill has published its blob: that is a cache hit, checked like any other.
     if (joined?.isRunning) {
       // Another repository's download: joined only once this repository is known to hold the blob too.
@@ -102,13 +105,22 @@ export class BlobService {
       return { kind: "cache", size: blob.size, blob };
     }
     // Re-check after the await: another request may have started the download meanwhile.
-    const fill = this.fills.get(fillKey(target, digest)) ?? this.verifiedFill(digest) ?? this.startFill(target, digest);
+    const fill = this.joinable(target, digest) ?? this.startFill(target, digest);
     return this.fromFill(target, fill, digest);
+  }
+
+  /**
+   * This upstream's fill, or another's whose bytes are all verified. Not one streaming past a full
+   * disk: what its clients have read is gone from memory, so a newcomer downloads its own.
+   */
+  private joinable(target: Target, digest: Digest): BlobFill | undefined {
+    const own = this.fills.get(fillKey(target, digest));
+    return own && !own.notStored ? own : this.verifiedFill(digest);
   }
 
   /** Another upstream's fill of this digest whose bytes are all here and checked: safe to share. */
   private verifiedFill(digest: Digest): BlobFill | undefined {
-    for (const f of this.fills.values()) if (f.digest === digest.value && f.isVerified && f.isRunning) return f;
+    for (const f of this.fills.values()) if (f.digest === digest.value && f.isVerified && f.isRunning && !f.notStored) return f;
     return undefined;
   }
 
@@ -147,7 +159,8 @@ export class BlobService {
       const next = this.fills.get(fillKey(target, digest));
       return this.fromFill(target, next && next !== fill ? next : this.startFill(target, digest), digest, retried);
     }
-    return { kind: "fill", size: fill.size, reader: fill.reader(), verified: fill.isVerified };
+    const notStored = fill.notStored;
+    return { kind: "fill", size: fill.size, reader: fill.reader(), verified: fill.isVerified && !notStored, ...(notStored ? { notStored } : {}) };
   }
 
   private startFill(target: Target, digest: Digest): BlobFill {
@@ -160,6 +173,7 @@ export class BlobService {
       orphanTimeoutMs: this.o.orphanTimeoutMs,
       expectedSize: this.o.sizes.get(target, digest),
       maxBlobBytes: this.o.maxBlobBytes,
+      health: this.o.health,
       metrics: this.o.metrics,
       log: this.o.log,
     });

@@ -18,7 +18,7 @@ export interface DownloadOptions {
   metrics: Metrics;
   log: Logger;
   /** Told the blob's size (or that it is unknown) once the first answer arrived. */
-  onStart(size: number | undefined): void;
+  onStart(size: number | undefined): void | Promise<void>;
 }
 
 export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
@@ -35,7 +35,7 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
       if (received === 0) {
         const length = Number(headerString(res.headers["content-length"]));
         size = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
-        o.onStart(size);
+        await o.onStart(size);
       }
       // The request's own signal was the deadline's, which ends with the headers; the download's
       // signal (orphan timeout, shutdown) must still be able to stop the body.

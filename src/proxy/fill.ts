@@ -3,13 +3,17 @@
 // readers get views of them, so clients stream at network speed; disk writes are batched behind
 // them, and readers that fall behind (or join late) read the temp file into slabs of their own. The download (download.ts) is detached from the
 // clients: it survives their disconnects, bounded by the orphan timeout.
-import type { Digest } from "../oci/digest.js";
+import type { Hash } from "node:crypto";
+import { type Digest, hasher } from "../oci/digest.js";
 import { MirrorError, upstreamFault } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { BlobStore } from "../store/store.js";
 import type { BlobWriter } from "../store/writer.js";
 import type { UpstreamClient } from "../upstream/client.js";
+import { asUnavailable, faultReason, isDiskFull, storageFault } from "../store/faults.js";
+import type { StorageHealth } from "../store/health.js";
+import { freeSpace, lacksRoom, ROOM_MARGIN } from "../store/space.js";
 import { download } from "./download.js";
 import { type Batch, batchOf, SLAB_SIZE, type Slab, takeSlab } from "./slabs.js";
 
@@ -31,6 +35,8 @@ export interface FillOptions {
   expectedSize?: number;
   /** With no length from anywhere, a download is cut off past this many bytes (upstream.maxBlobSize). */
   maxBlobBytes: number;
+  /** Told when a write fails with a storage fault (/healthz reports it). */
+  health?: StorageHealth;
   metrics: Metrics;
   log: Logger;
 }
@@ -74,6 +80,14 @@ export class BlobFill {
   private flushing: Promise<void> | undefined;
   /** A failed disk write: final for this fill (never retried upstream). */
   private writeError: MirrorError | undefined;
+  /**
+   * Set when the disk cannot take the blob (full, read-only, failing): the download goes on for the
+   * clients attached, hashed here instead of by the writer, and nothing is stored.
+   */
+  private passthrough: { reason: string; hash: Hash } | undefined;
+  /** Where each attached reader is: in pass-through, memory is freed only behind the slowest. */
+  private readonly positions = new Map<symbol, number>();
+  private progressWaiters: (() => void)[] = [];
   private waiters: (() => void)[] = [];
   private wakeScheduled = false;
   private readers = 0;
@@ -124,6 +138,11 @@ export class BlobFill {
     return this.state === "verified" || this.state === "done";
   }
 
+  /** The blob is streamed without being stored (full or unwritable disk): nobody new may join. */
+  get notStored(): string | undefined {
+    return this.passthrough?.reason;
+  }
+
   /** Still downloading or publishing: readers must go through the fill, not the store. */
   get isRunning(): boolean {
     return this.state === "running" || this.state === "verified";
@@ -143,13 +162,22 @@ export class BlobFill {
       this.alreadyCached = true;
       return;
     }
-    const writer = await store.createWriter(digest);
-    this.writer = writer;
+    let writer: BlobWriter | undefined;
+    try {
+      writer = await store.createWriter(digest);
+      this.writer = writer;
+    } catch (err) {
+      // No room for even an empty file: stream it through. Other faults (read-only, permissions)
+      // are answered 503 now, before any header went out.
+      if (!isDiskFull(err)) throw asUnavailable(err);
+      this.startPassthrough(faultReason(err), err);
+    }
     this.o.metrics.activeFills.inc();
     const events = this.o.metrics.events;
     const started = Date.now();
     let ok = false;
     events.emit("fillStart", { digest: digest.value, upstream: client.name, name: this.o.name });
+    const free = this.passthrough ? undefined : await freeSpace(store);
     try {
       const body = download({
         client,
@@ -159,21 +187,34 @@ export class BlobFill {
         signal: this.abort.signal,
         metrics: this.o.metrics,
         log: this.o.log,
-        onStart: (announced) => {
+        onStart: async (announced) => {
           const expected = this.o.expectedSize;
           if (announced !== undefined && expected !== undefined && announced !== expected) {
             throw upstreamFault("SIZE_INVALID", `upstream ${client.name} announced ${announced} bytes for ${digest.value}, but the manifest says ${expected}; not cached`);
           }
           this.size = announced ?? expected;
+          // Known before any header goes out: a blob the disk cannot hold is streamed, said so.
+          // Only a short disk costs an await here (eviction); the body is read at once otherwise.
+          if (this.size !== undefined && !this.passthrough && free !== undefined && free < this.size + ROOM_MARGIN) {
+            const short = await lacksRoom(store, this.size);
+            if (short) this.startPassthrough(short);
+          }
           this.resolveReady();
         },
       });
       for await (const chunk of body) {
         this.receive(chunk);
         if (this.writeError) throw this.writeError;
-        if (this.received - writer.written > MAX_UNWRITTEN) await this.flushed();
+        if (this.passthrough) await this.slowestReaderNear();
+        else if (this.received - (writer as BlobWriter).written > MAX_UNWRITTEN) await this.flushed();
       }
       await this.flushed();
+      if (this.passthrough) {
+        this.finishPassthrough();
+        ok = true;
+        return;
+      }
+      writer = writer as BlobWriter;
       await writer.verify(this.size);
       // Every byte is checked: readers may have the last one now, while it is made durable.
       this.state = "verified";
@@ -183,12 +224,70 @@ export class BlobFill {
       ok = true;
     } catch (err) {
       await this.flushing?.catch(() => undefined);
-      await writer.cancel();
+      await writer?.cancel();
       throw err;
     } finally {
       this.o.metrics.activeFills.dec();
       events.emit("fillEnd", { digest: digest.value, upstream: client.name, ok, bytes: this.received, ms: Date.now() - started });
     }
+  }
+
+  /**
+   * Stop writing: what is on disk stays readable through the open handle (the file itself is
+   * removed, so its space comes back once the last reader is done), the rest is hashed here.
+   */
+  private startPassthrough(reason: string, err?: unknown): void {
+    const writer = this.writer;
+    const hash = writer ? writer.takeHash() : hasher(this.o.digest.algorithm);
+    // The window covers every byte not on disk: hash those, in order.
+    for (const b of this.views(writer?.written ?? 0, this.received, Number.MAX_SAFE_INTEGER).buffers) hash.update(b);
+    this.passthrough = { reason, hash };
+    if (err !== undefined) this.o.health?.report(err);
+    void writer?.cancel();
+    this.o.log.warn({ digest: this.o.digest.value, reason }, "blob streamed to the client without being stored");
+  }
+
+  /** Size and digest checked in memory; the clients get the last byte, nothing is published. */
+  private finishPassthrough(): void {
+    const { digest } = this.o;
+    const actual = (this.passthrough as { hash: Hash }).hash.digest("hex");
+    if (this.size !== undefined && this.size !== this.received) {
+      throw upstreamFault("SIZE_INVALID", `upstream sent ${this.received} bytes for ${digest.value}, expected ${this.size}`);
+    }
+    if (actual !== digest.hex) throw upstreamFault("DIGEST_INVALID", `upstream content for ${digest.value} has digest ${digest.algorithm}:${actual}`);
+    this.state = "verified";
+    this.wake();
+  }
+
+  /** Pass-through keeps in memory what the slowest client has not read: wait for it to catch up. */
+  private async slowestReaderNear(): Promise<void> {
+    for (;;) {
+      if (this.readers === 0) throw new MirrorError("UNAVAILABLE", `no client left for ${this.o.digest.value}, which cannot be stored: ${this.notStored}`);
+      if (this.received - this.slowestPosition() <= MAX_UNWRITTEN) return;
+      await new Promise<void>((resolve) => this.progressWaiters.push(resolve));
+    }
+  }
+
+  private slowestPosition(): number {
+    let min = this.received;
+    for (const p of this.positions.values()) min = Math.min(min, p);
+    return min;
+  }
+
+  /** A reader moved (or left): in pass-through, free what every reader is past, and go on. */
+  private progressed(): void {
+    if (!this.passthrough) return;
+    const behind = Math.max(this.writer?.written ?? 0, Math.min(this.slowestPosition(), this.received - KEEP_WRITTEN));
+    let drop = 0;
+    while (drop < this.window.length - 1) {
+      const c = this.window[drop] as Chunk;
+      if (c.pos + c.len > behind) break;
+      drop++;
+    }
+    if (drop > 0) for (const c of this.window.splice(0, drop)) c.slab.unref();
+    const waiters = this.progressWaiters;
+    this.progressWaiters = [];
+    for (const w of waiters) w();
   }
 
   /**
@@ -217,7 +316,8 @@ export class BlobFill {
     }
     this.o.metrics.upstreamBytes.inc({ upstream: this.o.client.name }, buf.byteLength);
     this.o.metrics.events.emit("fillProgress", { digest: this.o.digest.value, received: this.received, size: this.size });
-    this.flushing ??= this.flush();
+    if (this.passthrough) this.passthrough.hash.update(buf);
+    else this.flushing ??= this.flush();
     this.wake();
   }
 
@@ -228,12 +328,17 @@ export class BlobFill {
   private async flush(): Promise<void> {
     const writer = this.writer as BlobWriter;
     try {
-      while (writer.written < this.received && !this.writeError) {
+      while (writer.written < this.received && !this.writeError && !this.passthrough) {
         await writer.write(this.views(writer.written, this.received, Number.MAX_SAFE_INTEGER).buffers);
         this.trimWindow(writer.written);
       }
     } catch (err) {
-      // A full or failing disk is not a network problem: asking upstream again would not help.
+      // The client's body is already on its way: a disk that cannot take it must not cut it off.
+      if (storageFault(err)) {
+        this.startPassthrough(faultReason(err), err);
+        return;
+      }
+      // A failing disk is not a network problem: asking upstream again would not help.
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
       this.writeError = new MirrorError("UNAVAILABLE", `cache storage failed while writing ${this.o.digest.value}: ${code}`, undefined, { cause: err });
       this.o.log.error({ digest: this.o.digest.value, err: code }, "cache write failed; download abandoned");
@@ -283,13 +388,17 @@ export class BlobFill {
   /** A reader registered now, synchronously, so the fill cannot finish and close the file first. */
   reader(): FillReader {
     this.attach();
+    const id = Symbol("reader");
+    this.positions.set(id, 0);
     let released = false;
     return {
-      read: (start, end, signal) => this.read(start, end, signal),
+      read: (start, end, signal) => this.read(start, end, signal, id),
       release: () => {
         if (released) return;
         released = true;
+        this.positions.delete(id);
         this.detach();
+        this.progressed();
       },
     };
   }
@@ -298,13 +407,14 @@ export class BlobFill {
    * Stream bytes [start, end] to one client as they arrive. The final byte is held back until the
    * digest is verified, so a client never sees a complete body for content that fails verification.
    */
-  private async *read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Batch> {
+  private async *read(start: number, end: number | undefined, signal: AbortSignal, id: symbol): AsyncGenerator<Batch> {
     // A generator parked on an await cannot be returned from outside, so a client that hangs up
     // while the upstream stalls would never detach; the signal wakes it instead.
     const onAbort = () => this.wake();
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       let pos = start;
+      this.positions.set(id, pos);
       for (;;) {
         if (signal.aborted) return;
         if (this.state === "failed") throw this.error;
@@ -315,6 +425,8 @@ export class BlobFill {
           const batch = await this.slice(pos, stop);
           for (const b of batch.buffers) pos += b.byteLength;
           yield batch;
+          this.positions.set(id, pos);
+          this.progressed();
           continue;
         }
         if (verified && (end === undefined ? pos >= this.received : pos > end)) return;
@@ -340,9 +452,11 @@ export class BlobFill {
     }
     // Behind the window means on disk: the window always covers what is not written yet.
     const len = Math.min(stop - pos, SLAB_SIZE);
+    const writer = this.writer;
+    if (!writer || pos >= writer.written) throw new MirrorError("UNKNOWN", `bytes at ${pos} of ${this.o.digest.value} are neither in memory nor on disk`);
     const slab = takeSlab();
     try {
-      const { bytesRead } = await (this.writer as BlobWriter).handle.read(slab.buf, 0, len, pos);
+      const { bytesRead } = await writer.handle.read(slab.buf, 0, len, pos);
       if (bytesRead <= 0) throw new MirrorError("UNKNOWN", "cache file shorter than recorded");
       return batchOf([slab.buf.subarray(0, bytesRead)], [slab]);
     } catch (err) {

@@ -7,6 +7,8 @@ import { accepts, indexEntries, isIndexType, servedManifestType, sniffManifestTy
 import type { Reference } from "../oci/names.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
+import { describeFault, storageFault } from "../store/faults.js";
+import type { StorageHealth } from "../store/health.js";
 import type { ManifestStore, StoredManifest, TagStore } from "../store/store.js";
 import { discard, ensureOk, headerString, readLimited, type UpstreamClient } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
@@ -14,6 +16,7 @@ import type { FreshnessPolicy } from "./freshness.js";
 import type { Holdings } from "./holdings.js";
 import type { Target } from "./route.js";
 import type { ExpectedSizes } from "./sizes.js";
+import { Unstored } from "./unstored.js";
 import type { Upstreams } from "./upstreams.js";
 
 export type CacheResult = "HIT" | "MISS" | "REVALIDATED" | "STALE";
@@ -23,6 +26,8 @@ export interface ManifestAnswer {
   mediaType: string;
   body: Buffer;
   cache: CacheResult;
+  /** false: the cache could not be written, the answer is served without being stored. */
+  stored?: false;
 }
 
 export interface ManifestServiceOptions {
@@ -39,11 +44,14 @@ export interface ManifestServiceOptions {
   allowedMediaTypes?: ReadonlySet<string>;
   /** Told every manifest served, so blob downloads know the sizes its descriptors declare. */
   sizes?: ExpectedSizes;
+  /** Told when a write fails with a storage fault (/healthz reports it). */
+  health?: StorageHealth;
   now?: () => number;
 }
 
 export class ManifestService {
   private readonly flights = new Map<string, Promise<ManifestAnswer>>();
+  private readonly unstored = new Unstored();
   private readonly now: () => number;
 
   constructor(private readonly o: ManifestServiceOptions) {
@@ -81,7 +89,7 @@ export class ManifestService {
   }
 
   private async byDigest(target: Target, digest: Digest): Promise<ManifestAnswer> {
-    const local = await this.o.store.getManifest(digest);
+    const local = await this.getManifest(digest);
     // Content-addressed and stored once, but served under a name only when upstream confirmed that
     // repository holds it: a private manifest is not readable by digest under any other name.
     if (local) {
@@ -91,8 +99,8 @@ export class ManifestService {
     const client = this.o.upstreams.client(target.upstream);
     try {
       const fetched = await this.download(client, target, digest.value, digest);
-      await this.o.holdings.linkManifest(target, digest, fetched.body);
-      return { ...fetched, cache: "MISS" };
+      const linked = await this.persist(`link ${digest.value}`, () => this.o.holdings.linkManifest(target, digest, fetched.body));
+      return { ...fetched, cache: "MISS", ...(linked && fetched.stored !== false ? {} : { stored: false as const }) };
     } catch (err) {
       throw err instanceof UpstreamError ? err.toMirrorError("MANIFEST_UNKNOWN") : err;
     }
@@ -101,7 +109,8 @@ export class ManifestService {
   private async byTag(target: Target, tag: string): Promise<ManifestAnswer> {
     const { store } = this.o;
     const up = target.upstream.name;
-    const record = await store.getTag(up, target.name, tag);
+    const tagKey = `${up}|${target.name}|${tag}`;
+    const record = this.unstored.getTag(tagKey) ?? (await store.getTag(up, target.name, tag));
     const cached = record ? await this.cachedManifest(record.digest) : undefined;
     // checkedAt 0 is `mirror-kit refresh`: revalidate now, whatever the window (immutable and pinned too).
     if (record && cached && record.checkedAt > 0 && this.now() - record.checkedAt < (this.o.freshness?.windowMs(target.upstream, target.name, tag) ?? target.upstream.tagFreshnessMs)) {
@@ -117,12 +126,13 @@ export class ManifestService {
       });
       if (head.statusCode === 404) {
         // Upstream is authoritative about a tag it says is gone.
-        await store.deleteTag(up, target.name, tag);
+        this.unstored.deleteTag(tagKey);
+        await this.persist(`untag ${tag}`, () => store.deleteTag(up, target.name, tag));
       }
       let answer: ManifestAnswer | undefined;
       const headDigest = head.statusCode === 200 ? optionalDigest(headerString(head.headers["docker-content-digest"])) : undefined;
       if (head.statusCode === 200 && headDigest) {
-        const known = await this.o.store.getManifest(headDigest);
+        const known = await this.getManifest(headDigest);
         answer = known
           ? { digest: headDigest, ...known, cache: record?.digest === headDigest.value ? "REVALIDATED" : "HIT" }
           : { ...(await this.download(client, target, headDigest.value, headDigest)), cache: "MISS" };
@@ -133,9 +143,14 @@ export class ManifestService {
         await ensureOk(client.name, head, `manifest ${tag}`);
         throw new UpstreamError(client.name, "status", `manifest ${tag}: unexpected status ${head.statusCode}`, head.statusCode);
       }
-      await store.putTag(up, target.name, tag, { digest: answer.digest.value, mediaType: answer.mediaType, size: answer.body.byteLength, checkedAt: this.now() });
-      await this.o.holdings.linkManifest(target, answer.digest, answer.body);
-      return answer;
+      const tagRecord = { digest: answer.digest.value, mediaType: answer.mediaType, size: answer.body.byteLength, checkedAt: this.now() };
+      const tagged = await this.persist(`tag ${tag}`, () => store.putTag(up, target.name, tag, tagRecord));
+      // Linked even when the tag could not be written: Holdings remembers the link in memory.
+      const body = answer.body;
+      const linked = await this.persist(`link ${answer.digest.value}`, () => this.o.holdings.linkManifest(target, answer.digest, body));
+      if (!tagged) this.unstored.putTag(tagKey, tagRecord);
+      else this.unstored.deleteTag(tagKey);
+      return tagged && linked && answer.stored !== false ? answer : { ...answer, stored: false };
     } catch (err) {
       if (err instanceof UpstreamError) {
         if (cached && err.temporary()) return this.stale(target, tag, cached, err.message);
@@ -157,7 +172,7 @@ export class ManifestService {
 
   private async cachedManifest(digest: string): Promise<(StoredManifest & { digest: Digest }) | undefined> {
     const d = optionalDigest(digest);
-    const m = d ? await this.o.store.getManifest(d) : undefined;
+    const m = d ? await this.getManifest(d) : undefined;
     return d && m ? { digest: d, ...m } : undefined;
   }
 
@@ -186,8 +201,34 @@ export class ManifestService {
     if (mediaType === undefined) {
       throw upstreamFault("MANIFEST_INVALID", `upstream ${client.name} sent manifest ${reference} whose media type is not a manifest type (allow more with cache.manifestMediaTypes); not cached`);
     }
-    await this.o.store.putManifest(digest, mediaType, body);
-    return { digest, mediaType, body };
+    const stored = await this.persist(`manifest ${digest.value}`, () => this.o.store.putManifest(digest, mediaType, body));
+    if (!stored) this.unstored.putManifest(digest.value, { mediaType, body });
+    return { digest, mediaType, body, ...(stored ? {} : { stored: false as const }) };
+  }
+
+  /** The cache, then what was fetched while the cache could not be written. */
+  private async getManifest(digest: Digest): Promise<(StoredManifest & { stored?: false }) | undefined> {
+    const local = await this.o.store.getManifest(digest);
+    if (local) return local;
+    const kept = this.unstored.getManifest(digest.value);
+    return kept ? { ...kept, stored: false } : undefined;
+  }
+
+  /**
+   * Write to the cache; a storage fault (read-only, full, failing disk) is reported and answered
+   * false, so what was fetched is still served: the client gets its answer, marked not stored.
+   */
+  private async persist(what: string, write: () => Promise<void>): Promise<boolean> {
+    try {
+      await write();
+      return true;
+    } catch (err) {
+      const code = storageFault(err);
+      if (!code) throw err;
+      this.o.health?.report(err);
+      this.o.log.warn({ what, err: describeFault(code) }, "cache storage cannot be written; serving without storing");
+      return false;
+    }
   }
 }
 

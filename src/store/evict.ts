@@ -193,6 +193,15 @@ export class SizeCap {
     if (this.size === undefined || this.size > this.maxBytes) this.trigger();
   }
 
+  /** Evict least recently used content until `bytes` more fit under the current size (a blob that would not fit on disk). */
+  async makeRoom(bytes: number): Promise<void> {
+    await this.trigger();
+    const target = Math.max(0, (this.size ?? 0) - bytes);
+    const r = await evict(this.layout, { target, protectAfter: Date.now() - this.protectMs });
+    this.size = r.sizeAfter;
+    this.report(r);
+  }
+
   trigger(): Promise<void> {
     if (this.running) {
       this.again = true;

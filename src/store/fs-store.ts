@@ -1,7 +1,7 @@
 // The filesystem implementation of the cache (layout.ts documents the tree).
 // Small records are written to ingest/ then renamed into place, so a crash never leaves half a file.
 import { randomBytes } from "node:crypto";
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, statfs, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { type Digest, digestOf, parseDigest } from "../oci/digest.js";
 import { MirrorError, upstreamFault } from "../oci/errors.js";
@@ -22,6 +22,8 @@ export class FsStore implements Store {
   readonly layout: Layout;
   /** Called with the size of every newly published blob or manifest (eviction keeps its total). */
   onPublish: (size: number) => void = () => undefined;
+  /** Evict at least this many bytes (set when a size cap is configured). */
+  makeRoom: ((bytes: number) => Promise<void>) | undefined;
   private readonly touched = new Map<string, number>();
 
   private constructor(root: string) {
@@ -78,6 +80,12 @@ export class FsStore implements Store {
       await handle.close();
       throw err;
     }
+  }
+
+  /** Free bytes on the file system holding the cache (statfs). */
+  async freeBytes(): Promise<number> {
+    const s = await statfs(this.layout.ingestDir);
+    return s.bavail * s.bsize;
   }
 
   createWriter(d: Digest): Promise<BlobWriter> {

@@ -14,6 +14,12 @@ export interface BlobStore {
   createWriter(d: Digest): Promise<BlobWriter>;
 }
 
+/** Optional capability of a BlobStore: it knows its free space and can make room by evicting. */
+export interface SpaceAware {
+  freeBytes(): Promise<number>;
+  makeRoom?(bytes: number): Promise<void>;
+}
+
 export interface OpenBlob {
   size: number;
   /** Read into `buffer` from `position`; returns the bytes read (fewer than asked only at the end). */

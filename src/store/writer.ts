@@ -49,6 +49,16 @@ export class BlobWriter {
     this._written = position;
   }
 
+  /**
+   * Hand over the hash of what is written so far and stop writing (a disk that cannot take the
+   * rest: the caller hashes the remainder itself).
+   */
+  takeHash(): Hash {
+    const hash = this.hash;
+    this.hash = hasher(this.digest.algorithm);
+    return hash;
+  }
+
   /** Start over (an upstream answered a Range request with the whole body). */
   async reset(): Promise<void> {
     await this.handle.truncate(0);

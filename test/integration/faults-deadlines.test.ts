@@ -1,5 +1,5 @@
 // Upstreams that answer, then trickle or stall: every exchange (manifest, tag list, token, HEAD,
-// blob headers) ends at its total deadline. Clients get the cached copy (STALE) or a 503 with an
+// blob headers) ends at its total deadline. Clients get the cached copy (STALE) or a 504 with an
 // OCI error body within a bounded wait, and every client waiting on the same flight is released.
 import type { ServerResponse } from "node:http";
 import { describe, expect, it } from "vitest";
@@ -34,7 +34,7 @@ function ociCode(body: Buffer): string | undefined {
 }
 
 describe("total deadlines on upstream exchanges", () => {
-  it("a trickling manifest body answers 503 UNAVAILABLE to every waiting client within the bound, one upstream GET", async () => {
+  it("a trickling manifest body answers 504 UNAVAILABLE to every waiting client within the bound, one upstream GET", async () => {
     const up = await fake();
     up.on(/\/manifests\//, (req, res) => {
       if (req.method === "HEAD") return void res.writeHead(405).end();
@@ -44,7 +44,7 @@ describe("total deadlines on upstream exchanges", () => {
     const { value: answers, ms } = await timed(Promise.all([1, 2, 3, 4, 5].map(() => get(`${mirror.url}/v2/library/x/manifests/latest`))));
     expect(ms).toBeLessThan(BOUND_MS);
     for (const a of answers) {
-      expect(a.status).toBe(503);
+      expect(a.status).toBe(504);
       expect(ociCode(a.body)).toBe("UNAVAILABLE");
       expect(a.body.toString()).toContain("no complete answer within 1s");
     }
@@ -74,7 +74,7 @@ describe("total deadlines on upstream exchanges", () => {
     }
   });
 
-  it("a HEAD that never answers: the cached tag is served STALE, an uncached one answers 503, both within the bound", async () => {
+  it("a HEAD that never answers: the cached tag is served STALE, an uncached one answers 504, both within the bound", async () => {
     const up = await fake();
     const body = manifest("h");
     let hang = false;
@@ -90,11 +90,11 @@ describe("total deadlines on upstream exchanges", () => {
     expect([stale.value.status, stale.value.headers["x-mirror-cache"]]).toEqual([200, "STALE"]);
     const uncached = await timed(get(`${mirror.url}/v2/library/x/manifests/2`));
     expect(uncached.ms).toBeLessThan(BOUND_MS);
-    expect(uncached.value.status).toBe(503);
+    expect(uncached.value.status).toBe(504);
     expect(ociCode(uncached.value.body)).toBe("UNAVAILABLE");
   });
 
-  it("a trickling tag list answers the cached tags (STALE), or 503 for a repository with none, within the bound", async () => {
+  it("a trickling tag list answers the cached tags (STALE), or 504 for a repository with none, within the bound", async () => {
     const up = await fake();
     const body = manifest("t");
     up.on(/\/tags\/list/, (_req, res) => trickle(res, { "content-type": "application/json" }));
@@ -109,7 +109,7 @@ describe("total deadlines on upstream exchanges", () => {
     expect(JSON.parse(stale.value.body.toString())).toEqual({ name: "library/x", tags: ["cached-tag"] });
     const none = await timed(get(`${mirror.url}/v2/library/empty/tags/list`));
     expect(none.ms).toBeLessThan(BOUND_MS);
-    expect(none.value.status).toBe(503);
+    expect(none.value.status).toBe(504);
   });
 
   it("a trickling token realm releases every client waiting on the token flight; a cached tag is served STALE", async () => {
@@ -138,23 +138,23 @@ describe("total deadlines on upstream exchanges", () => {
     expect(ms).toBeLessThan(BOUND_MS);
     expect([answers[0]?.status, answers[0]?.headers["x-mirror-cache"]]).toEqual([200, "STALE"]);
     for (const a of answers.slice(1)) {
-      expect(a.status).toBe(503);
+      expect(a.status).toBe(504);
       expect(ociCode(a.body)).toBe("UNAVAILABLE");
     }
     expect(up.count("GET", "/token") - tokensBefore).toBe(1);
   });
 
-  it("a blob HEAD, and a blob GET whose headers never come, answer 503 within the bound", async () => {
+  it("a blob HEAD, and a blob GET whose headers never come, answer 504 within the bound", async () => {
     const up = await fake();
     up.on(/\/blobs\//, () => undefined); // accepts the request, never answers
     const { mirror } = await mirrorFor(up.url, { upstream: { deadline: DEADLINE } });
     const digest = digestOf(Buffer.from("never sent"));
     const head = await timed(fetch(`${mirror.url}/v2/library/x/blobs/${digest}`, { method: "HEAD" }));
     expect(head.ms).toBeLessThan(BOUND_MS);
-    expect(head.value.status).toBe(503);
+    expect(head.value.status).toBe(504);
     const blob = await timed(get(`${mirror.url}/v2/library/x/blobs/${digest}`));
     expect(blob.ms).toBeLessThan(BOUND_MS);
-    expect(blob.value.status).toBe(503);
+    expect(blob.value.status).toBe(504);
     expect(ociCode(blob.value.body)).toBe("UNAVAILABLE");
   });
 });
