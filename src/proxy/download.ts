@@ -42,6 +42,8 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
       const body = res.body;
       const stop = () => body.destroy(o.signal.reason as Error);
       o.signal.addEventListener("abort", stop, { once: true });
+      // Aborted between the answer and here (orphan timeout, shutdown): the listener came too late.
+      if (o.signal.aborted) stop();
       try {
         for await (const chunk of body) {
           received += (chunk as Buffer).byteLength;
