@@ -80,12 +80,16 @@ export class Holdings {
     if (at !== undefined && client.isOffline()) return "STALE";
     const notFound = kind === "blob" ? "BLOB_UNKNOWN" : "MANIFEST_UNKNOWN";
     try {
-      const res = await client.fetch("HEAD", `${target.name}/${kind === "blob" ? "blobs" : "manifests"}/${d.value}`, {
-        ...(kind === "manifest" ? { headers: { accept: UPSTREAM_ACCEPT } } : {}),
-        scope: `repository:${target.name}:pull`,
+      // A HEAD like any other exchange: bounded by the upstream's total deadline (upstream.deadline).
+      await client.exchange(`${kind} ${d.value} (HEAD)`, async (signal) => {
+        const res = await client.fetch("HEAD", `${target.name}/${kind === "blob" ? "blobs" : "manifests"}/${d.value}`, {
+          ...(kind === "manifest" ? { headers: { accept: UPSTREAM_ACCEPT } } : {}),
+          scope: `repository:${target.name}:pull`,
+          signal,
+        });
+        await ensureOk(client.name, res, `${kind} ${d.value}`);
+        await discard(res);
       });
-      await ensureOk(client.name, res, `${kind} ${d.value}`);
-      await discard(res);
       await this.link(target, kind, d);
       return "REVALIDATED";
     } catch (err) {
