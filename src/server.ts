@@ -3,7 +3,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Authenticator } from "./auth/guard.js";
-import { parseConfig, SMALL_CACHE_CAP, type ConfigInput } from "./config/schema.js";
+import { ConfigError, parseConfig, SMALL_CACHE_CAP, type ConfigInput } from "./config/schema.js";
 import { resolveConfig, type MirrorConfig } from "./config/resolve.js";
 import { describeSize } from "./config/sizes.js";
 import { MirrorKitError } from "./errors.js";
@@ -19,7 +19,8 @@ import { ManifestService } from "./proxy/manifests.js";
 import { ExpectedSizes } from "./proxy/sizes.js";
 import { Upstreams } from "./proxy/upstreams.js";
 import { SizeCap } from "./store/evict.js";
-import { FsStore } from "./store/fs-store.js";
+import { openStore } from "./store/open.js";
+import { isEvictable } from "./store/store.js";
 import { exposureWarnings } from "./tls/exposure.js";
 import { StorageHealth } from "./store/health.js";
 import { createListener } from "./tls/listener.js";
@@ -50,14 +51,16 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const metrics = new Metrics({ processMetrics: options.processMetrics });
   const auth = new Authenticator(config.auth, log);
   await auth.start();
-  const store = await FsStore.open(config.storage);
+  const store = await openStore(config.store, { replica: config.replica });
   const freshness = new FreshnessPolicy(config.tagRules, config.semverTagsImmutable);
   const upstreams = new Upstreams(config, log, metrics);
   const status = await StatusModel.start({ config, metrics, log, breakers: upstreams });
   store.onPublish = (n) => status.published(n);
   if (config.cacheMaxBytes > 0) {
+    // A cap the backend cannot enforce would be a setting silently dropped.
+    if (!isEvictable(store)) throw new ConfigError(`invalid configuration:\n  cache.maxSize: the ${config.store.driver} storage driver cannot evict; remove the cap`);
     const cap = new SizeCap(
-      store.layout,
+      store,
       config.cacheMaxBytes,
       (r) => {
         status.evicted(r);
@@ -79,7 +82,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const streams = new StatusStreams();
   const holdings = new Holdings({ store, upstreams, maxAgeMs: config.cacheMaxAgeMs });
   const sizes = new ExpectedSizes();
-  const health = new StorageHealth(store.layout.ingestDir);
+  const health = new StorageHealth(() => store.probe());
   const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs, sizes, maxBlobBytes: config.maxBlobBytes, health });
   const manifests = new ManifestService({ store, holdings, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes, sizes, health });
   let listener;
@@ -116,6 +119,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
       await closed;
       await upstreams.close();
       await status.close();
+      await store.close();
       log.info("mirror-kit stopped");
     })();
     return closing;

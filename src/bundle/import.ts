@@ -105,7 +105,8 @@ class Publisher {
         await writer.write([Buffer.from(buf.subarray(0, bytesRead))]);
         pos += bytesRead;
       }
-      await writer.commit(size);
+      await writer.verify(size);
+      await writer.publish();
       this.published++;
     } catch (err) {
       await writer.cancel();

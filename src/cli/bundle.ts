@@ -46,7 +46,7 @@ export async function runExport(a: ExportArgs, out: Out): Promise<ExportResult> 
 export async function runImport(a: { input: string; storage: string }, out: Out): Promise<ImportResult> {
   const store = await FsStore.open(a.storage, { shared: true });
   // Unpacked next to the cache (same filesystem, no copy through /tmp's tmpfs), removed afterwards.
-  const result = await importBundle(a.input, store, join(a.storage, "ingest"));
+  const result = await importBundle(a.input, store, store.tempDir);
   for (const image of result.images) out.write(`cached ${image}\n`);
   out.write(`imported ${result.images.length} image(s) into ${a.storage} (${result.published} new object(s))\n`);
   return result;

@@ -1,5 +1,6 @@
 // From a validated config to what the server runs with: built-ins merged with user upstreams,
 // aliases indexed, listen address split. Every cross-field rule is checked here.
+import { hostname } from "node:os";
 import { BUILTIN_UPSTREAMS } from "./builtin.js";
 import { parseRegistryHost, redactUserinfo } from "../oci/hosts.js";
 import { ConfigError, type ParsedConfig } from "./schema.js";
@@ -43,12 +44,19 @@ export interface TlsConfig {
   readonly minVersion: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
 }
 
+/** The cache's storage backend and its settings (src/store/open.ts opens it). */
+export type StoreSpec = { readonly driver: "filesystem"; readonly root: string };
+
 export interface MirrorConfig {
   readonly host: string;
   readonly port: number;
   /** Absent: plain HTTP. */
   readonly tls?: TlsConfig;
+  /** The local folder: the cache itself with the filesystem driver; stats and status live here. */
   readonly storage: string;
+  readonly store: StoreSpec;
+  /** This process among replicas sharing the store (config `replica`); default the host name. */
+  readonly replica: string;
   readonly logLevel: ParsedConfig["logLevel"];
   readonly defaultUpstream: UpstreamConfig;
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
@@ -148,7 +156,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     host,
     port,
     ...resolveTls(cfg.tls),
-    storage: cfg.storage,
+    ...resolveStorage(cfg),
     logLevel: cfg.logLevel,
     defaultUpstream,
     upstreams,
@@ -168,6 +176,11 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     responseHeaders: cfg.http.headers,
     auth: { ...(cfg.auth.htpasswd ? { htpasswd: cfg.auth.htpasswd } : {}), anonymousPaths: cfg.auth.anonymousPaths, anonymousPull: cfg.auth.anonymousPull },
   };
+}
+
+function resolveStorage(cfg: ParsedConfig): { storage: string; store: StoreSpec; replica: string } {
+  const spec = typeof cfg.storage === "string" ? { driver: "filesystem" as const, root: cfg.storage } : cfg.storage;
+  return { storage: spec.root, store: spec, replica: cfg.replica ?? hostname() };
 }
 
 const TLS_VERSIONS = { "tls1.0": "TLSv1", "tls1.1": "TLSv1.1", "tls1.2": "TLSv1.2", "tls1.3": "TLSv1.3" } as const;

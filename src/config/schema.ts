@@ -67,12 +67,50 @@ export const upstreamSchema = z
   })
   .strict();
 
+/** Where the cache lives on the local filesystem (also what the plain string form of storage means). */
+const filesystemStorage = z
+  .object({
+    driver: z.literal("filesystem"),
+    /** The cache folder. Default ./mirror-kit-data. */
+    root: z.string().min(1).default("./mirror-kit-data"),
+  })
+  .strict();
+
+const storageDrivers = z.discriminatedUnion("driver", [filesystemStorage]);
+
+/**
+ * storage: a folder (string), or one object per driver; src/store/open.ts opens it. Parsed by hand
+ * so a bad driver or field is named (a plain union would only say "Invalid input").
+ */
+export const storageSchema = z.unknown().transform((value, ctx): string | z.output<typeof storageDrivers> => {
+  if (typeof value !== "string" && (typeof value !== "object" || value === null || Array.isArray(value))) {
+    ctx.addIssue({ code: "custom", message: `expected a folder or an object with a driver (filesystem), got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  const parsed = typeof value === "string" ? z.string().min(1, "expected a folder, got an empty string").safeParse(value) : storageDrivers.safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
+  return z.NEVER;
+});
+
 export const configSchema = z
   .object({
     /** HOST:PORT to listen on. Default 0.0.0.0:5000; port 0 picks a free port. */
     listen: z.string().default("0.0.0.0:5000"),
-    /** Cache folder. Default ./mirror-kit-data (the container image sets /var/lib/mirror-kit). */
-    storage: z.string().min(1).default("./mirror-kit-data"),
+    /**
+     * Cache storage: a folder ("./data", the same as {driver: filesystem, root: ./data}). Default
+     * ./mirror-kit-data (the container image sets /var/lib/mirror-kit).
+     */
+    storage: storageSchema.default("./mirror-kit-data"),
+    /**
+     * This process's name among replicas sharing one store: its downloads in progress live under it,
+     * and only its own are removed when it starts. Default: the host name (unique per container or
+     * pod); set it when several replicas on one host share a folder.
+     */
+    replica: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "expected 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+      .optional(),
     /** Upstream for requests with neither ?ns= nor a host prefix. Default docker.io. */
     defaultUpstream: z.string().default("docker.io"),
     /** Include the built-in public registries (docker.io, ghcr.io, quay.io, ...). Default true. */

@@ -1,15 +1,15 @@
 // One upstream download of one blob, shared by every client that wants it (single flight).
 // Arriving bytes are copied into pooled slabs (slabs.ts) and kept there until they are on disk;
 // readers get views of them, so clients stream at network speed; disk writes are batched behind
-// them, and readers that fall behind (or join late) read the temp file into slabs of their own. The download (download.ts) is detached from the
+// them, and readers that fall behind (or join late) read it back from the store's writer
+// (writer.readAt) into slabs of their own. The download (download.ts) is detached from the
 // clients: it survives their disconnects, bounded by the orphan timeout.
 import type { Hash } from "node:crypto";
 import { type Digest, hasher } from "../oci/digest.js";
 import { MirrorError, upstreamFault } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
-import type { BlobStore } from "../store/store.js";
-import type { BlobWriter } from "../store/writer.js";
+import type { BlobStore, BlobWriter } from "../store/store.js";
 import type { UpstreamClient } from "../upstream/client.js";
 import { asUnavailable, faultReason, isDiskFull, storageFault } from "../store/faults.js";
 import type { StorageHealth } from "../store/health.js";
@@ -456,7 +456,7 @@ export class BlobFill {
     if (!writer || pos >= writer.written) throw new MirrorError("UNKNOWN", `bytes at ${pos} of ${this.o.digest.value} are neither in memory nor on disk`);
     const slab = takeSlab();
     try {
-      const { bytesRead } = await writer.handle.read(slab.buf, 0, len, pos);
+      const bytesRead = await writer.readAt(slab.buf, pos, len);
       if (bytesRead <= 0) throw new MirrorError("UNKNOWN", "cache file shorter than recorded");
       return batchOf([slab.buf.subarray(0, bytesRead)], [slab]);
     } catch (err) {

@@ -23,7 +23,8 @@ async function blob(s: FsStore, content: string, usedAt: number): Promise<Digest
   const d = digestOf(data);
   const w = await s.createWriter(d);
   await w.write([data]);
-  await w.commit();
+  await w.verify();
+  await w.publish();
   await w.close();
   await utimes(s.layout.blob(d), new Date(usedAt), new Date(usedAt));
   return d;

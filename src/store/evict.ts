@@ -4,6 +4,7 @@ import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseDigest } from "../oci/digest.js";
 import type { Layout } from "./layout.js";
+import type { Evictable } from "./store.js";
 
 interface Entry {
   digest: string;
@@ -173,7 +174,7 @@ export class SizeCap {
   private again = false;
 
   constructor(
-    private readonly layout: Layout,
+    private readonly store: Evictable,
     private readonly maxBytes: number,
     private readonly report: (r: EvictionReport) => void,
     private readonly onError: (err: unknown) => void,
@@ -197,7 +198,9 @@ export class SizeCap {
   async makeRoom(bytes: number): Promise<void> {
     await this.trigger();
     const target = Math.max(0, (this.size ?? 0) - bytes);
-    const r = await evict(this.layout, { target, protectAfter: Date.now() - this.protectMs });
+    // Pinned tags stay pinned when room is made too.
+    const keep = this.pinned ? await this.store.pinnedDigests(this.pinned) : undefined;
+    const r = await this.store.evict({ target, protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
     this.size = r.sizeAfter;
     this.report(r);
   }
@@ -211,8 +214,8 @@ export class SizeCap {
       do {
         this.again = false;
         try {
-          const keep = this.pinned ? await pinnedDigests(this.layout, this.pinned) : undefined;
-          const r = await evict(this.layout, { target: Math.floor(this.maxBytes * 0.9), protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
+          const keep = this.pinned ? await this.store.pinnedDigests(this.pinned) : undefined;
+          const r = await this.store.evict({ target: Math.floor(this.maxBytes * 0.9), protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
           this.size = r.sizeAfter;
           this.report(r);
         } catch (err) {

@@ -2,14 +2,16 @@
 // Small records are written to ingest/ then renamed into place, so a crash never leaves half a file.
 import { randomBytes } from "node:crypto";
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, statfs, utimes, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { type Digest, digestOf, parseDigest } from "../oci/digest.js";
 import { MirrorError, upstreamFault } from "../oci/errors.js";
 import { isMediaType } from "../oci/mediatypes.js";
 import { isValidTag } from "../oci/names.js";
 import { Layout } from "./layout.js";
-import type { LinkKind, OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
-import { BlobWriter } from "./writer.js";
+import type { Evictable, LinkKind, OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
+import { cacheUsage, evict, type EvictOptions, pinnedDigests } from "./evict.js";
+import { FsBlobWriter } from "./writer.js";
 import { StoreError } from "./errors.js";
 
 
@@ -18,7 +20,20 @@ import { StoreError } from "./errors.js";
 const TOUCH_INTERVAL_MS = 60_000;
 const TOUCH_MEMORY = 50_000;
 
-export class FsStore implements Store {
+/** Another replica's ingest file untouched this long is a leftover of a crash (live ones are written every few seconds). */
+const STALE_INGEST_MS = 6 * 60 * 60 * 1000;
+
+export interface FsStoreOptions {
+  /**
+   * A running mirror may be using the folder (mirror-kit import): nothing in ingest/ is removed,
+   * and this process writes under a name of its own. Default false.
+   */
+  shared?: boolean;
+  /** This process's name among the replicas sharing the folder (its ingest area). Default: the host name. */
+  replica?: string;
+}
+
+export class FsStore implements Store, Evictable {
   readonly layout: Layout;
   /** Called with the size of every newly published blob or manifest (eviction keeps its total). */
   onPublish: (size: number) => void = () => undefined;
@@ -26,23 +41,30 @@ export class FsStore implements Store {
   makeRoom: ((bytes: number) => Promise<void>) | undefined;
   private readonly touched = new Map<string, number>();
 
-  private constructor(root: string) {
+  private constructor(
+    root: string,
+    /** Prefix of this process's files in ingest/: its own ingest area. */
+    private readonly area: string,
+  ) {
     this.layout = new Layout(root);
   }
 
   /** A store over a folder another process may be using (`mirror-kit ls`): read only, nothing created or removed. */
   static view(root: string): FsStore {
-    return new FsStore(root);
+    return new FsStore(root, ingestArea(`view-${process.pid}-${randomBytes(4).toString("hex")}`));
   }
 
-  /** Open (creating) a store; leftovers of downloads interrupted by a crash are removed unless shared. */
-  static async open(root: string, options: { shared?: boolean } = {}): Promise<FsStore> {
-    const store = new FsStore(root);
+  /**
+   * Open (creating) a store. Each replica writes its downloads under its own name in ingest/, and
+   * removes only its own leftovers of a crash (plus other names' files untouched for hours): a
+   * replica starting never deletes another's downloads in progress.
+   */
+  static async open(root: string, options: FsStoreOptions = {}): Promise<FsStore> {
+    const area = options.shared ? ingestArea(`shared-${process.pid}-${randomBytes(4).toString("hex")}`) : ingestArea(options.replica ?? hostname());
+    const store = new FsStore(root, area);
     try {
-      // shared: a running mirror may be using the folder (mirror-kit import); its downloads in
-      // ingest/ are not leftovers of a crash and must be left alone.
-      if (!options.shared) await rm(store.layout.ingestDir, { recursive: true, force: true });
       await mkdir(store.layout.ingestDir, { recursive: true });
+      if (!options.shared) await store.sweepIngest();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
       throw new StoreError(`cannot use storage folder ${root}: ${code}${code === "EACCES" ? " (not writable by this user)" : ""}`, code, { cause: err });
@@ -88,8 +110,56 @@ export class FsStore implements Store {
     return s.bavail * s.bsize;
   }
 
-  createWriter(d: Digest): Promise<BlobWriter> {
-    return BlobWriter.create(this.layout.ingestDir, d, this.layout.blob(d), (size) => this.onPublish(size));
+  createWriter(d: Digest): Promise<FsBlobWriter> {
+    return FsBlobWriter.create(this.layout.ingestDir, `${this.area}${d.hex.slice(0, 16)}`, d, this.layout.blob(d), (size) => this.onPublish(size));
+  }
+
+  /** Can the folder be written now? A probe file in this replica's area, made durable and removed (/healthz). */
+  async probe(): Promise<void> {
+    const file = join(this.layout.ingestDir, `${this.area}health-${randomBytes(6).toString("hex")}`);
+    try {
+      await mkdir(this.layout.ingestDir, { recursive: true });
+      await writeFile(file, "ok", { flush: true });
+    } finally {
+      await rm(file, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /** Nothing to release: every file handle belongs to a writer or an open blob. */
+  async close(): Promise<void> {}
+
+  /** A folder for temporary files of this process (bundle import), inside its ingest area. */
+  get tempDir(): string {
+    return join(this.layout.ingestDir, `${this.area}tmp`);
+  }
+
+  evict(options: EvictOptions) {
+    return evict(this.layout, options);
+  }
+
+  usage() {
+    return cacheUsage(this.layout);
+  }
+
+  pinnedDigests(pinned: (upstream: string, name: string, tag: string) => boolean) {
+    return pinnedDigests(this.layout, pinned);
+  }
+
+  /**
+   * Remove this replica's leftovers, files of the single-replica layout (no area prefix), and other
+   * replicas' files nobody has written to for STALE_INGEST_MS (their replica died and never came back).
+   */
+  private async sweepIngest(): Promise<void> {
+    const now = Date.now();
+    for (const name of await readdirOrEmpty(this.layout.ingestDir)) {
+      const path = join(this.layout.ingestDir, name);
+      const mine = name.startsWith(this.area) || !name.includes(AREA_SEPARATOR);
+      if (!mine) {
+        const s = await stat(path).catch(() => undefined);
+        if (!s || now - s.mtimeMs < STALE_INGEST_MS) continue;
+      }
+      await rm(path, { recursive: true, force: true });
+    }
   }
 
   /** Mark a blob as used now (best effort: a failed touch only makes eviction less precise). */
@@ -210,7 +280,7 @@ export class FsStore implements Store {
   }
 
   private async atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
-    const temp = join(this.layout.ingestDir, `rec-${randomBytes(8).toString("hex")}`);
+    const temp = join(this.layout.ingestDir, `${this.area}rec-${randomBytes(8).toString("hex")}`);
     try {
       // ingest/ is recreated on demand: a storage folder emptied under a running mirror must not
       // turn every later miss into an error.
@@ -223,6 +293,14 @@ export class FsStore implements Store {
       throw err;
     }
   }
+}
+
+/** Between a replica's name and the rest of an ingest file name; never part of a replica name. */
+const AREA_SEPARATOR = "~";
+
+/** The file name prefix of a replica's ingest area (names are checked where configured: config/schema.ts). */
+function ingestArea(replica: string): string {
+  return `${replica.replace(/[^A-Za-z0-9._-]/g, "_")}${AREA_SEPARATOR}`;
 }
 
 function isNotFound(err: unknown): boolean {

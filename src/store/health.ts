@@ -1,8 +1,5 @@
-// Whether the cache folder can be written right now: a probe file written with fsync and removed,
-// at most once a second, plus what the last real write failure said. /healthz reports it.
-import { randomBytes } from "node:crypto";
-import { mkdir, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+// Whether the cache storage can be written right now: the store's own probe (a small write, made
+// durable and removed), at most once a second, plus what the last real write failure said. /healthz reports it.
 import { describeFault, storageFault } from "./faults.js";
 
 export type Health = { ok: true } | { ok: false; reason: string };
@@ -13,7 +10,8 @@ export class StorageHealth {
   private last: { at: number; health: Health } | undefined;
   private probing: Promise<Health> | undefined;
 
-  constructor(private readonly dir: string) {}
+  /** `probeWrite` is the store's probe (OpenedStore.probe): it throws when the store cannot be written. */
+  constructor(private readonly probeWrite: () => Promise<void>) {}
 
   /** The current verdict: re-probed when the last one is older than a second. */
   check(): Promise<Health> {
@@ -29,17 +27,13 @@ export class StorageHealth {
   }
 
   private async probe(): Promise<Health> {
-    const file = join(this.dir, `health-${randomBytes(6).toString("hex")}`);
     let health: Health;
     try {
-      await mkdir(this.dir, { recursive: true });
-      await writeFile(file, "ok", { flush: true });
+      await this.probeWrite();
       health = { ok: true };
     } catch (err) {
       const code = storageFault(err) ?? (err as NodeJS.ErrnoException).code ?? "unknown error";
       health = { ok: false, reason: `cache storage cannot be written: ${describeFault(code)}` };
-    } finally {
-      await rm(file, { force: true }).catch(() => undefined);
     }
     this.last = { at: Date.now(), health };
     return health;

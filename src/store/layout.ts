@@ -11,8 +11,9 @@
 //   │   ├── _manifests/sha256/<hex>           empty: upstream confirmed this repository holds that
 //   │   │                                      manifest (catalog; mtime = when last confirmed)
 //   │   └── _layers/sha256/<hex>              empty: the same for a blob (a layer or config it references)
-//   ├── ingest/<random>                       downloads in progress; published by rename only after
-//   │                                          size and digest verification; wiped at startup
+//   ├── ingest/<replica>~<random>             downloads in progress, each replica under its own name;
+//   │                                          published by rename only after size and digest
+//   │                                          verification; a replica wipes only its own at startup
 //   └── stats.json                            all-time traffic figures and pull counts (observe/stats-file.ts)
 //
 // Repository components never start with "_" (distribution grammar), so _tags, _manifests and _layers

@@ -1,13 +1,14 @@
-// A blob being written: a temp file in ingest/, hashed as it is written, published by rename
-// only when size and digest match. Readers may read what is written so far (for streaming fills).
+// The filesystem's BlobWriter: a temp file in this replica's ingest area, hashed as it is written,
+// published (once, by hard link) only when size and digest match. readAt serves what is written so far.
 import { randomBytes } from "node:crypto";
-import { type FileHandle, mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { type FileHandle, link, mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Hash } from "node:crypto";
 import { type Digest, hasher } from "../oci/digest.js";
 import { upstreamFault } from "../oci/errors.js";
+import type { BlobWriter } from "./store.js";
 
-export class BlobWriter {
+export class FsBlobWriter implements BlobWriter {
   private hash: Hash;
   private _written = 0;
   private closed = false;
@@ -16,17 +17,18 @@ export class BlobWriter {
     readonly digest: Digest,
     readonly tempPath: string,
     private readonly finalPath: string,
-    readonly handle: FileHandle,
+    private readonly handle: FileHandle,
     private readonly onPublish: (size: number) => void,
   ) {
     this.hash = hasher(digest.algorithm);
   }
 
-  static async create(ingestDir: string, digest: Digest, finalPath: string, onPublish: (size: number) => void = () => undefined): Promise<BlobWriter> {
+  /** `prefix` names the temp file in `ingestDir` (the replica's ingest area, a digest prefix). */
+  static async create(ingestDir: string, prefix: string, digest: Digest, finalPath: string, onPublish: (size: number) => void = () => undefined): Promise<FsBlobWriter> {
     await mkdir(ingestDir, { recursive: true });
-    const tempPath = join(ingestDir, `${digest.hex.slice(0, 16)}-${randomBytes(8).toString("hex")}`);
+    const tempPath = join(ingestDir, `${prefix}-${randomBytes(8).toString("hex")}`);
     const handle = await open(tempPath, "w+");
-    return new BlobWriter(digest, tempPath, finalPath, handle, onPublish);
+    return new FsBlobWriter(digest, tempPath, finalPath, handle, onPublish);
   }
 
   get written(): number {
@@ -59,11 +61,10 @@ export class BlobWriter {
     return hash;
   }
 
-  /** Start over (an upstream answered a Range request with the whole body). */
-  async reset(): Promise<void> {
-    await this.handle.truncate(0);
-    this.hash = hasher(this.digest.algorithm);
-    this._written = 0;
+  async readAt(buffer: Buffer, position: number, length = buffer.byteLength): Promise<number> {
+    const len = Math.min(length, buffer.byteLength, this._written - position);
+    if (len <= 0) return 0;
+    return (await this.handle.read(buffer, 0, len, position)).bytesRead;
   }
 
   /** Check size and digest of everything written. On mismatch the temp file is removed. */
@@ -79,25 +80,23 @@ export class BlobWriter {
     }
   }
 
-  /** Make verified content durable, then visible: fsync before rename, so a crash never publishes a torn file. */
+  /**
+   * Make verified content durable, then visible: fsync first, so a crash never publishes a torn
+   * file; then a hard link, which fails when the name exists, so of two writers of one digest
+   * (replicas on one folder, two upstreams' fills) exactly one publishes and counts the size.
+   */
   async publish(): Promise<void> {
     await this.handle.sync();
     await mkdir(dirname(this.finalPath), { recursive: true });
-    // Another upstream's fill may have published the same content meanwhile (fills are per
-    // upstream): same bytes, so keep that one and do not count the size twice.
-    const existing = await stat(this.finalPath).catch(() => undefined);
-    if (existing?.isFile() && existing.size === this._written) {
+    const published = await publishOnce(this.tempPath, this.finalPath);
+    if (!published) {
+      // Published by the other writer: the same verified bytes, so that copy stays.
       await this.cancel();
       return;
     }
-    await rename(this.tempPath, this.finalPath);
     this.closed = true;
+    await rm(this.tempPath, { force: true });
     this.onPublish(this._written);
-  }
-
-  async commit(expectedSize?: number): Promise<void> {
-    await this.verify(expectedSize);
-    await this.publish();
   }
 
   /** Discard the temp file. Safe to call more than once and after commit. */
@@ -111,4 +110,22 @@ export class BlobWriter {
   async close(): Promise<void> {
     await this.handle.close().catch(() => undefined);
   }
+}
+
+/** File systems without hard links (some FUSE and SMB mounts) answer these; rename is their publish. */
+const NO_LINKS = new Set(["ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EXDEV", "EPERM"]);
+
+/** Put `temp` at `final` unless something is there already; false when it was. */
+async function publishOnce(temp: string, final: string): Promise<boolean> {
+  try {
+    await link(temp, final);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    if (code === "EEXIST") return false;
+    if (!NO_LINKS.has(code)) throw err;
+  }
+  if (await stat(final).then((s) => s.isFile(), () => false)) return false;
+  await rename(temp, final);
+  return true;
 }

@@ -1,0 +1,32 @@
+// Opens the configured storage backend (config `storage`, a discriminated union on `driver`): the
+// one place that knows which classes implement the store, so the rest of the mirror sees interfaces.
+import type { StoreSpec } from "../config/resolve.js";
+import { FsStore } from "./fs-store.js";
+import type { Evictable, SpaceAware, Store } from "./store.js";
+
+/**
+ * A store as the server runs it: the interfaces, a publish hook, and the optional capabilities
+ * (eviction, free space) where the backend has them.
+ */
+export type OpenedStore = Store &
+  Partial<Evictable> &
+  Partial<SpaceAware> & {
+    /** Called with the size of every newly published blob or manifest (status, size cap). */
+    onPublish: (size: number) => void;
+    /** Throws when the store cannot be written now (/healthz: src/store/health.ts). */
+    probe(): Promise<void>;
+    /** Release connections and timers (the mirror is stopping). */
+    close(): Promise<void>;
+  };
+
+export interface OpenStoreOptions {
+  /** This process among replicas sharing the store: its ingest area. */
+  replica: string;
+}
+
+export async function openStore(spec: StoreSpec, options: OpenStoreOptions): Promise<OpenedStore> {
+  switch (spec.driver) {
+    case "filesystem":
+      return FsStore.open(spec.root, { replica: options.replica });
+  }
+}
