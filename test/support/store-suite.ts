@@ -134,6 +134,10 @@ export function storeSuite(name: string, makeHarness: () => Promise<StoreHarness
         await writeChunks(w, data.subarray(0, n), 300_000);
         await w.cancel();
         await w.cancel();
+        // A fill that stopped storing still serves its readers what was written, until close.
+        const back = Buffer.alloc(Math.min(n, 1000));
+        expect(await w.readAt(back, 0)).toBe(back.byteLength);
+        expect(back.equals(data.subarray(0, back.byteLength))).toBe(true);
         await w.close();
         expect(await a.statBlob(d)).toBeUndefined();
       }
@@ -153,6 +157,19 @@ export function storeSuite(name: string, makeHarness: () => Promise<StoreHarness
       await w.cancel();
       await w.close();
       expect(await a.statBlob(d)).toBeUndefined();
+      expect(await (await h()).leftovers()).toEqual([]);
+    });
+
+    it("hands over the hash of what was written, for the rest to be hashed by the caller", async () => {
+      const a = await open("a");
+      const { data, d } = content(size);
+      const w = await a.createWriter(d);
+      await writeChunks(w, data.subarray(0, 5000), 1000);
+      const hash = w.takeHash();
+      hash.update(data.subarray(5000));
+      expect(hash.digest("hex")).toBe(d.hex);
+      await w.cancel();
+      await w.close();
       expect(await (await h()).leftovers()).toEqual([]);
     });
 
