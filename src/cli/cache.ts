@@ -1,13 +1,15 @@
 // `mirror-kit rm`, `prune` and `refresh`: owning what is in a cache folder (safe while a mirror runs
 // on it: files are replaced or removed atomically, and an open cached file stays readable).
 import bytes from "bytes";
-import ms from "ms";
 import { Agent } from "undici";
 import type { CommandModule } from "yargs";
+import { loadConfig, type Env } from "../config/load.js";
+import { parseDuration } from "../config/schema.js";
 import { MirrorKitError } from "../errors.js";
 import { parseImageReference, formatImageReference } from "../oci/reference.js";
 import { MirrorClient } from "../prefetch/mirror-client.js";
-import { evict } from "../store/evict.js";
+import { FreshnessPolicy } from "../proxy/freshness.js";
+import { evict, pinnedDigests } from "../store/evict.js";
 import { FsStore } from "../store/fs-store.js";
 import { pruneUnreferenced, removeImage } from "../store/remove.js";
 import { mirrorFromUrl } from "./prefetch.js";
@@ -29,22 +31,40 @@ export async function runRm(a: { storage: string; images: string[] }, out: Out):
   return a.images.length;
 }
 
-/** A duration flag: "30d", "12h"; never 0 or negative (that would mean "everything"). */
+/** A duration flag: "30d", "12h"; never 0 (that would mean "everything"). The config's own parser. */
 function olderThan(value: string): number {
-  const n = /^\d+$/.test(value) ? Number.NaN : (ms as (v: string) => number | undefined)(value);
-  if (typeof n !== "number" || !Number.isFinite(n) || n <= 0) throw new MirrorKitError("MK_USAGE", `--older-than: expected a duration such as 30d or 12h, got ${JSON.stringify(value)}`);
+  const n = parseDuration(value);
+  if (n === undefined || n <= 0) throw new MirrorKitError("MK_USAGE", `--older-than: expected a duration such as 30d or 12h, got ${JSON.stringify(value)}`);
   return n;
 }
 
-export async function runPrune(a: { storage: string; olderThan?: string; unused: boolean }, out: Out): Promise<{ deleted: number; bytes: number }> {
+export interface PruneArgs {
+  /** The cache folder; default: the configuration's storage. */
+  storage?: string;
+  /** The mirror's config file (its cache.rules pins are spared); default $MIRROR_KIT_CONFIG. */
+  config?: string;
+  olderThan?: string;
+  unused: boolean;
+}
+
+/** The folder and the pins of the mirror's own configuration, read as `serve` reads it. */
+async function pruneScope(a: PruneArgs, env: Env): Promise<{ storage: string; pinned: (upstream: string, name: string, tag: string) => boolean }> {
+  const { config } = await loadConfig({ ...(a.config ? { file: a.config } : {}), env, ...(a.storage ? { flags: { storage: a.storage } } : {}) });
+  const policy = new FreshnessPolicy(config.tagRules, config.semverTagsImmutable);
+  return { storage: config.storage, pinned: (upstream, name, tag) => policy.pinned(upstream, name, tag) };
+}
+
+export async function runPrune(a: PruneArgs, out: Out, env: Env = process.env): Promise<{ deleted: number; bytes: number }> {
   if (a.olderThan === undefined && !a.unused) throw new MirrorKitError("MK_USAGE", "say what to prune: --older-than DURATION (not used for that long) and/or --unused (referenced by no cached image)");
   const age = a.olderThan === undefined ? undefined : olderThan(a.olderThan);
-  const store = await FsStore.open(a.storage, { shared: true });
+  const { storage, pinned } = await pruneScope(a, env);
+  const store = await FsStore.open(storage, { shared: true });
   let deleted = 0;
   let freed = 0;
   if (age !== undefined) {
-    // Least recently used first, and never a layer that a kept image still needs (as the size cap).
-    const r = await evict(store.layout, { target: 0, protectAfter: Date.now() - age });
+    // Least recently used first, never a layer a kept image still needs, never a pinned image (as the size cap).
+    const keep = await pinnedDigests(store.layout, pinned);
+    const r = await evict(store.layout, { target: 0, protectAfter: Date.now() - age, keep });
     deleted += r.evicted.length;
     freed += r.sizeBefore - r.sizeAfter;
   }
@@ -54,7 +74,7 @@ export async function runPrune(a: { storage: string; olderThan?: string; unused:
     deleted += r.deleted;
     freed += r.bytes;
   }
-  out.write(`pruned ${deleted} object(s), ${bytes(freed) ?? "0B"} freed from ${a.storage}\n`);
+  out.write(`pruned ${deleted} object(s), ${bytes(freed) ?? "0B"} freed from ${storage}\n`);
   return { deleted, bytes: freed };
 }
 
@@ -96,15 +116,24 @@ export const rmCommand: CommandModule = {
 
 export const pruneCommand: CommandModule = {
   command: "prune",
-  describe: "Remove cached content not used for a while (--older-than 30d) and/or referenced by no cached image (--unused)",
+  describe: "Remove cached content not used for a while (--older-than 30d) and/or referenced by no cached image (--unused); pinned images stay",
   builder: (y) =>
     y
-      .option("storage", storageOption)
+      .option("storage", { type: "string", describe: "the mirror's cache folder (default: the configuration's storage; safe while a mirror runs on it)" })
+      .option("config", { type: "string", describe: "the mirror's config file: its storage and its cache.rules pins, which prune spares (env MIRROR_KIT_CONFIG)" })
       .option("older-than", { type: "string", describe: "remove what was not used for this long (30d, 12h); layers a kept image needs stay" })
       .option("unused", { type: "boolean", default: false, describe: "remove blobs and manifests no cached tag or repository reaches" }),
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
-    await runPrune({ storage: a.storage as string, ...(a.olderThan !== undefined ? { olderThan: a.olderThan as string } : {}), unused: a.unused as boolean }, process.stdout);
+    await runPrune(
+      {
+        ...(a.storage !== undefined ? { storage: a.storage as string } : {}),
+        ...(a.config !== undefined ? { config: a.config as string } : {}),
+        ...(a.olderThan !== undefined ? { olderThan: a.olderThan as string } : {}),
+        unused: a.unused as boolean,
+      },
+      process.stdout,
+    );
   },
 };
 

@@ -6,10 +6,19 @@ import { MirrorKitError } from "../errors.js";
 import { PROTOTYPE_KEYS } from "../oci/hosts.js";
 import { parseSize } from "./sizes.js";
 
+/**
+ * A duration string ("30s", "5m", "7d") in milliseconds, or undefined when it is not one. A bare
+ * number is refused: "30" could be seconds or days. The one parser of durations (CLI flags use it too).
+ */
+export function parseDuration(value: string): number | undefined {
+  const parsed = /^\d+$/.test(value) ? Number.NaN : (ms as (v: string) => number | undefined)(value);
+  return typeof parsed === "number" && Number.isFinite(parsed) && parsed >= 0 ? parsed : undefined;
+}
+
 /** A duration string parsed to milliseconds. */
 const duration = z.string().transform((value, ctx) => {
-  const parsed = /^\d+$/.test(value) ? Number.NaN : (ms as (v: string) => number | undefined)(value);
-  if (typeof parsed !== "number" || Number.isNaN(parsed) || parsed < 0) {
+  const parsed = parseDuration(value);
+  if (parsed === undefined) {
     ctx.addIssue({ code: "custom", message: `expected a duration such as "30s", "5m" or "7d", got ${JSON.stringify(value)}` });
     return z.NEVER;
   }

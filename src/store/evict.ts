@@ -42,7 +42,6 @@ export async function evict(layout: Layout, options: EvictOptions): Promise<Evic
   const evicted: { digest: string; size: number }[] = [];
   const gone = new Set<string>();
   const oldestFirst = [...entries].sort((a, b) => a.usedAt - b.usedAt);
-  const manifests = new Set<string>();
   // Evicting a manifest frees its layers only for later candidates, so repeat until nothing moves.
   for (let progress = true; progress && size > options.target; ) {
     progress = false;
@@ -52,7 +51,6 @@ export async function evict(layout: Layout, options: EvictOptions): Promise<Evic
       if (e.manifest) {
         // Metadata first: a manifest without it is a miss, never a blob of unknown type.
         await rm(layout.manifestMeta(parseDigest(e.digest)), { force: true });
-        manifests.add(e.digest);
         for (const c of e.children) refs.set(c, (refs.get(c) ?? 1) - 1);
       }
       await rm(layout.blob(parseDigest(e.digest)), { force: true });
@@ -62,7 +60,7 @@ export async function evict(layout: Layout, options: EvictOptions): Promise<Evic
       progress = true;
     }
   }
-  if (manifests.size > 0) await forgetTags(layout, manifests);
+  if (gone.size > 0) await forgetRemoved(layout, gone);
   return { sizeBefore, sizeAfter: size, evicted };
 }
 
@@ -111,23 +109,26 @@ async function readReferences(layout: Layout, entries: Map<string, Entry>): Prom
   }
 }
 
-/** Remove the tags that point at evicted manifests and the repository links to them. */
-async function forgetTags(layout: Layout, manifests: ReadonlySet<string>): Promise<void> {
+/**
+ * After content was deleted: remove the tags that point at it and every repository link to it
+ * (_manifests and _layers), so no repository claims to hold what is gone.
+ */
+export async function forgetRemoved(layout: Layout, gone: ReadonlySet<string>): Promise<void> {
   const walk = async (dir: string): Promise<void> => {
     for (const entry of await list(dir)) {
       const path = join(dir, entry);
       if (entry === "_tags") {
         for (const tag of await list(path)) {
           const rec = await readFile(join(path, tag), "utf8").then((t) => JSON.parse(t) as { digest?: string }, () => undefined);
-          if (rec?.digest && manifests.has(rec.digest)) await rm(join(path, tag), { force: true });
+          if (rec?.digest && gone.has(rec.digest)) await rm(join(path, tag), { force: true });
         }
-      } else if (entry === "_manifests") {
+      } else if (entry === "_manifests" || entry === "_layers") {
         for (const algorithm of await list(path)) {
           for (const hex of await list(join(path, algorithm))) {
-            if (manifests.has(`${algorithm}:${hex}`)) await rm(join(path, algorithm, hex), { force: true });
+            if (gone.has(`${algorithm}:${hex}`)) await rm(join(path, algorithm, hex), { force: true });
           }
         }
-      } else {
+      } else if (!entry.startsWith("_")) {
         await walk(path);
       }
     }

@@ -1,10 +1,12 @@
 // Removing images from a cache folder on purpose (`mirror-kit rm`): the tag and the repository's
 // links go, then whatever only that image used — its manifests, config and layers — while anything
-// another kept tag or manifest still references stays. Metadata before content, as eviction does.
+// another kept tag or manifest still references stays. Metadata before content, as eviction does;
+// no repository link (_manifests, _layers) is left pointing at deleted content.
 import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseDigest, type Digest } from "../oci/digest.js";
 import { indexEntries } from "../oci/mediatypes.js";
+import { forgetRemoved } from "./evict.js";
 import type { FsStore } from "./fs-store.js";
 
 export interface RemoveReport {
@@ -72,21 +74,27 @@ export async function removeImage(store: FsStore, upstream: string, name: string
   const removed = new Set<string>();
   for (const r of roots) await closure(store, r, removed);
   for (const d of removed) {
-    if (!stillTagged.has(d)) await rm(store.layout.manifestLink(upstream, name, parseDigest(d)), { force: true });
+    if (stillTagged.has(d)) continue;
+    await rm(store.layout.manifestLink(upstream, name, parseDigest(d)), { force: true });
+    await rm(store.layout.blobLink(upstream, name, parseDigest(d)), { force: true });
   }
 
   // What every other repository still holds (tags and links) keeps its content.
   const kept = await referenced(store);
   if (removed.size === 0 && references.length === 0) return undefined;
   let deleted = 0;
+  const gone = new Set<string>();
   for (const value of removed) {
     if (kept.has(value)) continue;
     const d: Digest = parseDigest(value);
     await rm(store.layout.manifestMeta(d), { force: true });
     const existed = (await store.statBlob(d)) !== undefined;
     await rm(store.layout.blob(d), { force: true });
+    gone.add(value);
     if (existed) deleted++;
   }
+  // Other repositories may hold a layer link to deleted content (a blob fetched by digest alone).
+  if (gone.size > 0) await forgetRemoved(store.layout, gone);
   return { references, deleted };
 }
 
@@ -111,7 +119,7 @@ export async function referenced(store: FsStore): Promise<Set<string>> {
 export async function pruneUnreferenced(store: FsStore, protectAfter: number): Promise<{ deleted: number; bytes: number }> {
   const kept = await referenced(store);
   const root = join(store.layout.root, "blobs");
-  let deleted = 0;
+  const gone = new Set<string>();
   let bytes = 0;
   for (const algorithm of await readdir(root).catch(() => [] as string[])) {
     for (const prefix of await readdir(join(root, algorithm)).catch(() => [] as string[])) {
@@ -128,10 +136,11 @@ export async function pruneUnreferenced(store: FsStore, protectAfter: number): P
         if (!s?.isFile() || s.mtimeMs > protectAfter) continue;
         await rm(store.layout.manifestMeta(d), { force: true });
         await rm(store.layout.blob(d), { force: true });
-        deleted++;
+        gone.add(value);
         bytes += s.size;
       }
     }
   }
-  return { deleted, bytes };
+  if (gone.size > 0) await forgetRemoved(store.layout, gone);
+  return { deleted: gone.size, bytes };
 }
