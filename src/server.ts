@@ -14,6 +14,7 @@ import { StatusModel } from "./observe/status.js";
 import { StatusStreams } from "./http/status-routes.js";
 import { BlobService } from "./proxy/blobs.js";
 import { FreshnessPolicy } from "./proxy/freshness.js";
+import { ReferrersService } from "./proxy/referrers.js";
 import { Holdings } from "./proxy/holdings.js";
 import { ManifestService } from "./proxy/manifests.js";
 import { ExpectedSizes } from "./proxy/sizes.js";
@@ -85,9 +86,10 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const health = new StorageHealth(() => store.probe());
   const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs, sizes, maxBlobBytes: config.maxBlobBytes, health });
   const manifests = new ManifestService({ store, holdings, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes, sizes, health });
+  const referrers = new ReferrersService({ store, upstreams, manifests, log, manifestMaxBytes: config.manifestMaxBytes });
   let listener;
   try {
-    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, upstreams, tags: store, auth, status, streams, health }), log);
+    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, referrers, upstreams, tags: store, auth, status, streams, health }), log);
     await listen(listener.server, config.host, config.port);
   } catch (err) {
     listener?.close();

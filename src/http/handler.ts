@@ -7,13 +7,14 @@ import type { MirrorConfig } from "../config/resolve.js";
 import { isMirrorKitError } from "../errors.js";
 import { parseDigest } from "../oci/digest.js";
 import { MirrorError, noSuchEndpoint, toOciError } from "../oci/errors.js";
-import { parseAccept } from "../oci/mediatypes.js";
+import { MediaType, parseAccept } from "../oci/mediatypes.js";
 import { parseReference } from "../oci/names.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { BlobService } from "../proxy/blobs.js";
 import { catalog, listTags } from "../proxy/listing.js";
 import type { ManifestService } from "../proxy/manifests.js";
+import type { ReferrersService } from "../proxy/referrers.js";
 import { resolveTarget, type Target } from "../proxy/route.js";
 import type { Upstreams } from "../proxy/upstreams.js";
 import type { StatusModel } from "../observe/status.js";
@@ -30,6 +31,7 @@ export interface HandlerDeps {
   metrics: Metrics;
   blobs: BlobService;
   manifests: ManifestService;
+  referrers: ReferrersService;
   upstreams: Upstreams;
   tags: TagStore;
   /** The one authentication layer: every route passes it (its config names the open paths). */
@@ -129,8 +131,18 @@ async function dispatch(
     }
     case "upload":
       throw new MirrorError("UNSUPPORTED", "this is a pull-through cache: pushes are not supported");
-    case "referrers":
-      throw new MirrorError("UNSUPPORTED", "the referrers API is not supported by this mirror");
+    case "referrers": {
+      const target = readable(deps, resolveTarget(route.name, ns, deps.config), principal);
+      const answer = await deps.referrers.get(target, parseDigest(route.digest), url.searchParams.get("artifactType") ?? undefined);
+      res.statusCode = 200;
+      res.setHeader("content-type", MediaType.ociIndex);
+      res.setHeader("content-length", String(answer.body.byteLength));
+      if (answer.filtered) res.setHeader("oci-filters-applied", "artifactType");
+      res.setHeader("x-mirror-cache", answer.cache);
+      res.setHeader("x-mirror-referrers-source", answer.source);
+      res.end(method === "HEAD" ? undefined : answer.body);
+      return;
+    }
     case "tags": {
       const target = readable(deps, resolveTarget(route.name, ns, deps.config), principal);
       const listing = await listTags(target, url.searchParams, deps.upstreams, deps.tags);

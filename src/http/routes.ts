@@ -8,7 +8,7 @@ export type Route =
   | { kind: "blob"; name: string; digest: string }
   | { kind: "upload"; name: string }
   | { kind: "tags"; name: string }
-  | { kind: "referrers"; name: string }
+  | { kind: "referrers"; name: string; digest: string }
   | { kind: "healthz" }
   | { kind: "metrics" }
   | { kind: "dashboard" }
@@ -25,7 +25,7 @@ const PATTERNS: [RegExp, (m: RegExpExecArray) => Route][] = [
   [/^\/v2\/(.+)\/blobs\/uploads(?:\/.*)?$/, (m) => ({ kind: "upload", name: m[1] as string })],
   [/^\/v2\/(.+)\/blobs\/([^/]+)$/, (m) => ({ kind: "blob", name: m[1] as string, digest: m[2] as string })],
   [/^\/v2\/(.+)\/tags\/list$/, (m) => ({ kind: "tags", name: m[1] as string })],
-  [/^\/v2\/(.+)\/referrers\/([^/]+)$/, (m) => ({ kind: "referrers", name: m[1] as string })],
+  [/^\/v2\/(.+)\/referrers\/([^/]+)$/, (m) => ({ kind: "referrers", name: m[1] as string, digest: m[2] as string })],
   [/^\/healthz$/, () => ({ kind: "healthz" })],
   [/^\/metrics$/, () => ({ kind: "metrics" })],
   [/^\/$/, () => ({ kind: "dashboard" })],
