@@ -86,16 +86,21 @@ function pageSize(query: URLSearchParams): number | undefined {
   return Number(raw);
 }
 
-/** Upstream Link headers name upstream paths; point the next page back at this mirror. */
-function rewriteLink(link: string | undefined, target: Target, ns: string | null): string | undefined {
+/** The rel="next" target of an upstream's Link header (RFC 8288), resolved against a placeholder origin. */
+export function nextLinkTarget(link: string | undefined): URL | undefined {
   const m = link ? /<([^>]*)>\s*;\s*rel="?next"?/.exec(link) : null;
   if (!m) return undefined;
-  let next: URL;
   try {
-    next = new URL(m[1] as string, "http://upstream.invalid");
+    return new URL(m[1] as string, "http://upstream.invalid");
   } catch {
     return undefined;
   }
+}
+
+/** Upstream Link headers name upstream paths; point the next page back at this mirror. */
+function rewriteLink(link: string | undefined, target: Target, ns: string | null): string | undefined {
+  const next = nextLinkTarget(link);
+  if (!next) return undefined;
   const params = new URLSearchParams();
   for (const key of ["n", "last"]) {
     const v = next.searchParams.get(key);

@@ -7,6 +7,7 @@ import type { Logger } from "../observe/log.js";
 import type { ManifestStore, TagStore } from "../store/store.js";
 import { ensureOk, headerString, readLimited, type UpstreamClient } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
+import { nextLinkTarget } from "./listing.js";
 import type { CacheResult, ManifestService } from "./manifests.js";
 import type { Target } from "./route.js";
 import type { Upstreams } from "./upstreams.js";
@@ -111,11 +112,17 @@ export class ReferrersService {
   }
 
   /** The upstream's referrers API, every page; undefined when the upstream has no such API (404). */
-  private async fromApi(client: UpstreamClient, target: Target, subject: Digest): Promise<ReferrerDescriptor[] | undefined> {
+  private fromApi(client: UpstreamClient, target: Target, subject: Digest): Promise<ReferrerDescriptor[] | undefined> {
+    // Every page, bodies included, under the upstream's one total deadline: a trickling page must
+    // not hold the flight (and every client waiting on it) past it.
+    return client.exchange(`referrers ${subject.value}`, (signal) => this.pages(client, target, subject, signal));
+  }
+
+  private async pages(client: UpstreamClient, target: Target, subject: Digest, signal: AbortSignal): Promise<ReferrerDescriptor[] | undefined> {
     const entries: ReferrerDescriptor[] = [];
     let path = `${target.name}/referrers/${subject.value}`;
     for (let page = 0; page < MAX_PAGES; page++) {
-      const res = await client.fetch("GET", path, { headers: { accept: MediaType.ociIndex }, scope: `repository:${target.name}:pull` });
+      const res = await client.fetch("GET", path, { headers: { accept: MediaType.ociIndex }, scope: `repository:${target.name}:pull`, signal });
       // A registry with the API answers 200 even when nothing refers to the subject (OCI 1.1);
       // 404 is how one without it answers (distribution 2.8: no such route).
       if (page === 0 && res.statusCode === 404) {
@@ -220,14 +227,8 @@ export function parseList(body: Uint8Array, what: string): ReferrerDescriptor[] 
 
 /** The next page's path (relative to /v2/) from a Link header, only when it stays on this list. */
 function nextPage(link: string | undefined, name: string, subject: Digest): string | undefined {
-  const m = link ? /<([^>]*)>\s*;\s*rel="?next"?/.exec(link) : null;
-  if (!m) return undefined;
-  let next: URL;
-  try {
-    next = new URL(m[1] as string, "http://upstream.invalid");
-  } catch {
-    return undefined;
-  }
+  const next = nextLinkTarget(link);
+  if (!next) return undefined;
   // Never follow a link elsewhere: the upstream names only its own pages of this subject.
   if (next.pathname !== `/v2/${name}/referrers/${subject.value}`) return undefined;
   return `${name}/referrers/${subject.value}${next.search}`;
