@@ -102,6 +102,10 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `${listener.scheme}://${shownHost}:${port}`;
   for (const warning of exposureWarnings({ ...config, port })) log.warn(warning);
+  if (config.parent) {
+    const direct = [...new Set([...config.upstreams.values()].filter((u) => u.username !== undefined).map((u) => u.name))];
+    log.info({ parent: config.parent.url.origin, fallback: config.parent.fallback, ...(direct.length > 0 ? { directWithCredentials: direct } : {}) }, "chained: upstreams are fetched through the parent mirror");
+  }
   if (config.cacheMaxBytes > 0 && config.cacheMaxBytes < SMALL_CACHE_CAP) {
     log.warn({ maxSize: describeSize(config.cacheMaxBytes) }, "cache.maxSize is below 1 MiB: nearly everything will be evicted (a size without a unit is bytes; write e.g. 20GB)");
   }

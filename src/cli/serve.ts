@@ -18,6 +18,7 @@ export interface ServeArgs {
   "tls-key"?: string;
   "tls-client-ca"?: string[];
   "tls-min-version"?: string;
+  parent?: string;
 }
 
 /** Flags over environment over config file over defaults: what serve runs with (healthcheck uses it too). */
@@ -26,6 +27,7 @@ export async function loadServeConfig(args: ServeArgs, env: Env): Promise<Loaded
   if (args.listen !== undefined) flags.listen = args.listen;
   if (args.storage !== undefined) flags.storage = args.storage;
   if (args["log-level"] !== undefined) flags.logLevel = args["log-level"];
+  if (args.parent !== undefined) flags.parent = { url: args.parent };
   const cache: Record<string, string> = {};
   if (args["tag-freshness"] !== undefined) cache.tagFreshness = args["tag-freshness"];
   if (args["max-size"] !== undefined) cache.maxSize = args["max-size"];
@@ -60,6 +62,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option("listen", { type: "string", describe: "HOST:PORT to listen on (default 0.0.0.0:5000; env MIRROR_KIT_LISTEN)" })
       .option("storage", { type: "string", describe: "cache folder (default ./mirror-kit-data; env MIRROR_KIT_STORAGE)" })
       .option("upstream", { type: "string", array: true, describe: "NAME=URL, repeatable: add or override an upstream (env MIRROR_KIT_UPSTREAMS)" })
+      .option("parent", { type: "string", describe: "chain to a parent mirror: fetch every upstream through it, and directly while it is down (env MIRROR_KIT_PARENT)" })
       .option("config", { type: "string", describe: "YAML config file: mirror-kit's own format or a distribution config.yml (env MIRROR_KIT_CONFIG)" })
       .option("log-level", { type: "string", describe: "fatal|error|warn|info|debug|trace|silent (default info)" })
       .option("tag-freshness", { type: "string", describe: "serve cached tags this long without asking upstream (default 1m)" })

@@ -112,6 +112,7 @@ export function fromEnv(env: Env, warnings: string[]): ConfigInput {
   if (env.MIRROR_KIT_REPLICA) out.replica = env.MIRROR_KIT_REPLICA;
   if (env.MIRROR_KIT_LOG_LEVEL) out.logLevel = env.MIRROR_KIT_LOG_LEVEL;
   if (env.MIRROR_KIT_DEFAULT_UPSTREAM) out.defaultUpstream = env.MIRROR_KIT_DEFAULT_UPSTREAM;
+  if (env.MIRROR_KIT_PARENT) out.parent = { url: env.MIRROR_KIT_PARENT };
   if (env.MIRROR_KIT_TAG_FRESHNESS) deepMergeInto(out, { cache: { tagFreshness: env.MIRROR_KIT_TAG_FRESHNESS } });
   if (env.MIRROR_KIT_MAX_SIZE) deepMergeInto(out, { cache: { maxSize: env.MIRROR_KIT_MAX_SIZE } });
   if (env.MIRROR_KIT_ANONYMOUS_UPSTREAMS) {

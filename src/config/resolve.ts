@@ -47,6 +47,14 @@ export interface TlsConfig {
 /** The cache's storage backend and its settings (src/store/open.ts opens it). */
 export type StoreSpec = { readonly driver: "filesystem"; readonly root: string };
 
+/** The parent mirror of a chain (see config `parent`). */
+export interface ParentConfig {
+  readonly url: URL;
+  readonly username?: string;
+  readonly password?: string;
+  readonly fallback: boolean;
+}
+
 export interface MirrorConfig {
   readonly host: string;
   readonly port: number;
@@ -60,6 +68,8 @@ export interface MirrorConfig {
   readonly logLevel: ParsedConfig["logLevel"];
   readonly defaultUpstream: UpstreamConfig;
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
+  /** Absent: every upstream is fetched directly. */
+  readonly parent?: ParentConfig;
   readonly manifestMaxBytes: number;
   /** cache.rules, in order. */
   readonly tagRules: readonly TagRule[];
@@ -160,6 +170,15 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     logLevel: cfg.logLevel,
     defaultUpstream,
     upstreams,
+    ...(cfg.parent
+      ? {
+          parent: {
+            url: new URL(cfg.parent.url.endsWith("/") ? cfg.parent.url : `${cfg.parent.url}/`),
+            ...(cfg.parent.username !== undefined ? { username: cfg.parent.username, password: cfg.parent.password } : {}),
+            fallback: cfg.parent.fallback,
+          },
+        }
+      : {}),
     manifestMaxBytes: cfg.cache.manifestMaxBytes,
     tagRules: cfg.cache.rules.map((r) => ({ match: r.match, ...(r.freshness !== undefined ? { freshnessMs: r.freshness } : {}), ...(r.immutable ? { immutable: true } : {}), ...(r.pin ? { pin: true } : {}) })),
     semverTagsImmutable: cfg.cache.immutableTags === "semver",

@@ -126,6 +126,25 @@ export const configSchema = z
     builtinUpstreams: z.boolean().default(true),
     /** Named upstreams; merged over the built-ins by name. */
     upstreams: z.record(z.string(), upstreamSchema).default({}),
+    /**
+     * Chaining: fetch every upstream through this parent mirror (a team's mirror-kit, or any mirror
+     * that routes containerd's ?ns=) and from the upstream itself while the parent is down or failing
+     * (no answer, 5xx). fallback: false never goes around the parent. Upstreams with credentials are
+     * always fetched directly: their credentials are theirs alone. Content stays digest-checked,
+     * whoever serves it. Default: none.
+     */
+    parent: z
+      .object({
+        url: upstreamUrl,
+        /** The parent's own client credentials (its auth.htpasswd); never sent anywhere else. */
+        username: z.string().optional(),
+        password: z.string().optional(),
+        /** Go to the upstream itself while the parent is down. Default true. */
+        fallback: z.boolean().default(true),
+      })
+      .strict()
+      .refine((p) => (p.username === undefined) === (p.password === undefined), "username and password go together")
+      .optional(),
     /** fatal, error, warn, info, debug, trace or silent. Default info. */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     cache: z

@@ -88,8 +88,13 @@ export class UpstreamClient {
     return res;
   }
 
+  /** Where a request for /v2/<path> goes (a parent mirror adds its ?ns=). */
+  protected requestUrl(path: string): URL {
+    return new URL(`v2/${path}`, this.config.url);
+  }
+
   private async send(method: string, path: string, options: FetchOptions, authorization: string | undefined): Promise<UpstreamResponse> {
-    const url = new URL(`v2/${path}`, this.config.url);
+    const url = this.requestUrl(path);
     const useBreaker = options.breaker !== false;
     if (useBreaker && this.breaker.isOpen()) {
       this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: "skipped" });
