@@ -2,6 +2,7 @@
 // HTTP server. startMirror is the in-process API the CLI and the tests use.
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { Authenticator } from "./auth/guard.js";
 import { ConfigError, parseConfig, SMALL_CACHE_CAP, type ConfigInput } from "./config/schema.js";
 import { resolveConfig, type MirrorConfig } from "./config/resolve.js";
@@ -89,7 +90,11 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const referrers = new ReferrersService({ store, upstreams, manifests, log, manifestMaxBytes: config.manifestMaxBytes });
   let listener;
   try {
-    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, referrers, upstreams, tags: store, auth, status, streams, health }), log);
+    // Loaded on first use: the archive reader is not worth its memory in a mirror that never imports.
+    // The upload waits on local disk: the filesystem store's own temporary folder (same filesystem).
+    const importDir = "tempDir" in store && typeof store.tempDir === "string" ? store.tempDir : join(config.storage, "import-tmp");
+    const importer = { ingestDir: importDir, run: async (file: string) => (await import("./bundle/import.js")).importBundle(file, store, importDir) };
+    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, referrers, importer, upstreams, tags: store, auth, status, streams, health }), log);
     await listen(listener.server, config.host, config.port);
   } catch (err) {
     listener?.close();

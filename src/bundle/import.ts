@@ -12,7 +12,7 @@ import { MirrorKitError } from "../errors.js";
 import { digestOf, parseDigest } from "../oci/digest.js";
 import { isIndexType, indexEntries, MediaType } from "../oci/mediatypes.js";
 import { formatImageReference, parseImageReference, type ImageReference } from "../oci/reference.js";
-import type { FsStore } from "../store/fs-store.js";
+import type { Store } from "../store/store.js";
 import { CONTAINERD_NAME, REF_NAME } from "./export.js";
 
 export interface ImportResult {
@@ -24,7 +24,7 @@ export interface ImportResult {
 const SAFE_ENTRY = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._+-]+(?:\/[A-Za-z0-9._+-]+)*\/?$/;
 const OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
 
-export async function importBundle(input: string, store: FsStore, tempRoot: string): Promise<ImportResult> {
+export async function importBundle(input: string, store: Store, tempRoot: string): Promise<ImportResult> {
   const s = await stat(input).catch(() => undefined);
   if (!s) throw new MirrorKitError("MK_IMPORT_BAD_INPUT", `${input}: no such file or folder`);
   if (s.isDirectory()) return importFolder(input, store);
@@ -44,6 +44,9 @@ async function unpack(file: string, dir: string): Promise<void> {
   const source = createReadStream(file);
   let refused: MirrorKitError | undefined;
   const reading = pipeline(source, extract);
+  // Awaited below; until then its rejection (a file that is no tar) must not go unhandled, which
+  // would end a mirror that imports for a client (PUT /api/v1/import).
+  reading.catch(() => undefined);
   try {
     for await (const e of extract) {
       const name = e.header.name.replace(/^\.\//, "");
@@ -59,6 +62,8 @@ async function unpack(file: string, dir: string): Promise<void> {
         e.resume();
       }
     }
+  } catch (err) {
+    refused ??= new MirrorKitError("MK_IMPORT_BAD_INPUT", `${file}: not a readable tar archive (${(err as Error).message})`);
   } finally {
     if (refused) source.destroy();
   }
@@ -70,7 +75,7 @@ async function unpack(file: string, dir: string): Promise<void> {
   if (refused) throw refused;
 }
 
-async function importFolder(dir: string, store: FsStore): Promise<ImportResult> {
+async function importFolder(dir: string, store: Store): Promise<ImportResult> {
   const has = async (p: string) => (await stat(join(dir, p)).catch(() => undefined))?.isFile() ?? false;
   if (await has("manifest.json")) return importDockerSave(dir, store);
   if (await has("index.json")) return importOciLayout(dir, store);
@@ -81,7 +86,7 @@ class Publisher {
   published = 0;
   constructor(
     private readonly dir: string,
-    private readonly store: FsStore,
+    private readonly store: Store,
   ) {}
 
   blobPath(digest: string): string {
@@ -140,7 +145,7 @@ class Publisher {
   }
 }
 
-async function importOciLayout(dir: string, store: FsStore): Promise<ImportResult> {
+async function importOciLayout(dir: string, store: Store): Promise<ImportResult> {
   const p = new Publisher(dir, store);
   const index = JSON.parse(await readFile(join(dir, "index.json"), "utf8")) as { manifests?: { digest: string; mediaType?: string; size: number; annotations?: Record<string, string> }[] };
   const images: string[] = [];
@@ -182,7 +187,7 @@ async function manifestTree(p: Publisher, ref: ImageReference, digest: string, d
 }
 
 /** `docker save` (Docker's own format): each image becomes an OCI manifest over the same config and layers. */
-async function importDockerSave(dir: string, store: FsStore): Promise<ImportResult> {
+async function importDockerSave(dir: string, store: Store): Promise<ImportResult> {
   const p = new Publisher(dir, store);
   const entries = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")) as { Config: string; RepoTags?: string[] | null; Layers: string[] }[];
   const images: string[] = [];

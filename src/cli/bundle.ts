@@ -6,6 +6,7 @@ import bytes from "bytes";
 import type { CommandModule } from "yargs";
 import { archiveBlobs, exportImages, type ExportResult } from "../bundle/export.js";
 import { importBundle, type ImportResult } from "../bundle/import.js";
+import { importIntoMirror } from "../bundle/upload.js";
 import { mirrorSource, storageSource } from "../bundle/sources.js";
 import { MirrorKitError } from "../errors.js";
 import { platformsFromFlags } from "../oci/platform.js";
@@ -43,12 +44,30 @@ export async function runExport(a: ExportArgs, out: Out): Promise<ExportResult> 
   return result;
 }
 
-export async function runImport(a: { input: string; storage: string }, out: Out): Promise<ImportResult> {
-  const store = await FsStore.open(a.storage, { shared: true });
+export interface ImportArgs {
+  input: string;
+  /** Write into this cache folder (safe while a mirror runs on it). */
+  storage?: string;
+  /** Or hand the archive to this running mirror (PUT /api/v1/import), which verifies and caches it. */
+  mirror?: string;
+  ca?: string;
+}
+
+export async function runImport(a: ImportArgs, out: Out): Promise<ImportResult> {
+  if ((a.storage === undefined) === (a.mirror === undefined)) throw new MirrorKitError("MK_USAGE", "name exactly one destination: --storage DIR (a cache folder) or --mirror URL (a running mirror)");
+  if (a.mirror !== undefined) {
+    const mirror = mirrorFromUrl(a.mirror, a.ca ? readFileSync(a.ca, "utf8") : undefined);
+    const result = await importIntoMirror(a.input, mirror);
+    for (const image of result.images) out.write(`cached ${image}\n`);
+    out.write(`imported ${result.images.length} image(s) into the mirror at ${mirror.url} (${result.published} new object(s))\n`);
+    return result;
+  }
+  const storage = a.storage as string;
+  const store = await FsStore.open(storage, { shared: true });
   // Unpacked next to the cache (same filesystem, no copy through /tmp's tmpfs), removed afterwards.
   const result = await importBundle(a.input, store, store.tempDir);
   for (const image of result.images) out.write(`cached ${image}\n`);
-  out.write(`imported ${result.images.length} image(s) into ${a.storage} (${result.published} new object(s))\n`);
+  out.write(`imported ${result.images.length} image(s) into ${storage} (${result.published} new object(s))\n`);
   return result;
 }
 
@@ -87,9 +106,19 @@ export const importCommand: CommandModule = {
   builder: (y) =>
     y
       .positional("input", { type: "string", describe: "an OCI layout .tar or folder, or a docker save .tar" })
-      .option("storage", { type: "string", demandOption: true, describe: "the mirror's cache folder (safe while a mirror runs on it)" }),
+      .option("storage", { type: "string", describe: "the mirror's cache folder (safe while a mirror runs on it)" })
+      .option("mirror", { type: "string", describe: "a running mirror to import into (user:password@ for one with client auth; without auth it takes imports from its own host only)" })
+      .option("ca", { type: "string", describe: "CA certificate (PEM) of an https mirror" }),
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
-    await runImport({ input: a.input as string, storage: a.storage as string }, process.stdout);
+    await runImport(
+      {
+        input: a.input as string,
+        ...(a.storage !== undefined ? { storage: a.storage as string } : {}),
+        ...(a.mirror !== undefined ? { mirror: a.mirror as string } : {}),
+        ...(a.ca ? { ca: a.ca as string } : {}),
+      },
+      process.stdout,
+    );
   },
 };

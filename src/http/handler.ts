@@ -22,6 +22,7 @@ import { storageFault, storageUnavailable } from "../store/faults.js";
 import type { StorageHealth } from "../store/health.js";
 import type { TagStore } from "../store/store.js";
 import { byteRange, sendBlob, setBlobHeaders } from "./blob-response.js";
+import { type Importer, serveImport } from "./import-route.js";
 import { matchRoute, type Route } from "./routes.js";
 import { describeRequest, isStatusRoute, serveStatusRoute, type StatusStreams } from "./status-routes.js";
 
@@ -32,6 +33,8 @@ export interface HandlerDeps {
   blobs: BlobService;
   manifests: ManifestService;
   referrers: ReferrersService;
+  /** PUT /api/v1/import (mirror-kit import --mirror); absent: not offered. */
+  importer?: Importer;
   upstreams: Upstreams;
   tags: TagStore;
   /** The one authentication layer: every route passes it (its config names the open paths). */
@@ -115,7 +118,8 @@ async function dispatch(
     return;
   }
   if (isStatusRoute(route)) return serveStatusRoute(route, req, res, deps.status, deps.streams, deps.config);
-  if (route.kind === "unknown") throw noSuchEndpoint();
+  if (route.kind === "unknown" || (route.kind === "import" && !deps.importer)) throw noSuchEndpoint();
+  if (route.kind === "import" && deps.importer) return serveImport(req, res, principal, deps.auth.enabled, deps.importer);
   if (method !== "GET" && method !== "HEAD") {
     throw new MirrorError("UNSUPPORTED", "this is a pull-through cache: only pulls (GET, HEAD) are supported");
   }

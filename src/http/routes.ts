@@ -16,6 +16,7 @@ export type Route =
   | { kind: "status" }
   | { kind: "status-events" }
   | { kind: "repositories" }
+  | { kind: "import" }
   | { kind: "unknown" };
 
 const PATTERNS: [RegExp, (m: RegExpExecArray) => Route][] = [
@@ -33,6 +34,7 @@ const PATTERNS: [RegExp, (m: RegExpExecArray) => Route][] = [
   [/^\/api\/v1\/status$/, () => ({ kind: "status" })],
   [/^\/api\/v1\/events$/, () => ({ kind: "status-events" })],
   [/^\/api\/v1\/repositories$/, () => ({ kind: "repositories" })],
+  [/^\/api\/v1\/import$/, () => ({ kind: "import" })],
 ];
 
 export function matchRoute(pathname: string): Route {
