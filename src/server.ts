@@ -22,6 +22,7 @@ import { ExpectedSizes } from "./proxy/sizes.js";
 import { Upstreams } from "./proxy/upstreams.js";
 import { SizeCap } from "./store/evict.js";
 import { openStore } from "./store/open.js";
+import { describeTarget } from "./store/s3/client.js";
 import { isEvictable } from "./store/store.js";
 import { exposureWarnings } from "./tls/exposure.js";
 import { StorageHealth } from "./store/health.js";
@@ -114,7 +115,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   if (config.cacheMaxBytes > 0 && config.cacheMaxBytes < SMALL_CACHE_CAP) {
     log.warn({ maxSize: describeSize(config.cacheMaxBytes) }, "cache.maxSize is below 1 MiB: nearly everything will be evicted (a size without a unit is bytes; write e.g. 20GB)");
   }
-  log.info({ url, listen: `${config.host}:${port}`, storage: config.storage, upstreams: [...new Set([...config.upstreams.values()].map((u) => u.name))], defaultUpstream: config.defaultUpstream.name, maxSize: config.cacheMaxBytes > 0 ? describeSize(config.cacheMaxBytes) : "no cap" }, "mirror-kit listening");
+  log.info({ url, listen: `${config.host}:${port}`, storage: config.store.driver === "s3" ? `s3 ${describeTarget(config.store)}` : config.storage, upstreams: [...new Set([...config.upstreams.values()].map((u) => u.name))], defaultUpstream: config.defaultUpstream.name, maxSize: config.cacheMaxBytes > 0 ? describeSize(config.cacheMaxBytes) : "no cap" }, "mirror-kit listening");
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = 10_000): Promise<void> => {

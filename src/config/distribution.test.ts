@@ -14,7 +14,6 @@ const base = "version: 0.1\nproxy:\n  remoteurl: https://registry-1.docker.io\n"
 
 describe("registry:2 config.yml: every setting honoured, accepted as harmless, or refused by name", () => {
   it.each([
-    ["storage.s3", "storage:\n  s3:\n    bucket: b\n    region: r\n", /storage\.s3: storage driver s3 is not supported.*refusing to start/],
     ["storage.gcs", "storage:\n  gcs:\n    bucket: b\n", /storage\.gcs: storage driver gcs/],
     ["storage.azure", "storage:\n  azure:\n    accountname: a\n", /storage\.azure: storage driver azure/],
     ["storage.inmemory", "storage:\n  inmemory: {}\n", /storage\.inmemory/],
@@ -89,8 +88,7 @@ validation:
 
 describe("REGISTRY_* variables: decided by the same table", () => {
   it.each([
-    [{ REGISTRY_STORAGE: "s3", REGISTRY_STORAGE_S3_BUCKET: "b" }, /REGISTRY_STORAGE=s3: storage driver s3/],
-    [{ REGISTRY_STORAGE_S3_ACCESSKEY: "k" }, /REGISTRY_STORAGE_S3_ACCESSKEY: storage driver s3/],
+    [{ REGISTRY_STORAGE_S3_ACCESSKEY: "k" }, /storage\.s3\.bucket is required \(REGISTRY_STORAGE_S3_BUCKET\)/],
     [{ REGISTRY_AUTH: "token", REGISTRY_AUTH_TOKEN_REALM: "https://a" }, /REGISTRY_AUTH=token: token authentication/],
     [{ REGISTRY_AUTH: "silly" }, /REGISTRY_AUTH=silly/],
     [{ REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE: "/c" }, /REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE is not supported/],

@@ -25,7 +25,7 @@ const onlyIfInert = (why: string, inert: (value: unknown) => boolean): Verdict =
 
 const DOCKER_HUB_HOSTS = new Set(["registry-1.docker.io", "index.docker.io", "docker.io", "registry.hub.docker.com"]);
 const LOG_LEVELS: Record<string, ConfigInput["logLevel"]> = { panic: "fatal", fatal: "fatal", error: "error", warn: "warn", warning: "warn", info: "info", debug: "debug" };
-const STORAGE_DRIVERS = ["s3", "s3-aws", "gcs", "azure", "swift", "oss", "inmemory", "cos"];
+const STORAGE_DRIVERS = ["s3-aws", "gcs", "azure", "swift", "oss", "inmemory", "cos"];
 
 /**
  * Every registry:2 setting by dotted path. A path not listed is refused as unknown: a typo in a
@@ -43,14 +43,40 @@ export const SETTINGS: Readonly<Record<string, Verdict>> = {
   "log.accesslog.disabled": accept("log.accesslog.disabled: mirror-kit always logs one JSON line per request (without credentials)"),
   "log.hooks": onlyIfInert("log.hooks would send log events elsewhere (mail); mirror-kit has no log hooks", isEmpty),
 
-  "storage.filesystem.rootdirectory": honour((v, out, where) => (out.storage = str(v, where))),
+  "storage.filesystem.rootdirectory": honour((v, out, where) => {
+    if (typeof out.storage === "object") throw new ConfigError(`${where}: storage.filesystem and storage.s3 are both configured; give one storage driver`);
+    out.storage = str(v, where);
+  }),
   "storage.filesystem.maxthreads": accept(),
   "storage.delete": accept(),
   "storage.cache": accept(),
   "storage.maintenance": accept(),
   "storage.redirect": accept(),
   "storage.tag": accept(),
-  ...Object.fromEntries(STORAGE_DRIVERS.map((d) => [`storage.${d}`, refuse(`storage driver ${d} is not supported; mirror-kit caches on the local filesystem (storage.filesystem.rootdirectory)`)])),
+  ...Object.fromEntries(STORAGE_DRIVERS.map((d) => [`storage.${d}`, refuse(`storage driver ${d} is not supported; mirror-kit caches on the local filesystem (storage.filesystem.rootdirectory) or S3 (storage.s3)`)])),
+  // storage.s3: the keys mirror-kit's S3 driver honours (src/store/s3/), and a verdict for every other one.
+  "storage.s3.regionendpoint": honour((v, out, where) => (s3Of(out, where).endpoint = str(v, where))),
+  "storage.s3.region": honour((v, out, where) => (s3Of(out, where).region = str(v, where))),
+  "storage.s3.bucket": honour((v, out, where) => (s3Of(out, where).bucket = str(v, where))),
+  "storage.s3.accesskey": honour((v, out, where) => (s3Of(out, where).accessKey = str(v, where))),
+  "storage.s3.secretkey": honour((v, out, where) => (s3Of(out, where).secretKey = str(v, where))),
+  "storage.s3.forcepathstyle": honour((v, out, where) => (s3Of(out, where).forcePathStyle = bool(v, where))),
+  "storage.s3.rootdirectory": honour((v, out, where) => (s3Of(out, where).rootDirectory = str(v, where))),
+  "storage.s3.secure": honour((v, out, where) => (s3Of(out, where).secure = bool(v, where))),
+  "storage.s3.chunksize": honour((v, out, where) => (s3Of(out, where).chunkSize = bytes(v, where))),
+  "storage.s3.v4auth": onlyIfInert("storage.s3.v4auth: false (signature v2) is not supported; mirror-kit signs with v4", (v) => v === true || v === "true"),
+  "storage.s3.loglevel": accept(),
+  "storage.s3.multipartcopychunksize": accept(),
+  "storage.s3.multipartcopymaxconcurrency": accept(),
+  "storage.s3.multipartcopythresholdsize": accept(),
+  "storage.s3.objectacl": onlyIfInert("storage.s3.objectacl: only private objects are written", (v) => v === "private"),
+  "storage.s3.encrypt": onlyIfInert("storage.s3.encrypt: server-side encryption settings are not supported; use the bucket's default encryption", (v) => v === false || v === "false"),
+  "storage.s3.keyid": refuse("storage.s3.keyid (a KMS key) is not supported; use the bucket's default encryption"),
+  "storage.s3.skipverify": onlyIfInert("storage.s3.skipverify: TLS verification cannot be turned off; trust the endpoint's CA with NODE_EXTRA_CA_CERTS", (v) => v === false || v === "false"),
+  "storage.s3.storageclass": onlyIfInert("storage.s3.storageclass: only STANDARD is written", (v) => v === "STANDARD"),
+  "storage.s3.usedualstack": onlyIfInert("storage.s3.usedualstack: dual-stack endpoints are not supported; give regionendpoint", (v) => v === false || v === "false"),
+  "storage.s3.accelerate": onlyIfInert("storage.s3.accelerate: transfer acceleration is not supported", (v) => v === false || v === "false"),
+  "storage.s3.sessiontoken": refuse("storage.s3.sessiontoken is not supported; give accesskey/secretkey, or leave both out for the AWS SDK's credential chain"),
 
   "auth.htpasswd.realm": honour((v, out, where) => (authOf(out).realm = str(v, where))),
   "auth.htpasswd.path": honour((v, out, where) => (authOf(out).path = str(v, where))),
@@ -121,6 +147,7 @@ export function fromRegistryEnv(env: Env, warnings: string[]): ConfigInput {
       const section = name === "REGISTRY_AUTH" ? "auth" : "storage";
       const choice = raw.trim().toLowerCase();
       if (choice === "htpasswd" && section === "auth") authOf(out);
+      else if (choice === "s3" && section === "storage") s3Of(out, name);
       else if (choice !== "filesystem" || section !== "storage") decide([section, choice], {}, `${name}=${raw.slice(0, 40)}`, out, warnings);
       continue;
     }
@@ -185,6 +212,8 @@ function finish(out: Out, source: string): ConfigInput {
       Object.assign(out, proxyUpstream(proxy.remoteurl, proxy.username, proxy.password, `${source}: proxy.remoteurl`));
     }
   }
+  const storage = out.storage as Record<string, unknown> | string | undefined;
+  if (typeof storage === "object" && storage.bucket === undefined) throw new ConfigError(`${source}: storage.s3.bucket is required (REGISTRY_STORAGE_S3_BUCKET)`);
   const auth = out.auth as { htpasswd?: { realm?: string; path?: string } } | undefined;
   if (auth) {
     const h = auth.htpasswd ?? {};
@@ -215,6 +244,25 @@ function proxyUpstream(remote: string, username: string | undefined, password: s
 function authOf(out: Out): { realm?: string; path?: string } {
   const auth = (out.auth ??= {}) as { htpasswd?: { realm?: string; path?: string } };
   return (auth.htpasswd ??= {});
+}
+
+/** The S3 storage object being built; refused beside a filesystem root (distribution takes one driver). */
+function s3Of(out: Out, where: string): Record<string, unknown> {
+  if (typeof out.storage === "string") throw new ConfigError(`${where}: storage.filesystem and storage.s3 are both configured; give one storage driver`);
+  return (out.storage ??= { driver: "s3" }) as Record<string, unknown>;
+}
+
+function bool(v: unknown, where: string): boolean {
+  if (v === true || v === "true") return true;
+  if (v === false || v === "false") return false;
+  throw new ConfigError(`${where}: expected true or false, got ${JSON.stringify(v)}`);
+}
+
+/** A byte count, as distribution's chunksize: a number, or digits. */
+function bytes(v: unknown, where: string): number {
+  const n = typeof v === "number" ? v : typeof v === "string" && /^\d+$/.test(v.trim()) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new ConfigError(`${where}: expected a number of bytes, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 function proxyOf(out: Out): Record<string, string> {

@@ -44,8 +44,25 @@ export interface TlsConfig {
   readonly minVersion: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
 }
 
+/** S3-compatible object storage: every field as validated (config/schema.ts documents them). */
+export interface S3Spec {
+  readonly driver: "s3";
+  readonly bucket: string;
+  readonly region: string;
+  readonly endpoint?: string;
+  readonly accessKey?: string;
+  readonly secretKey?: string;
+  readonly forcePathStyle: boolean;
+  /** Without leading or trailing slashes. */
+  readonly rootDirectory: string;
+  readonly secure: boolean;
+  readonly chunkSize: number;
+  readonly createBucket: boolean;
+  readonly spool: string;
+}
+
 /** The cache's storage backend and its settings (src/store/open.ts opens it). */
-export type StoreSpec = { readonly driver: "filesystem"; readonly root: string };
+export type StoreSpec = { readonly driver: "filesystem"; readonly root: string } | S3Spec;
 
 /** The parent mirror of a chain (see config `parent`). */
 export interface ParentConfig {
@@ -198,8 +215,14 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
 }
 
 function resolveStorage(cfg: ParsedConfig): { storage: string; store: StoreSpec; replica: string } {
-  const spec = typeof cfg.storage === "string" ? { driver: "filesystem" as const, root: cfg.storage } : cfg.storage;
-  return { storage: spec.root, store: spec, replica: cfg.replica ?? hostname() };
+  const replica = cfg.replica ?? hostname();
+  if (typeof cfg.storage === "string") return { storage: cfg.storage, store: { driver: "filesystem", root: cfg.storage }, replica };
+  if (cfg.storage.driver === "filesystem") return { storage: cfg.storage.root, store: cfg.storage, replica };
+  // The S3 store cannot evict (a bucket lifecycle rule is the way): a cap would be silently dropped.
+  if (cfg.cache.maxSize > 0) throw new ConfigError("invalid configuration:\n  cache.maxSize: the s3 storage driver cannot evict; remove the cap and bound the bucket with a lifecycle rule");
+  const { accessKey, secretKey, endpoint, ...rest } = cfg.storage;
+  const store: S3Spec = { ...rest, rootDirectory: rest.rootDirectory.replace(/^\/+|\/+$/g, ""), ...(endpoint ? { endpoint } : {}), ...(accessKey !== undefined ? { accessKey, secretKey } : {}) };
+  return { storage: store.spool, store, replica };
 }
 
 const TLS_VERSIONS = { "tls1.0": "TLSv1", "tls1.1": "TLSv1.1", "tls1.2": "TLSv1.2", "tls1.3": "TLSv1.3" } as const;

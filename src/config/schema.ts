@@ -85,7 +85,36 @@ const filesystemStorage = z
   })
   .strict();
 
-const storageDrivers = z.discriminatedUnion("driver", [filesystemStorage]);
+/** S3-compatible object storage (AWS S3, Ceph RGW, MinIO, R2, GCS interoperability): src/store/s3/. */
+const s3Storage = z
+  .object({
+    driver: z.literal("s3"),
+    /** Bucket name (3-63 lower-case letters, digits, '.', '-'). Required. */
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "expected a bucket name: 3-63 lower-case letters, digits, '.' or '-'"),
+    /** Region. Default us-east-1 (what most S3-compatible servers expect). */
+    region: z.string().min(1).default("us-east-1"),
+    /** Endpoint URL or host[:port] for servers other than AWS (distribution's regionendpoint). Default: AWS's for the region. */
+    endpoint: z.string().min(1).optional(),
+    /** Static credentials; both or neither. Default: the AWS SDK's chain (AWS_ACCESS_KEY_ID, profiles, roles). Never logged. */
+    accessKey: z.string().min(1).optional(),
+    secretKey: z.string().min(1).optional(),
+    /** Path-style addressing (endpoint/bucket/key) instead of virtual-hosted (bucket.endpoint/key). Default false. */
+    forcePathStyle: z.boolean().default(false),
+    /** Key prefix everything is stored under. Default "" (the bucket's top). */
+    rootDirectory: z.string().default(""),
+    /** HTTPS to an endpoint given without a scheme (and to AWS). Default true. */
+    secure: z.boolean().default(true),
+    /** Multipart part size, at least 5MB (S3's minimum). Default 10MB, as distribution. */
+    chunkSize: size.default(10 * 1024 * 1024).refine((n) => n >= 5 * 1024 * 1024, "must be at least 5MB (S3's smallest multipart part)"),
+    /** Create the bucket when it does not exist. Default true; false refuses to start instead. */
+    createBucket: z.boolean().default(true),
+    /** Local folder for downloads in progress (late readers read them back) and the mirror's own figures. Default ./mirror-kit-data. */
+    spool: z.string().min(1).default("./mirror-kit-data"),
+  })
+  .strict()
+  .refine((s) => (s.accessKey === undefined) === (s.secretKey === undefined), { message: "accessKey and secretKey go together", path: ["accessKey"] });
+
+const storageDrivers = z.discriminatedUnion("driver", [filesystemStorage, s3Storage]);
 
 /**
  * storage: a folder (string), or one object per driver; src/store/open.ts opens it. Parsed by hand
@@ -93,7 +122,7 @@ const storageDrivers = z.discriminatedUnion("driver", [filesystemStorage]);
  */
 export const storageSchema = z.unknown().transform((value, ctx): string | z.output<typeof storageDrivers> => {
   if (typeof value !== "string" && (typeof value !== "object" || value === null || Array.isArray(value))) {
-    ctx.addIssue({ code: "custom", message: `expected a folder or an object with a driver (filesystem), got ${JSON.stringify(value)}` });
+    ctx.addIssue({ code: "custom", message: `expected a folder or an object with a driver (filesystem or s3), got ${JSON.stringify(value)}` });
     return z.NEVER;
   }
   const parsed = typeof value === "string" ? z.string().min(1, "expected a folder, got an empty string").safeParse(value) : storageDrivers.safeParse(value);

@@ -13,15 +13,13 @@ import type { Evictable, LinkKind, OpenBlob, RepositoryRef, Store, StoredManifes
 import { cacheUsage, evict, type EvictOptions, pinnedDigests } from "./evict.js";
 import { FsBlobWriter } from "./writer.js";
 import { StoreError } from "./errors.js";
+import { ingestArea, sweepIngestDir } from "./ingest.js";
 
 
 // Reads refresh a blob's mtime, which eviction treats as "last used"; at most once a minute per
 // blob, so a busy cache does not turn every hit into a metadata write.
 const TOUCH_INTERVAL_MS = 60_000;
 const TOUCH_MEMORY = 50_000;
-
-/** Another replica's ingest file untouched this long is a leftover of a crash (live ones are written every few seconds). */
-const STALE_INGEST_MS = 6 * 60 * 60 * 1000;
 
 export interface FsStoreOptions {
   /**
@@ -64,7 +62,7 @@ export class FsStore implements Store, Evictable {
     const store = new FsStore(root, area);
     try {
       await mkdir(store.layout.ingestDir, { recursive: true });
-      if (!options.shared) await store.sweepIngest();
+      if (!options.shared) await sweepIngestDir(store.layout.ingestDir, area);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
       throw new StoreError(`cannot use storage folder ${root}: ${code}${code === "EACCES" ? " (not writable by this user)" : ""}`, code, { cause: err });
@@ -143,23 +141,6 @@ export class FsStore implements Store, Evictable {
 
   pinnedDigests(pinned: (upstream: string, name: string, tag: string) => boolean) {
     return pinnedDigests(this.layout, pinned);
-  }
-
-  /**
-   * Remove this replica's leftovers, files of the single-replica layout (no area prefix), and other
-   * replicas' files nobody has written to for STALE_INGEST_MS (their replica died and never came back).
-   */
-  private async sweepIngest(): Promise<void> {
-    const now = Date.now();
-    for (const name of await readdirOrEmpty(this.layout.ingestDir)) {
-      const path = join(this.layout.ingestDir, name);
-      const mine = name.startsWith(this.area) || !name.includes(AREA_SEPARATOR);
-      if (!mine) {
-        const s = await stat(path).catch(() => undefined);
-        if (!s || now - s.mtimeMs < STALE_INGEST_MS) continue;
-      }
-      await rm(path, { recursive: true, force: true });
-    }
   }
 
   /** Mark a blob as used now (best effort: a failed touch only makes eviction less precise). */
@@ -293,14 +274,6 @@ export class FsStore implements Store, Evictable {
       throw err;
     }
   }
-}
-
-/** Between a replica's name and the rest of an ingest file name; never part of a replica name. */
-const AREA_SEPARATOR = "~";
-
-/** The file name prefix of a replica's ingest area (names are checked where configured: config/schema.ts). */
-function ingestArea(replica: string): string {
-  return `${replica.replace(/[^A-Za-z0-9._-]/g, "_")}${AREA_SEPARATOR}`;
 }
 
 function isNotFound(err: unknown): boolean {

@@ -2,6 +2,8 @@
 // one place that knows which classes implement the store, so the rest of the mirror sees interfaces.
 import type { StoreSpec } from "../config/resolve.js";
 import { FsStore } from "./fs-store.js";
+import { S3Store } from "./s3/s3-store.js";
+import type { S3ClientOptions } from "./s3/client.js";
 import type { Evictable, SpaceAware, Store } from "./store.js";
 
 /**
@@ -22,11 +24,15 @@ export type OpenedStore = Store &
 export interface OpenStoreOptions {
   /** This process among replicas sharing the store: its ingest area. */
   replica: string;
+  /** S3 only: a replacement HTTP handler (tests resolve virtual-hosted bucket names with it). */
+  s3?: S3ClientOptions;
 }
 
 export async function openStore(spec: StoreSpec, options: OpenStoreOptions): Promise<OpenedStore> {
   switch (spec.driver) {
     case "filesystem":
       return FsStore.open(spec.root, { replica: options.replica });
+    case "s3":
+      return S3Store.open(spec, { replica: options.replica, ...options.s3 });
   }
 }

@@ -1,0 +1,255 @@
+// The S3 store's BlobWriter: bytes go to a local spool file (hashed; readAt serves late readers)
+// and, part by part as they arrive, into a multipart upload to the blob's final key, which stays
+// invisible until it is completed. Publish happens once per digest across replicas: small blobs by
+// a conditional PUT (If-None-Match: *), multipart ones after taking a claim the same way.
+import { randomBytes } from "node:crypto";
+import type { Hash } from "node:crypto";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
+import type { Digest } from "../../oci/digest.js";
+import type { BlobWriter } from "../store.js";
+import { FsBlobWriter } from "../writer.js";
+import { isNotFound, isPreconditionFailed, unavailable } from "./client.js";
+import type { Keys } from "./keys.js";
+
+/** A claim older than this belongs to a replica that died while completing: it may be taken over. */
+export const CLAIM_STALE_MS = 5 * 60 * 1000;
+/** How long a replica that lost the claim waits for the winner's object to appear. */
+const WINNER_WAIT_MS = 30_000;
+
+export interface S3WriterContext {
+  client: S3Client;
+  bucket: string;
+  keys: Keys;
+  /** This replica's ingest name prefix (ingest.ts). */
+  area: string;
+  replica: string;
+  chunkSize: number;
+  /** Local folder for spool files. */
+  spoolDir: string;
+  onPublish: (size: number) => void;
+}
+
+interface Upload {
+  uploadId: string;
+  marker: string;
+  parts: { PartNumber: number; ETag: string }[];
+}
+
+export class S3BlobWriter implements BlobWriter {
+  private upload: Upload | undefined;
+  /** Bytes [0, uploaded) are in parts (started or done). */
+  private uploaded = 0;
+  private inflight: Promise<void> | undefined;
+  private failure: unknown;
+  private closed = false;
+
+  private constructor(
+    private readonly spool: FsBlobWriter,
+    private readonly ctx: S3WriterContext,
+  ) {}
+
+  static async create(ctx: S3WriterContext, digest: Digest): Promise<S3BlobWriter> {
+    // The spool is never published itself (its final path is never linked): this writer publishes to S3.
+    const spool = await FsBlobWriter.create(ctx.spoolDir, `${ctx.area}${digest.hex.slice(0, 16)}`, digest, "", () => undefined);
+    return new S3BlobWriter(spool, ctx);
+  }
+
+  get digest(): Digest {
+    return this.spool.digest;
+  }
+
+  get written(): number {
+    return this.spool.written;
+  }
+
+  async write(chunks: readonly Buffer[]): Promise<void> {
+    if (this.failure) throw this.failure;
+    await this.spool.write(chunks);
+    await this.pump(false);
+  }
+
+  readAt(buffer: Buffer, position: number, length?: number): Promise<number> {
+    return this.spool.readAt(buffer, position, length);
+  }
+
+  takeHash(): Hash {
+    return this.spool.takeHash();
+  }
+
+  async verify(expectedSize?: number): Promise<void> {
+    try {
+      await this.spool.verify(expectedSize);
+    } catch (err) {
+      await this.cancel();
+      throw err;
+    }
+  }
+
+  async publish(): Promise<void> {
+    const { client, bucket, keys } = this.ctx;
+    const key = keys.blob(this.digest);
+    const size = this.written;
+    if (!this.upload && size < this.ctx.chunkSize) {
+      // Small: one conditional PUT is upload and publish at once.
+      const body = Buffer.allocUnsafe(size);
+      if ((await this.spool.readAt(body, 0, size)) !== size) throw new Error("spool file shorter than written");
+      try {
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: size, IfNoneMatch: "*" }));
+      } catch (err) {
+        if (!isPreconditionFailed(err)) throw unavailable(err, `publishing ${this.digest.value}`);
+        return this.lost();
+      }
+      return this.published(size);
+    }
+    await this.pump(true);
+    if (this.failure) throw this.failure;
+    const upload = this.upload as Upload;
+    if (await exists(client, bucket, key)) return this.lost();
+    if (!(await this.claim())) return this.lost(true);
+    try {
+      upload.parts.sort((a, b) => a.PartNumber - b.PartNumber);
+      // If-None-Match here too, for servers that honour it on completion (AWS); the claim covers those that do not.
+      await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: upload.uploadId, MultipartUpload: { Parts: upload.parts }, IfNoneMatch: "*" }));
+    } catch (err) {
+      await this.unclaim();
+      if (isPreconditionFailed(err)) return this.lost();
+      throw unavailable(err, `publishing ${this.digest.value}`);
+    }
+    this.upload = undefined;
+    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: upload.marker })).catch(() => undefined);
+    await this.unclaim();
+    return this.published(size);
+  }
+
+  async cancel(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.inflight?.catch(() => undefined);
+    const upload = this.upload;
+    this.upload = undefined;
+    if (upload) {
+      const { client, bucket, keys } = this.ctx;
+      await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: keys.blob(this.digest), UploadId: upload.uploadId })).catch(() => undefined);
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: upload.marker })).catch(() => undefined);
+    }
+    await this.spool.cancel();
+  }
+
+  close(): Promise<void> {
+    return this.spool.close();
+  }
+
+  private async published(size: number): Promise<void> {
+    this.closed = true;
+    await this.spool.cancel();
+    this.ctx.onPublish(size);
+  }
+
+  /** Another writer published (or is completing) this digest: discard ours, once theirs is visible. */
+  private async lost(waitForWinner = false): Promise<void> {
+    await this.cancel();
+    if (!waitForWinner) return;
+    const deadline = Date.now() + WINNER_WAIT_MS;
+    while (Date.now() < deadline && !(await exists(this.ctx.client, this.ctx.bucket, this.ctx.keys.blob(this.digest)).catch(() => false))) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /**
+   * Upload every full part written so far; with `final`, the rest too. One part in flight at a
+   * time, its upload overlapping the next part's download; a writer more than two parts ahead waits.
+   */
+  private async pump(final: boolean): Promise<void> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const pending = this.written - this.uploaded;
+      const full = pending >= this.ctx.chunkSize;
+      if (!full && !(final && pending > 0)) break;
+      if (this.inflight) {
+        if (!final && pending < 2 * this.ctx.chunkSize) break;
+        await this.inflight.catch(() => undefined);
+        continue;
+      }
+      const start = this.uploaded;
+      const length = full ? this.ctx.chunkSize : pending;
+      this.uploaded += length;
+      this.inflight = this.uploadPart(start, length).then(
+        () => {
+          this.inflight = undefined;
+          // The next full part goes up at once, not at the next write.
+          if (!this.closed) this.pump(false).catch(() => undefined);
+        },
+        (err: unknown) => {
+          this.inflight = undefined;
+          this.failure = unavailable(err, `uploading ${this.digest.value}`);
+        },
+      );
+    }
+    if (final) {
+      await this.inflight;
+      if (this.failure) throw this.failure;
+    }
+  }
+
+  private async uploadPart(start: number, length: number): Promise<void> {
+    const { client, bucket, keys } = this.ctx;
+    const key = keys.blob(this.digest);
+    const upload = (this.upload ??= await this.begin());
+    const body = Buffer.allocUnsafe(length);
+    if ((await this.spool.readAt(body, start, length)) !== length) throw new Error("spool file shorter than written");
+    const PartNumber = upload.parts.length + 1;
+    const res = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: upload.uploadId, PartNumber, Body: body, ContentLength: length }));
+    upload.parts.push({ PartNumber, ETag: res.ETag as string });
+  }
+
+  /** Start the multipart upload and record it under this replica's name, so a restart can abort it. */
+  private async begin(): Promise<Upload> {
+    const { client, bucket, keys, area } = this.ctx;
+    const key = keys.blob(this.digest);
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+    const marker = `${keys.ingest}${area}${this.digest.hex.slice(0, 16)}-${randomBytes(8).toString("hex")}`;
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: marker, Body: JSON.stringify({ key, uploadId: UploadId }), ContentType: "application/json" }));
+    return { uploadId: UploadId as string, marker, parts: [] };
+  }
+
+  /** Take the publish claim for this digest; a stale one (its replica died completing) is taken over. */
+  private async claim(): Promise<boolean> {
+    const { client, bucket, keys } = this.ctx;
+    const Key = keys.claim(this.digest);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key, Body: this.ctx.replica, IfNoneMatch: "*" }));
+        return true;
+      } catch (err) {
+        if (!isPreconditionFailed(err)) throw unavailable(err, `publishing ${this.digest.value}`);
+      }
+      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key })).catch(() => undefined);
+      if (head?.LastModified && Date.now() - head.LastModified.getTime() < CLAIM_STALE_MS) return false;
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key })).catch(() => undefined);
+    }
+    return false;
+  }
+
+  private async unclaim(): Promise<void> {
+    await this.ctx.client.send(new DeleteObjectCommand({ Bucket: this.ctx.bucket, Key: this.ctx.keys.claim(this.digest) })).catch(() => undefined);
+  }
+}
+
+export async function exists(client: S3Client, bucket: string, key: string): Promise<boolean> {
+  try {
+    await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
