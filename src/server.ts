@@ -20,6 +20,7 @@ import { Holdings } from "./proxy/holdings.js";
 import { ManifestService } from "./proxy/manifests.js";
 import { ExpectedSizes } from "./proxy/sizes.js";
 import { Upstreams } from "./proxy/upstreams.js";
+import { loadUpstreamTrust } from "./upstream/trust.js";
 import { SizeCap } from "./store/evict.js";
 import { openStore } from "./store/open.js";
 import { describeTarget } from "./store/s3/client.js";
@@ -51,12 +52,14 @@ export interface StartOptions {
 export async function startMirror(input: ConfigInput | MirrorConfig, options: StartOptions = {}): Promise<RunningMirror> {
   const config = isResolved(input) ? input : resolveConfig(parseConfig(input));
   const log = options.logger ?? createLogger(config.logLevel);
+  // CA files first: a bad one refuses to start before anything else is opened.
+  const trust = await loadUpstreamTrust(config);
   const metrics = new Metrics({ processMetrics: options.processMetrics });
   const auth = new Authenticator(config.auth, log);
   await auth.start();
   const store = await openStore(config.store, { replica: config.replica });
   const freshness = new FreshnessPolicy(config.tagRules, config.semverTagsImmutable);
-  const upstreams = new Upstreams(config, log, metrics);
+  const upstreams = new Upstreams(config, log, metrics, trust);
   const status = await StatusModel.start({ config, metrics, log, breakers: upstreams });
   store.onPublish = (n) => status.published(n);
   if (config.cacheMaxBytes > 0) {

@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { parseUpstreamSpec } from "../oci/hosts.js";
 import { fromDistribution, fromRegistryEnv } from "./distribution.js";
+import { proxyFromEnv, proxyLayer, proxyOverrides } from "./proxy-env.js";
 import { ConfigError, type ConfigInput, parseConfig, refusePrototypeKeys } from "./schema.js";
 import { resolveConfig, type MirrorConfig } from "./resolve.js";
 import { tlsFromDistribution, tlsFromEnv } from "./tls-keys.js";
@@ -57,7 +58,10 @@ export interface LoadedConfig {
 export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfig> {
   const env = options.env ?? {};
   const warnings: string[] = [];
-  const layers: ConfigInput[] = [];
+  // The proxy variables are ambient (set for every program on the host): they are the lowest layer,
+  // and an upstream.proxy setting that overrides one is named in the warnings.
+  const envProxy = proxyFromEnv(env, warnings);
+  const layers: ConfigInput[] = [proxyLayer(envProxy) as ConfigInput];
   let file = options.file ?? env.MIRROR_KIT_CONFIG;
   // In the container image (MIRROR_KIT_IMAGE=1) a mounted registry:2 config.yml and data volume are
   // used as registry:2 would use them, so its `docker run -v` line works unchanged.
@@ -73,6 +77,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
     layers.push(options.flags);
   }
   const merged = layers.reduce<Record<string, unknown>>((acc, layer) => deepMerge(acc, layer as Record<string, unknown>), {});
+  proxyOverrides(envProxy, merged, warnings);
   return { config: resolveConfig(parseConfig(merged, file ? `configuration (${file} + environment + flags)` : "configuration")), warnings };
 }
 

@@ -20,6 +20,18 @@ export interface UpstreamConfig {
   readonly access: "authenticated" | "anonymous";
   /** Total deadline of one exchange with this upstream (upstream.deadline). */
   readonly deadlineMs: number;
+  /** PEM file of CAs added to the trusted roots for this upstream (upstreams.*.ca). */
+  readonly caFile?: string;
+}
+
+/** Where upstream requests go: a forward proxy per scheme, and the hosts reached directly. */
+export interface UpstreamProxy {
+  /** Proxy URL (credentials included: never log it unredacted) for http:// upstreams; absent: direct. */
+  readonly http?: string;
+  /** For https:// upstreams (CONNECT); absent: direct. */
+  readonly https?: string;
+  /** NO_PROXY entries: names, host:port, addresses, CIDR ranges, "*". */
+  readonly noProxy: readonly string[];
 }
 
 export interface AuthConfig {
@@ -103,6 +115,7 @@ export interface MirrorConfig {
   /** A blob download with no known length is cut off past this (upstream.maxBlobSize). */
   readonly maxBlobBytes: number;
   readonly breakerCooldownMs: number;
+  readonly proxy: UpstreamProxy;
   readonly orphanFillTimeoutMs: number;
   readonly auth: AuthConfig;
   /** Added to every response (http.headers). */
@@ -150,6 +163,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
       tagFreshnessMs: user.tagFreshness ?? cfg.cache.tagFreshness,
       access: user.access ?? (user.username !== undefined ? "authenticated" : "anonymous"),
       deadlineMs: cfg.upstream.deadline,
+      ...(user.ca !== undefined ? { caFile: user.ca } : {}),
     });
   }
   if (!cfg.auth.htpasswd) {
@@ -207,6 +221,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     maxResumes: cfg.upstream.maxResumes,
     maxBlobBytes: cfg.upstream.maxBlobSize,
     breakerCooldownMs: cfg.upstream.breakerCooldown,
+    proxy: resolveProxy(cfg.upstream.proxy),
     orphanFillTimeoutMs: cfg.fill.orphanTimeout,
     cacheMaxAgeMs: cfg.cache.maxAge,
     responseHeaders: cfg.http.headers,
@@ -223,6 +238,12 @@ function resolveStorage(cfg: ParsedConfig): { storage: string; store: StoreSpec;
   const { accessKey, secretKey, endpoint, ...rest } = cfg.storage;
   const store: S3Spec = { ...rest, rootDirectory: rest.rootDirectory.replace(/^\/+|\/+$/g, ""), ...(endpoint ? { endpoint } : {}), ...(accessKey !== undefined ? { accessKey, secretKey } : {}) };
   return { storage: store.spool, store, replica };
+}
+
+/** https falls back to the http proxy when only that one is set, as undici's EnvHttpProxyAgent does. */
+function resolveProxy(proxy: ParsedConfig["upstream"]["proxy"]): UpstreamProxy {
+  const https = proxy.https ?? proxy.http;
+  return { ...(proxy.http ? { http: proxy.http } : {}), ...(https ? { https } : {}), noProxy: proxy.noProxy ?? [] };
 }
 
 const TLS_VERSIONS = { "tls1.0": "TLSv1", "tls1.1": "TLSv1.1", "tls1.2": "TLSv1.2", "tls1.3": "TLSv1.3" } as const;

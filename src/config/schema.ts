@@ -1,9 +1,10 @@
 // The mirror-kit configuration: its schema, every default, and validation that names the bad field.
 // Durations are strings ("30s", "5m", "7d"); "0s" means "never" where a field says so.
+import { isIP } from "node:net";
 import ms from "ms";
 import { z } from "zod";
 import { MirrorKitError } from "../errors.js";
-import { PROTOTYPE_KEYS } from "../oci/hosts.js";
+import { PROTOTYPE_KEYS, redactUserinfo } from "../oci/hosts.js";
 import { parseSize } from "./sizes.js";
 
 /**
@@ -50,6 +51,59 @@ const upstreamUrl = z.string().refine((value) => {
   }
 }, "expected an http:// or https:// URL without credentials, query or fragment (put credentials in username/password)");
 
+/**
+ * A forward proxy: http://[user:password@]host[:port] or https://…; without a scheme http:// is
+ * meant (as curl reads it). The credentials go to the proxy only and are never logged.
+ */
+export const proxyUrl = z.string().transform((value, ctx) => {
+  const problem = proxyUrlProblem(value);
+  if (problem) {
+    ctx.addIssue({ code: "custom", message: problem });
+    return z.NEVER;
+  }
+  return normalizeProxyUrl(value);
+});
+
+/** "proxy.corp:3128" means http://proxy.corp:3128, as curl and Go read a scheme-less proxy. */
+export function normalizeProxyUrl(value: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`;
+}
+
+/** A NO_PROXY CIDR range ("10.0.0.0/8", "fd00::/8") as address, prefix and family; undefined if the entry is not one. */
+export function parseCidr(entry: string): { address: string; prefix: number; family: "ipv4" | "ipv6" } | undefined {
+  const m = /^\[?([0-9a-fA-F:.]+)\]?\/(\d{1,3})$/.exec(entry);
+  if (!m) return undefined;
+  const address = m[1] as string;
+  const prefix = Number(m[2]);
+  const family = isIP(address);
+  if (family === 4 && prefix <= 32) return { address, prefix, family: "ipv4" };
+  if (family === 6 && prefix <= 128) return { address, prefix, family: "ipv6" };
+  return undefined;
+}
+
+/** Why a NO_PROXY entry cannot be honoured, or undefined (names, host:port, addresses, CIDR ranges, "*"). */
+export function noProxyEntryProblem(entry: string): string | undefined {
+  if (entry.includes("/") && !parseCidr(entry)) return `expected a host, host:port, IP address or CIDR range such as 10.0.0.0/8, got ${JSON.stringify(entry.slice(0, 100))}`;
+  return undefined;
+}
+
+/** Why a proxy URL is unusable (the message quotes it with credentials masked), or undefined. */
+export function proxyUrlProblem(value: string): string | undefined {
+  const shown = JSON.stringify(redactUserinfo(value).slice(0, 200));
+  let url: URL;
+  try {
+    url = new URL(normalizeProxyUrl(value));
+  } catch {
+    return `expected a proxy URL such as http://proxy.example.com:3128, got ${shown}`;
+  }
+  if (url.protocol === "socks:" || url.protocol === "socks4:" || url.protocol === "socks5:" || url.protocol === "socks5h:") {
+    return `SOCKS proxies are not supported (use an HTTP proxy: http:// or https://), got ${shown}`;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `expected an http:// or https:// proxy URL, got ${shown}`;
+  if (!url.hostname) return `expected a proxy URL with a host, got ${shown}`;
+  return undefined;
+}
+
 export const upstreamSchema = z
   .object({
     /** Base URL of the registry (the /v2/ API lives under it). */
@@ -73,6 +127,12 @@ export const upstreamSchema = z
      * may be private), anonymous otherwise.
      */
     access: z.enum(["authenticated", "anonymous"]).optional(),
+    /**
+     * PEM file of CA certificates this upstream's TLS certificate may chain to, added to Node's
+     * trusted roots (and NODE_EXTRA_CA_CERTS); its token realm and redirects trust them too.
+     * Read at startup; a missing file or one without a certificate refuses to start. Default: none.
+     */
+    ca: z.string().min(1).optional(),
   })
   .strict();
 
@@ -253,6 +313,35 @@ export const configSchema = z
          * before it is tried again. Default 30s; "0s" disables the circuit breaker.
          */
         breakerCooldown: duration.default(30_000),
+        /**
+         * The forward proxy upstream requests go through. Each field, when given, wins over the
+         * environment variable it replaces (the startup log names the override).
+         */
+        proxy: z
+          .object({
+            /** Proxy for http:// upstreams. Default: http_proxy, else HTTP_PROXY, else ALL_PROXY; unset: direct. */
+            http: proxyUrl.optional(),
+            /**
+             * Proxy for https:// upstreams, reached with CONNECT. Default: https_proxy, else HTTPS_PROXY,
+             * else ALL_PROXY, else the http proxy (as undici's EnvHttpProxyAgent); unset: direct.
+             */
+            https: proxyUrl.optional(),
+            /**
+             * Hosts reached directly: a name (covering its subdomains; a leading "." or "*." is the same),
+             * host:port, an IP address, a CIDR range such as 10.0.0.0/8, or "*" for every host.
+             * Default: no_proxy, else NO_PROXY; unset: none — loopback goes through the proxy too.
+             */
+            noProxy: z
+              .array(
+                z.string().superRefine((entry, ctx) => {
+                  const problem = entry.trim() === "" ? "expected a host, got an empty entry" : noProxyEntryProblem(entry);
+                  if (problem) ctx.addIssue({ code: "custom", message: problem });
+                }),
+              )
+              .optional(),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -1,52 +1,70 @@
-// The upstream clients of one server, created lazily per configured upstream, sharing one undici
-// agent (connection pools, timeouts, redirects that drop Authorization across origins); chained
-// through the parent mirror when one is configured.
-import { Agent, interceptors, type Dispatcher } from "undici";
+// The upstream clients of one server, created lazily per configured upstream, chained through the
+// parent mirror when one is configured. Upstreams share one transport (proxy routing, connection
+// pools, timeouts, redirects that drop Authorization across origins); one with its own `ca` has its own.
+import type { Dispatcher } from "undici";
 import type { MirrorConfig, UpstreamConfig } from "../config/resolve.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
+import { redactUrl } from "../upstream/errors.js";
 import { CircuitBreaker } from "../upstream/breaker.js";
 import { UpstreamClient } from "../upstream/client.js";
 import { ChainedClient } from "../upstream/parent.js";
+import { createTransport, type Transport } from "../upstream/transport.js";
+import type { UpstreamTrust } from "../upstream/trust.js";
 
 export class Upstreams {
   private readonly clients = new Map<string, UpstreamClient>();
-  private readonly agent: Agent;
-  private readonly dispatcher: Dispatcher;
+  private readonly shared: Transport;
+  private readonly own = new Map<string, Transport>();
   private parentBreaker: CircuitBreaker | undefined;
 
   constructor(
     private readonly config: MirrorConfig,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    private readonly trust?: UpstreamTrust,
   ) {
-    this.agent = new Agent({
-      connect: { timeout: config.connectTimeoutMs },
-      headersTimeout: config.responseTimeoutMs,
-      bodyTimeout: config.responseTimeoutMs,
-      connections: 32,
-    });
-    // Registries redirect blob GETs to CDNs; undici's redirect handler strips credentials on a
-    // change of origin, so a CDN never sees the upstream's token.
-    this.dispatcher = this.agent.compose(interceptors.redirect({ maxRedirections: 5 }));
+    this.shared = this.transport();
+    const { http, https, noProxy } = config.proxy;
+    if (http || https) {
+      log.info({ httpProxy: http ? redactUrl(http) : "none", httpsProxy: https ? redactUrl(https) : "none", noProxy }, "upstream requests go through a forward proxy");
+    }
+    for (const l of trust?.loaded ?? []) log.info(l, "CA certificates trusted for upstream TLS");
   }
 
   client(upstream: UpstreamConfig): UpstreamClient {
     let c = this.clients.get(upstream.name);
     if (!c) {
       const breaker = new CircuitBreaker(this.config.breakerCooldownMs);
+      const dispatcher = this.dispatcherFor(upstream.name);
       const { parent } = this.config;
       // An upstream's credentials are its own: one that has them is never fetched through the parent.
       c =
         parent && upstream.username === undefined
-          ? new ChainedClient(upstream, parent, this.dispatcher, breaker, (this.parentBreaker ??= new CircuitBreaker(this.config.breakerCooldownMs)), this.log, this.metrics)
-          : new UpstreamClient(upstream, this.dispatcher, breaker, this.log, this.metrics);
+          ? new ChainedClient(upstream, parent, dispatcher, breaker, (this.parentBreaker ??= new CircuitBreaker(this.config.breakerCooldownMs)), this.log, this.metrics)
+          : new UpstreamClient(upstream, dispatcher, breaker, this.log, this.metrics);
       this.clients.set(upstream.name, c);
     }
     return c;
   }
 
-  close(): Promise<void> {
-    return this.agent.destroy();
+  async close(): Promise<void> {
+    await Promise.all([this.shared.close(), ...[...this.own.values()].map((t) => t.close())]);
+  }
+
+  private dispatcherFor(name: string): Dispatcher {
+    const ca = this.trust?.perUpstream.get(name);
+    if (!ca) return this.shared.dispatcher;
+    let t = this.own.get(name);
+    if (!t) {
+      t = this.transport(ca);
+      this.own.set(name, t);
+    }
+    return t.dispatcher;
+  }
+
+  private transport(ca?: readonly string[]): Transport {
+    const { connectTimeoutMs, responseTimeoutMs, proxy } = this.config;
+    return createTransport({ connectTimeoutMs, responseTimeoutMs, proxy, ...(ca ? { ca } : {}) });
   }
 }

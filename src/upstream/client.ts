@@ -111,6 +111,13 @@ export class UpstreamClient {
         headers,
         signal: options.signal,
       });
+      if (res.statusCode === 407) {
+        // The forward proxy's answer, not the upstream's: said as such, never passed on as a 4xx.
+        await discard(res);
+        this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: "407" });
+        this.log.warn({ upstream: this.name, method, url: redactUrl(url) }, PROXY_AUTH_REQUIRED);
+        throw new UpstreamError(this.name, "unreachable", PROXY_AUTH_REQUIRED);
+      }
       // Only the registry's health counts: 5xx answers do, a repository's 401 or 404 is an answer.
       if (useBreaker) {
         if (res.statusCode >= 500) this.breaker.recordFailure("5xx");
@@ -125,6 +132,11 @@ export class UpstreamClient {
       if (options.signal?.aborted) throw err;
       const reason = (err as { code?: string }).code ?? (err as Error).message;
       this.metrics.events.emit("upstream", { at: started, upstream: this.name, method, ms: Date.now() - started, error: String(reason) });
+      const refusal = proxyRefusal(err);
+      if (refusal) {
+        this.log.warn({ upstream: this.name, method, url: redactUrl(url) }, refusal);
+        throw new UpstreamError(this.name, "unreachable", refusal, undefined, undefined, { cause: err });
+      }
       if (!isNetworkFailure(err)) {
         // A request undici refuses to send (a token with a control character, a bad header value)
         // is about this exchange, not the upstream's health: no breaker, no "unreachable".
@@ -133,7 +145,9 @@ export class UpstreamClient {
       }
       if (useBreaker) this.breaker.recordFailure("network");
       this.log.warn({ upstream: this.name, method, url: redactUrl(url), err: reason }, "upstream unreachable");
-      throw new UpstreamError(this.name, "unreachable", String(reason), undefined, undefined, { cause: err });
+      // Say where the missing trust goes: the code alone (UNABLE_TO_VERIFY_LEAF_SIGNATURE) names no fix.
+      const why = /^UNABLE_TO_|SELF_SIGNED|CERT_UNTRUSTED/.test(String(reason)) ? `${reason}: TLS certificate not trusted (give its CA in upstreams.${this.name}.ca or NODE_EXTRA_CA_CERTS)` : String(reason);
+      throw new UpstreamError(this.name, "unreachable", why, undefined, undefined, { cause: err });
     }
   }
 
@@ -260,6 +274,21 @@ export class UpstreamClient {
   }
 }
 
+const PROXY_AUTH_REQUIRED = "forward proxy answered 407 Proxy Authentication Required: give its credentials in the proxy URL (HTTPS_PROXY, HTTP_PROXY or upstream.proxy)";
+
+/**
+ * The forward proxy's refusal as undici reports it: an abort for a CONNECT ("Proxy response (407)
+ * !== 200 when HTTP Tunneling"), an invalid-argument error for a 407 to a plain request. Either would
+ * otherwise read as a local error about this one request.
+ */
+function proxyRefusal(err: unknown): string | undefined {
+  const message = (err as Error | undefined)?.message ?? "";
+  if (message === "Proxy Authentication Required (407)") return PROXY_AUTH_REQUIRED;
+  const m = /^Proxy response \((\d{3})\) !== 200/.exec(message);
+  if (!m) return undefined;
+  return m[1] === "407" ? PROXY_AUTH_REQUIRED : `forward proxy refused the tunnel (CONNECT answered ${m[1]})`;
+}
+
 const NETWORK_UNDICI_CODES: ReadonlySet<string> = new Set(["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_SOCKET"]);
 
 /**
@@ -270,7 +299,12 @@ const NETWORK_UNDICI_CODES: ReadonlySet<string> = new Set(["UND_ERR_CONNECT_TIME
 export function isNetworkFailure(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
   if (typeof code !== "string") return false;
-  return /^E[A-Z]+$/.test(code) || NETWORK_UNDICI_CODES.has(code) || /TLS|SSL|CERT/.test(code);
+  return /^E[A-Z]+$/.test(code) || NETWORK_UNDICI_CODES.has(code) || isTlsVerifyFailure(code);
+}
+
+/** OpenSSL's verification codes as Node reports them: CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ... */
+function isTlsVerifyFailure(code: string): boolean {
+  return /TLS|SSL|CERT|^UNABLE_TO_/.test(code);
 }
 
 /** Throw an UpstreamError for a non-2xx answer, keeping the upstream's OCI code (body read up to 64 KiB). */

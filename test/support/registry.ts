@@ -1,7 +1,8 @@
 // A real upstream: Debian's `docker-registry` (CNCF distribution 2.8.2) on a free loopback port
 // with its own storage, an access log the tests count, stop/start on the same port, and proxy mode.
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Agent, request } from "undici";
 import { stringify } from "yaml";
 import { AccessLog, SETTLE_MARKER, type AccessFilter } from "./access-log.js";
 import { writeHtpasswd } from "./htpasswd.js";
@@ -20,12 +21,15 @@ export interface RegistryOptions {
   shareStorageWith?: UpstreamRegistry;
   /** Run as a pull-through cache of `remoteurl` (distribution's own proxy mode). */
   proxy?: { remoteurl: string; username?: string; password?: string };
+  /** Serve HTTPS (distribution's http.tls) with this certificate; `ca` is what the harness trusts for its own calls. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 export class UpstreamRegistry {
   readonly log = new AccessLog();
   private proc: ManagedProcess | undefined;
   private settleSeq = 0;
+  private harnessAgent: Agent | undefined;
   private constructor(
     readonly name: string,
     readonly dir: string,
@@ -59,7 +63,7 @@ export class UpstreamRegistry {
   }
 
   get url(): string {
-    return `http://${this.host}`;
+    return `${this.opts.tls ? "https" : "http"}://${this.host}`;
   }
 
   get running(): boolean {
@@ -94,6 +98,7 @@ export class UpstreamRegistry {
   /** Stops and deletes the storage. */
   async close(): Promise<void> {
     await this.stop();
+    await this.harnessAgent?.close();
     await removeTempDir(this.dir);
   }
 
@@ -113,8 +118,15 @@ export class UpstreamRegistry {
   async settle(): Promise<void> {
     if (!this.running || !this.proc) return;
     const marker = `${SETTLE_MARKER}${++this.settleSeq}`;
-    const res = await fetch(`${this.url}/v2/?${marker}`, { headers: this.authHeader() });
-    await res.arrayBuffer();
+    const tls = this.opts.tls;
+    if (tls) {
+      this.harnessAgent ??= new Agent({ connect: { ca: await readFile(tls.ca, "utf8") } });
+      const res = await request(`${this.url}/v2/?${marker}`, { headers: this.authHeader(), dispatcher: this.harnessAgent });
+      await res.body.arrayBuffer();
+    } else {
+      const res = await fetch(`${this.url}/v2/?${marker}`, { headers: this.authHeader() });
+      await res.arrayBuffer();
+    }
     await this.proc.waitForLine(new RegExp(`${marker} HTTP/`), 5_000);
   }
 
@@ -147,6 +159,7 @@ export class UpstreamRegistry {
       config.auth = { token: { realm: t.realm, service: t.service, issuer: t.issuer, rootcertbundle: t.rootCertBundle } };
     }
     if (this.opts.proxy) config.proxy = this.opts.proxy;
+    if (this.opts.tls) (config.http as Record<string, unknown>).tls = { certificate: this.opts.tls.cert, key: this.opts.tls.key };
     return config;
   }
 }
