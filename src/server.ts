@@ -89,7 +89,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const holdings = new Holdings({ store, upstreams, maxAgeMs: config.cacheMaxAgeMs });
   const sizes = new ExpectedSizes();
   const health = new StorageHealth(() => store.probe());
-  const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, orphanTimeoutMs: config.orphanFillTimeoutMs, sizes, maxBlobBytes: config.maxBlobBytes, health });
+  const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, floor: config.throughputFloor, orphanTimeoutMs: config.orphanFillTimeoutMs, sizes, maxBlobBytes: config.maxBlobBytes, health });
   const manifests = new ManifestService({ store, holdings, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes, sizes, health });
   const referrers = new ReferrersService({ store, upstreams, manifests, log, manifestMaxBytes: config.manifestMaxBytes });
   let listener;

@@ -177,3 +177,22 @@ describe("blob size bound", () => {
     expect((err as Error).message).toContain("upstream.maxBlobSize");
   });
 });
+
+describe("blob throughput floor", () => {
+  it("defaults to 16KB a second over 30s and takes sizes and durations", async () => {
+    expect((await loadConfig()).config.throughputFloor).toEqual({ bytesPerSecond: 16 * 1024, windowMs: 30_000 });
+    const path = await file("upstream:\n  minThroughput: 1MB\n  throughputWindow: 5s\n");
+    expect((await loadConfig({ file: path })).config.throughputFloor).toEqual({ bytesPerSecond: 1024 ** 2, windowMs: 5_000 });
+  });
+
+  it.each([
+    ["minThroughput", "0"],
+    ["minThroughput", "fast"],
+    ["throughputWindow", "0s"],
+  ])("refuses upstream.%s %j, naming the field", async (key, value) => {
+    const path = await file(`upstream:\n  ${key}: ${value}\n`);
+    const err = await loadConfig({ file: path }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain(`upstream.${key}`);
+  });
+});

@@ -112,6 +112,8 @@ export interface MirrorConfig {
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
   readonly maxResumes: number;
+  /** upstream.minThroughput over upstream.throughputWindow: a slower blob body counts as failed. */
+  readonly throughputFloor: { readonly bytesPerSecond: number; readonly windowMs: number };
   /** A blob download with no known length is cut off past this (upstream.maxBlobSize). */
   readonly maxBlobBytes: number;
   readonly breakerCooldownMs: number;
@@ -219,6 +221,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     connectTimeoutMs: cfg.upstream.connectTimeout,
     responseTimeoutMs: cfg.upstream.responseTimeout,
     maxResumes: cfg.upstream.maxResumes,
+    throughputFloor: { bytesPerSecond: cfg.upstream.minThroughput, windowMs: cfg.upstream.throughputWindow },
     maxBlobBytes: cfg.upstream.maxBlobSize,
     breakerCooldownMs: cfg.upstream.breakerCooldown,
     proxy: resolveProxy(cfg.upstream.proxy),

@@ -306,6 +306,15 @@ export const configSchema = z
          * HEAD gave its size: past it the download is cut off and nothing is kept. Default 20GB.
          */
         maxBlobSize: size.refine((v) => v > 0, "must be greater than zero").default(20 * 1024 ** 3),
+        /**
+         * Slowest pace a blob body may keep, per second ("16KB" = 16 KiB a second), judged over
+         * throughputWindow of waiting on upstream (time the mirror's clients or disk hold the download
+         * back does not count). Slower, the connection is cut and the download resumed with a Range
+         * request (counted in maxResumes), then failed. Default 16KB; must be greater than zero.
+         */
+        minThroughput: size.refine((v) => v > 0, "must be greater than zero (a trickle would hold every client of the blob)").default(16 * 1024),
+        /** How long the blob pace is measured before it is judged (minThroughput). Default 30s. */
+        throughputWindow: positiveDuration.default(30_000),
         /** Times a blob download that drops mid-stream is resumed with a Range request. Default 5. */
         maxResumes: z.number().int().min(0).default(5),
         /**

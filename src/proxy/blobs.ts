@@ -10,6 +10,7 @@ import { discard, ensureOk, headerString } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
 import { BlobFill, type FillReader } from "./fill.js";
 import type { Holdings } from "./holdings.js";
+import type { ThroughputFloor } from "./pace.js";
 import type { Target } from "./route.js";
 import type { ExpectedSizes } from "./sizes.js";
 import type { Upstreams } from "./upstreams.js";
@@ -28,6 +29,7 @@ export interface BlobServiceOptions {
   metrics: Metrics;
   log: Logger;
   maxResumes: number;
+  floor: ThroughputFloor;
   orphanTimeoutMs: number;
   /** Sizes declared by served manifests and HEAD answers, per repository. */
   sizes: ExpectedSizes;
@@ -170,6 +172,7 @@ export class BlobService {
       digest,
       name: target.name,
       maxResumes: this.o.maxResumes,
+      floor: this.o.floor,
       orphanTimeoutMs: this.o.orphanTimeoutMs,
       expectedSize: this.o.sizes.get(target, digest),
       maxBlobBytes: this.o.maxBlobBytes,

@@ -7,6 +7,7 @@ import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import { ensureOk, headerString, type UpstreamClient, type UpstreamResponse } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
+import { PaceMeter, type ThroughputFloor } from "./pace.js";
 
 export interface DownloadOptions {
   client: UpstreamClient;
@@ -14,6 +15,8 @@ export interface DownloadOptions {
   /** Repository name upstream. */
   name: string;
   maxResumes: number;
+  /** Below it a body counts as failed: cut off, then resumed (maxResumes) or failed. */
+  floor: ThroughputFloor;
   signal: AbortSignal;
   metrics: Metrics;
   log: Logger;
@@ -25,6 +28,9 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
   let received = 0;
   let size: number | undefined;
   let resumes = 0;
+  let started = false;
+  /** Set when the pace meter cut the body off: that, not undici's "aborted", is the failure. */
+  let slow: UpstreamError | undefined;
   for (;;) {
     // Everything announced is here (the connection dropped after the last byte): nothing to resume.
     if (size !== undefined && received === size && received > 0) return;
@@ -32,7 +38,8 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
     try {
       res = await request(o, received);
       if (res === undefined) return;
-      if (received === 0) {
+      if (!started) {
+        started = true;
         const length = Number(headerString(res.headers["content-length"]));
         size = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
         await o.onStart(size);
@@ -44,24 +51,53 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
       o.signal.addEventListener("abort", stop, { once: true });
       // Aborted between the answer and here (orphan timeout, shutdown): the listener came too late.
       if (o.signal.aborted) stop();
+      const meter = new PaceMeter(o.floor);
+      const tooSlow = (why: string) => new UpstreamError(o.client.name, "timeout", `blob ${o.digest.value}: ${why}`);
+      // A body that sends nothing at all is judged too, without waiting for undici's idle timeout.
+      const timer = setInterval(() => {
+        const why = meter.tick();
+        if (why) body.destroy((slow = tooSlow(why)));
+      }, Math.max(100, Math.min(1_000, o.floor.windowMs / 4)));
+      timer.unref();
+      let ended = false;
       try {
-        for await (const chunk of body) {
-          received += (chunk as Buffer).byteLength;
-          yield chunk as Buffer;
+        const chunks = body[Symbol.asyncIterator]();
+        for (;;) {
+          // Only this wait counts for the floor: while suspended at the yield, readers and the disk hold it.
+          meter.waiting();
+          const next = await chunks.next();
+          if (next.done) {
+            ended = true;
+            break;
+          }
+          const chunk = next.value as Buffer;
+          const why = meter.arrived(chunk.byteLength);
+          if (why) throw (slow = tooSlow(why));
+          received += chunk.byteLength;
+          yield chunk;
         }
       } finally {
+        clearInterval(timer);
         o.signal.removeEventListener("abort", stop);
+        // Left early (the consumer stopped: too long a body, a failed write): close the connection,
+        // as for-await would have.
+        if (!ended) body.destroy();
       }
       return;
     } catch (err) {
       res?.body.destroy();
       if (o.signal.aborted) throw o.signal.reason;
       // Only a connection that failed after bytes arrived is resumed; an answer (4xx, 5xx) is final.
-      const connection = err instanceof UpstreamError ? (err.failure === "unreachable" || err.failure === "timeout") && received > 0 : !(err instanceof MirrorError) && res !== undefined;
-      if (!connection || resumes >= o.maxResumes) throw err;
+      // A body below the throughput floor is retried even from its first byte (its headers came).
+      const failed = slow ?? err;
+      const connection =
+        failed === slow ||
+        (failed instanceof UpstreamError ? (failed.failure === "unreachable" || failed.failure === "timeout") && received > 0 : !(failed instanceof MirrorError) && res !== undefined);
+      slow = undefined;
+      if (!connection || resumes >= o.maxResumes) throw failed;
       resumes++;
       o.metrics.fillResumes.inc({ upstream: o.client.name });
-      o.log.warn({ upstream: o.client.name, digest: o.digest.value, at: received, attempt: resumes, err: String((err as Error).message ?? err) }, "blob download interrupted; resuming with a Range request");
+      o.log.warn({ upstream: o.client.name, digest: o.digest.value, at: received, attempt: resumes, err: String((failed as Error).message ?? failed) }, "blob download interrupted; resuming with a Range request");
       await delay(Math.min(2_000, 100 * 2 ** resumes), o.signal);
     }
   }

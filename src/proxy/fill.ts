@@ -15,6 +15,7 @@ import { asUnavailable, faultReason, isDiskFull, storageFault } from "../store/f
 import type { StorageHealth } from "../store/health.js";
 import { freeSpace, lacksRoom, ROOM_MARGIN } from "../store/space.js";
 import { download } from "./download.js";
+import type { ThroughputFloor } from "./pace.js";
 import { type Batch, batchOf, SLAB_SIZE, type Slab, takeSlab } from "./slabs.js";
 
 /** Bytes received but not yet on disk before the download waits for the disk. */
@@ -30,6 +31,8 @@ export interface FillOptions {
   digest: Digest;
   name: string;
   maxResumes: number;
+  /** Blob bodies below it count as failed (upstream.minThroughput over upstream.throughputWindow). */
+  floor: ThroughputFloor;
   orphanTimeoutMs: number;
   /** The size a manifest or HEAD of this repository declared: the upstream may not send another. */
   expectedSize?: number;
@@ -184,6 +187,7 @@ export class BlobFill {
         digest,
         name: this.o.name,
         maxResumes: this.o.maxResumes,
+        floor: this.o.floor,
         signal: this.abort.signal,
         metrics: this.o.metrics,
         log: this.o.log,

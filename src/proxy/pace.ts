@@ -1,0 +1,66 @@
+// The blob throughput floor (upstream.minThroughput over upstream.throughputWindow): a body that keeps
+// arriving too slowly is judged failed. Only time spent waiting on upstream counts, never time the
+// mirror's own readers or disk held the download back.
+
+export interface ThroughputFloor {
+  /** Slowest acceptable pace, bytes per second. */
+  readonly bytesPerSecond: number;
+  /** How long the pace is measured before it is judged. */
+  readonly windowMs: number;
+}
+
+/**
+ * Fed by the body's reader: waiting() before each read from upstream, arrived() when a chunk came.
+ * A window closes once `windowMs` of waiting has passed; below the floor it is "slow", else a new
+ * window starts. tick() judges a read still in progress (a timer calls it: a body that sends
+ * nothing at all is judged too, before undici's idle timeout).
+ */
+export class PaceMeter {
+  private bytes = 0;
+  private waitedMs = 0;
+  private waitingSince: number | undefined;
+
+  constructor(
+    readonly floor: ThroughputFloor,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  waiting(): void {
+    this.waitingSince ??= this.now();
+  }
+
+  /** A chunk arrived; undefined while the pace is fine, else why it is not. */
+  arrived(n: number): string | undefined {
+    this.bytes += n;
+    this.account();
+    this.waitingSince = undefined;
+    return this.judge();
+  }
+
+  /** Judge the read in progress; undefined while the pace is fine, else why it is not. */
+  tick(): string | undefined {
+    if (this.waitingSince === undefined) return undefined;
+    this.account();
+    return this.judge();
+  }
+
+  /** Move the wait so far into the window. */
+  private account(): void {
+    if (this.waitingSince === undefined) return;
+    const now = this.now();
+    this.waitedMs += now - this.waitingSince;
+    this.waitingSince = now;
+  }
+
+  private judge(): string | undefined {
+    const waited = this.waitedMs;
+    if (waited < this.floor.windowMs) return undefined;
+    if (this.bytes < (this.floor.bytesPerSecond * waited) / 1000) {
+      return `${this.bytes} bytes in ${(waited / 1000).toFixed(1)} s of waiting on upstream, below the floor of ${this.floor.bytesPerSecond} bytes/s (upstream.minThroughput)`;
+    }
+    // Fast enough over this window: the next one starts from nothing.
+    this.bytes = 0;
+    this.waitedMs = 0;
+    return undefined;
+  }
+}
