@@ -76,7 +76,10 @@ EOF
   ceph-mon -c "$conf" -i a
   local uuid id
   uuid=$(cat /proc/sys/kernel/random/uuid)
-  id=$(timeout 30 ceph -c "$conf" osd new "$uuid")
+  # A monitor still forming its quorum on a loaded machine answers EPERM for a moment; `osd new`
+  # with the same uuid is idempotent, so asking again is safe.
+  for _ in $(seq 20); do id=$(timeout 30 ceph -c "$conf" osd new "$uuid" 2>/dev/null) && break; sleep 1; done
+  [ -n "${id:-}" ] || { echo "the Ceph monitor never accepted osd new; see $DIR/log" >&2; exit 1; }
   ceph-osd -c "$conf" -i "$id" --mkfs --osd-uuid "$uuid" >/dev/null 2>&1
   ceph-osd -c "$conf" -i "$id" >/dev/null 2>&1
   timeout 30 ceph -c "$conf" osd crush add "osd.$id" 1.0 host=localhost root=default >/dev/null 2>&1
