@@ -3,6 +3,7 @@ import type { CommandModule } from "yargs";
 import { exportCommand, importCommand } from "./bundle.js";
 import { pruneCommand, refreshCommand, rmCommand } from "./cache.js";
 import { certCommand } from "./cert.js";
+import { doctorCommand } from "./doctor.js";
 import { healthcheckCommand } from "./healthcheck-command.js";
 import { initCommand } from "./init.js";
 import { prefetchCommand } from "./prefetch.js";
@@ -12,4 +13,4 @@ import { downCommand, upCommand } from "./up.js";
 import { wireCommand } from "./wire.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand, prefetchCommand, exportCommand, importCommand, rmCommand, pruneCommand, refreshCommand, certCommand, statusCommand, lsCommand, healthcheckCommand];
+export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand, prefetchCommand, exportCommand, importCommand, rmCommand, pruneCommand, refreshCommand, certCommand, statusCommand, lsCommand, doctorCommand, healthcheckCommand];

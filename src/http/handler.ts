@@ -24,7 +24,7 @@ import type { TagStore } from "../store/store.js";
 import { byteRange, sendBlob, setBlobHeaders } from "./blob-response.js";
 import { type Importer, serveImport } from "./import-route.js";
 import { matchRoute, type Route } from "./routes.js";
-import { describeRequest, isStatusRoute, serveStatusRoute, type StatusStreams } from "./status-routes.js";
+import { describeRequest, isCanary, isStatusRoute, serveStatusRoute, type StatusStreams } from "./status-routes.js";
 
 export interface HandlerDeps {
   config: MirrorConfig;
@@ -157,6 +157,7 @@ async function dispatch(
     case "manifest": {
       const target = readable(deps, resolveTarget(route.name, ns, deps.config), principal);
       const ref = parseReference(route.reference);
+      if (isCanary(target.name)) throw new MirrorError("MANIFEST_UNKNOWN", "mirror-kit doctor's canary: seen here, never fetched");
       const answer = await deps.manifests.get(target, ref, parseAccept(req.headers.accept));
       res.statusCode = 200;
       res.setHeader("content-type", answer.mediaType);

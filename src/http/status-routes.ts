@@ -19,6 +19,17 @@ const UI_ASSETS: Record<string, string> = {
   "app.js.map": "application/json; charset=utf-8",
   "style.css": "text/css; charset=utf-8",
 };
+/**
+ * `mirror-kit doctor` pulls <prefix><random hex> through a Docker engine: the mirror records the
+ * request and answers "unknown" itself, so a canary never reaches an upstream.
+ */
+export const CANARY_PREFIX = "mirror-kit-canary-";
+const CANARY = /(?:^|\/)mirror-kit-canary-[0-9a-f]{16}$/;
+
+export function isCanary(name: string): boolean {
+  return CANARY.test(name);
+}
+
 /** How often a connected dashboard gets a fresh status. */
 export const STREAM_INTERVAL_MS = 2_000;
 
