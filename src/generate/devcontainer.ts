@@ -22,15 +22,31 @@ export interface FeatureFile {
   mode?: number;
 }
 
-/** The Feature's files, identical for every project: options travel in devcontainer.json instead. */
-export function renderFeature(): { feature: FeatureFile[]; test: FeatureFile } {
+/**
+ * Features whose engine ours configures: when a project uses one, ours installs after it (its install
+ * may write daemon.json). Listed only then: the Dev Containers CLI fetches the metadata of every
+ * installsAfter entry from its registry even when the project does not use it (CLI 0.89), so an unused
+ * entry makes `devcontainer up` fail on any machine that cannot reach ghcr.io.
+ */
+export const ENGINE_FEATURES = ["ghcr.io/devcontainers/features/docker-in-docker"] as const;
+
+/** The engine Features a devcontainer.json's `features` uses, by id without version or digest. */
+export function engineFeaturesUsed(features: unknown): string[] {
+  if (features === null || typeof features !== "object" || Array.isArray(features)) return [];
+  const ids = new Set(Object.keys(features).map((ref) => ref.toLowerCase().replace(/@sha256:[0-9a-f]+$/, "").replace(/:[^/:]+$/, "")));
+  return ENGINE_FEATURES.filter((id) => ids.has(id));
+}
+
+/** The Feature's files: options travel in devcontainer.json; only installsAfter follows the project. */
+export function renderFeature(installsAfter: readonly string[] = []): { feature: FeatureFile[]; test: FeatureFile } {
   const base = {
     version: packageVersion(),
     defaultMirrorUrl: DEFAULT_FEATURE_URL,
     defaultHostPort: new URL(DEFAULT_FEATURE_URL).host,
     stamp: STAMP_PLACEHOLDER,
   };
-  const json = render("devcontainer/devcontainer-feature.json", base);
+  const installsAfterEntry = installsAfter.length > 0 ? `,\n  "installsAfter": ${JSON.stringify(installsAfter)}` : "";
+  const json = render("devcontainer/devcontainer-feature.json", { ...base, installsAfterEntry });
   const install = seal(render("devcontainer/install.sh", { ...base, featureJsonSha256: sha256(json) }));
   return {
     feature: [
@@ -58,7 +74,8 @@ export function planDevcontainer(projectDir: string, file: string, s: Settings, 
   const text = readIfExists(file, display);
   if (text === null) throw new GenerateError("NOT_FOUND", "does not exist", display);
   const featureDir = join(dirname(file), FEATURE_ID);
-  const changes: FileChange[] = renderFeature().feature.map((f) => {
+  const installsAfter = engineFeaturesUsed(parseJsonc(text, display).features);
+  const changes: FileChange[] = renderFeature(installsAfter).feature.map((f) => {
     const path = join(featureDir, f.name);
     const shown = relative(projectDir, path);
     return unlessEdited(path, shown, () =>

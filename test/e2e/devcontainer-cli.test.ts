@@ -18,16 +18,13 @@ const CLI = join(REPO_ROOT, "node_modules", ".bin", "devcontainer");
 
 /**
  * The CLI fetches the metadata of every `installsAfter` entry from its registry even when the project
- * does not use that Feature (CLI 0.89, "Resolving Feature dependencies"), and ghcr.io cannot be reached
- * here: `devcontainer up` fails with "getaddrinfo ENOTFOUND ghcr.io". So the suite runs the generated
- * Feature without its one installsAfter entry (docker-in-docker, which this base image replaces) and
- * changes nothing else. The same happens to any user whose machine cannot reach ghcr.io.
+ * does not use that Feature (CLI 0.89), and ghcr.io cannot be reached here, as on any offline machine.
+ * The generated Feature lists docker-in-docker only for a project that uses it, so these projects'
+ * Feature has no such entry and the CLI runs it as generated.
  */
-async function withoutInstallsAfter(featureJson: string): Promise<void> {
+async function expectNoInstallsAfter(featureJson: string): Promise<void> {
   const meta = JSON.parse(await readFile(featureJson, "utf8")) as Record<string, unknown>;
-  expect(meta.installsAfter).toEqual(["ghcr.io/devcontainers/features/docker-in-docker"]);
-  delete meta.installsAfter;
-  await writeFile(featureJson, `${JSON.stringify(meta, null, 2)}\n`);
+  expect(meta).not.toHaveProperty("installsAfter");
 }
 
 describe("the Dev Containers CLI runs the generated Feature", () => {
@@ -69,7 +66,7 @@ describe("the Dev Containers CLI runs the generated Feature", () => {
     const config = `// a dev container with a Docker engine inside\n{\n  "name": "app",\n  "image": ${JSON.stringify(base)},\n  "runArgs": ["--label", "${RUN_LABEL}=${h.labels[RUN_LABEL]}"]\n}\n`;
     await writeFile(join(project, ".devcontainer", "devcontainer.json"), config);
     await run(process.execPath, [join(REPO_ROOT, "dist", "cli", "main.js"), "init", "--dir", project, "--yes", "--port", String(mirror.publishedPort)]);
-    await withoutInstallsAfter(join(project, ".devcontainer", "mirror-kit", "devcontainer-feature.json"));
+    await expectNoInstallsAfter(join(project, ".devcontainer", "mirror-kit", "devcontainer-feature.json"));
   }, 600_000);
 
   afterAll(async () => {
@@ -100,7 +97,7 @@ describe("the Dev Containers CLI runs the generated Feature", () => {
   it("devcontainer features test passes for plugins/devcontainer-feature on the local base image", async () => {
     const collection = await h.tempDir("feature-collection");
     await cp(join(REPO_ROOT, "plugins", "devcontainer-feature"), collection, { recursive: true });
-    await withoutInstallsAfter(join(collection, "src", "mirror-kit", "devcontainer-feature.json"));
+    await expectNoInstallsAfter(join(collection, "src", "mirror-kit", "devcontainer-feature.json"));
     const test = await devcontainer(["features", "test", "--project-folder", collection, "-f", "mirror-kit", "-i", base, "--skip-scenarios"], true);
     const out = test.stdout + test.stderr;
     expect(test.code, out.slice(-6000)).toBe(0);

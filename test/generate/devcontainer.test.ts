@@ -1,7 +1,7 @@
 // Editing devcontainer.json (JSONC): the Feature reference and the host-gateway run arg are added
 // once, by splicing text, so comments, trailing commas, tabs and line endings stay as the user wrote them.
 import { describe, expect, test } from "vitest";
-import { editDevcontainerJson, parseJsonc } from "../../src/generate/devcontainer.js";
+import { editDevcontainerJson, engineFeaturesUsed, parseJsonc } from "../../src/generate/devcontainer.js";
 import { resolveSettings } from "../../src/generate/settings.js";
 
 const s = resolveSettings({});
@@ -51,5 +51,19 @@ describe("editDevcontainerJson", () => {
     });
     const written = legacy.replace("{}", '{ "mirrorUrl": "http://h:1" }');
     expect(() => editDevcontainerJson(written, "devcontainer.json", s, false)).toThrow(/USER_EDITED|changed|is \{"mirrorUrl"/);
+  });
+});
+
+describe("engine Features the generated Feature installs after", () => {
+  test.each([
+    ["none", undefined, []],
+    ["other Features only", { "ghcr.io/devcontainers/features/node:1": {} }, []],
+    ["docker-in-docker with a major version", { "ghcr.io/devcontainers/features/docker-in-docker:2": {} }, ["ghcr.io/devcontainers/features/docker-in-docker"]],
+    ["docker-in-docker unversioned", { "ghcr.io/devcontainers/features/docker-in-docker": {} }, ["ghcr.io/devcontainers/features/docker-in-docker"]],
+    ["docker-in-docker by digest", { [`ghcr.io/devcontainers/features/docker-in-docker@sha256:${"a".repeat(64)}`]: {} }, ["ghcr.io/devcontainers/features/docker-in-docker"]],
+    ["docker-outside-of-docker (no engine inside)", { "ghcr.io/devcontainers/features/docker-outside-of-docker:1": {} }, []],
+    ["a look-alike on another registry", { "localhost:5000/devcontainers/features/docker-in-docker:2": {} }, []],
+  ])("%s", (_name, features, expected) => {
+    expect(engineFeaturesUsed(features)).toEqual(expected);
   });
 });

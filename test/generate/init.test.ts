@@ -145,6 +145,21 @@ describe("target selection and prompting", () => {
     }
   });
 
+  test("the Feature lists docker-in-docker under installsAfter only when the devcontainer uses it", async () => {
+    const dir = project({ ".devcontainer/devcontainer.json": DEVCONTAINER });
+    const feature = join(dir, ".devcontainer/mirror-kit/devcontainer-feature.json");
+    await init(dir);
+    expect(JSON.parse(readFileSync(feature, "utf8"))).not.toHaveProperty("installsAfter");
+    // Added later: the re-run updates its own Feature JSON (recognised through install.sh's record).
+    writeFileSync(
+      join(dir, ".devcontainer/devcontainer.json"),
+      readFileSync(join(dir, ".devcontainer/devcontainer.json"), "utf8").replace('"features": {', '"features": { "ghcr.io/devcontainers/features/docker-in-docker:2": {},'),
+    );
+    const { out } = await init(dir);
+    expect(out).not.toContain("skipped");
+    expect(JSON.parse(readFileSync(feature, "utf8")).installsAfter).toEqual(["ghcr.io/devcontainers/features/docker-in-docker"]);
+  });
+
   test("on a terminal without --yes it shows the diff and writes nothing when declined", async () => {
     const dir = project({ "compose.yaml": COMPOSE });
     const { out, asked } = await init(dir, {}, { isTTY: true, answer: false });
