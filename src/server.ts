@@ -51,7 +51,7 @@ export interface StartOptions {
 
 export async function startMirror(input: ConfigInput | MirrorConfig, options: StartOptions = {}): Promise<RunningMirror> {
   const config = isResolved(input) ? input : resolveConfig(parseConfig(input));
-  const log = options.logger ?? createLogger(config.logLevel);
+  const log = options.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
   // CA files first: a bad one refuses to start before anything else is opened.
   const trust = await loadUpstreamTrust(config);
   const metrics = new Metrics({ processMetrics: options.processMetrics });

@@ -118,6 +118,7 @@ const SERVE_FLAGS = {
   upstream: { type: "string", multiple: true },
   config: { type: "string" },
   "log-level": { type: "string" },
+  "log-format": { type: "string" },
   "tag-freshness": { type: "string" },
   "max-size": { type: "string" },
   "tls-cert": { type: "string" },

@@ -12,6 +12,7 @@ export interface ServeArgs {
   upstream?: string[];
   config?: string;
   "log-level"?: string;
+  "log-format"?: string;
   "tag-freshness"?: string;
   "max-size"?: string;
   "tls-cert"?: string;
@@ -28,6 +29,7 @@ export async function loadServeConfig(args: ServeArgs, env: Env): Promise<Loaded
   if (args.storage !== undefined) flags.storage = args.storage;
   if (args["log-level"] !== undefined) flags.logLevel = args["log-level"];
   if (args.parent !== undefined) flags.parent = { url: args.parent };
+  if (args["log-format"] !== undefined) flags.logFormat = args["log-format"];
   const cache: Record<string, string> = {};
   if (args["tag-freshness"] !== undefined) cache.tagFreshness = args["tag-freshness"];
   if (args["max-size"] !== undefined) cache.maxSize = args["max-size"];
@@ -49,7 +51,7 @@ export async function runServe(args: ServeArgs, env: Env): Promise<RunningMirror
   // Loaded here, not at the top: `mirror-kit healthcheck` imports this module for loadServeConfig
   // and must start fast (Docker gives it 5 s on a loaded machine).
   const [{ createLogger }, { startMirror }] = await Promise.all([import("../observe/log.js"), import("../server.js")]);
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, config.logFormat);
   for (const w of warnings) log.warn(w);
   return startMirror(config, { logger: log, processMetrics: true });
 }
@@ -65,6 +67,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option("parent", { type: "string", describe: "chain to a parent mirror: fetch every upstream through it, and directly while it is down (env MIRROR_KIT_PARENT)" })
       .option("config", { type: "string", describe: "YAML config file: mirror-kit's own format or a distribution config.yml (env MIRROR_KIT_CONFIG)" })
       .option("log-level", { type: "string", describe: "fatal|error|warn|info|debug|trace|silent (default info)" })
+      .option("log-format", { type: "string", describe: "json|pretty|auto: auto is pretty on a terminal, JSON otherwise (default auto; env MIRROR_KIT_LOG_FORMAT)" })
       .option("tag-freshness", { type: "string", describe: "serve cached tags this long without asking upstream (default 1m)" })
       .option("max-size", { type: "string", describe: "cap the cache, e.g. 20GB: least recently used content is evicted (default: no cap; env MIRROR_KIT_MAX_SIZE)" })
       .option("tls-cert", { type: "string", describe: "serve HTTPS with this PEM certificate (chain); re-read on SIGHUP and on change (env MIRROR_KIT_TLS_CERT)" })

@@ -25,6 +25,7 @@ describe("registry:2 config.yml: every setting honoured, accepted as harmless, o
     ["http.prefix", "http:\n  prefix: /registry\n", /http\.prefix: a path prefix is not supported/],
     ["http.net unix", "http:\n  net: unix\n", /http\.net: only tcp/],
     ["log.level nonsense", "log:\n  level: loud\n", /log\.level: expected one of/],
+    ["log.formatter nonsense", "log:\n  formatter: xml\n", /log\.formatter: expected one of text, json, logstash, got "xml"/],
     ["a notifications endpoint", "notifications:\n  endpoints:\n    - name: hook\n      url: https://hooks.example/\n", /notifications\.endpoints: notifications would send events/],
     ["middleware", "middleware:\n  storage:\n    - name: cloudfront\n", /middleware: middleware .* would change where blobs/],
     ["reporting", "reporting:\n  bugsnag:\n    apikey: k\n", /reporting: reporting would send data/],
@@ -35,6 +36,15 @@ describe("registry:2 config.yml: every setting honoured, accepted as harmless, o
   ])("refuses %s, naming it", async (_what, body, message) => {
     const text = body.startsWith("version") ? body : base + body;
     await expect(loadConfig({ file: await yml(text) })).rejects.toThrow(message);
+  });
+
+  it.each([
+    ["text", "pretty"],
+    ["json", "json"],
+    ["logstash", "json"],
+  ])("log.formatter %s gives %s log lines", async (formatter, format) => {
+    const { config } = await loadConfig({ file: await yml(`${base}log:\n  formatter: ${formatter}\n`) });
+    expect(config.logFormat).toBe(format);
   });
 
   it("honours http.headers, log.level, auth.htpasswd and the remote, and accepts the harmless rest", async () => {
@@ -68,7 +78,7 @@ validation:
   disabled: true
 `),
     });
-    expect([config.host, config.port, config.storage, config.logLevel]).toEqual(["127.0.0.1", 5005, "/srv/reg", "debug"]);
+    expect([config.host, config.port, config.storage, config.logLevel, config.logFormat]).toEqual(["127.0.0.1", 5005, "/srv/reg", "debug", "json"]);
     expect(config.responseHeaders).toEqual({ "X-Content-Type-Options": ["nosniff"], "Strict-Transport-Security": ["max-age=1"] });
     expect(config.auth.htpasswd).toEqual({ realm: "r", path: "/etc/htpasswd" });
     expect(config.defaultUpstream.name).toBe("docker.io");

@@ -25,6 +25,7 @@ const onlyIfInert = (why: string, inert: (value: unknown) => boolean): Verdict =
 
 const DOCKER_HUB_HOSTS = new Set(["registry-1.docker.io", "index.docker.io", "docker.io", "registry.hub.docker.com"]);
 const LOG_LEVELS: Record<string, ConfigInput["logLevel"]> = { panic: "fatal", fatal: "fatal", error: "error", warn: "warn", warning: "warn", info: "info", debug: "debug" };
+const LOG_FORMATS: Record<string, ConfigInput["logFormat"]> = { text: "pretty", json: "json", logstash: "json" };
 const STORAGE_DRIVERS = ["s3-aws", "gcs", "azure", "swift", "oss", "inmemory", "cos"];
 
 /**
@@ -37,7 +38,7 @@ export const SETTINGS: Readonly<Record<string, Verdict>> = {
   }),
   loglevel: honour((v, out, where) => (out.logLevel = logLevel(v, where))),
   "log.level": honour((v, out, where) => (out.logLevel = logLevel(v, where))),
-  "log.formatter": accept(),
+  "log.formatter": honour((v, out, where) => (out.logFormat = logFormat(v, where))),
   "log.fields": accept(),
   "log.reportcaller": accept(),
   "log.accesslog.disabled": accept("log.accesslog.disabled: mirror-kit always logs one JSON line per request (without credentials)"),
@@ -273,6 +274,13 @@ function logLevel(v: unknown, where: string): ConfigInput["logLevel"] {
   const level = LOG_LEVELS[str(v, where).toLowerCase()];
   if (!level) throw new ConfigError(`${where}: expected one of ${Object.keys(LOG_LEVELS).join(", ")}, got ${JSON.stringify(v)}`);
   return level;
+}
+
+/** distribution's text formatter is for people, json and logstash are JSON lines. */
+function logFormat(v: unknown, where: string): ConfigInput["logFormat"] {
+  const format = LOG_FORMATS[str(v, where).toLowerCase()];
+  if (!format) throw new ConfigError(`${where}: expected one of ${Object.keys(LOG_FORMATS).join(", ")}, got ${JSON.stringify(v)}`);
+  return format;
 }
 
 function headerMap(v: unknown, where: string): Record<string, string[]> {

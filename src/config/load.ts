@@ -116,6 +116,7 @@ export function fromEnv(env: Env, warnings: string[]): ConfigInput {
   if (env.MIRROR_KIT_STORAGE) out.storage = env.MIRROR_KIT_STORAGE;
   if (env.MIRROR_KIT_REPLICA) out.replica = env.MIRROR_KIT_REPLICA;
   if (env.MIRROR_KIT_LOG_LEVEL) out.logLevel = env.MIRROR_KIT_LOG_LEVEL;
+  if (env.MIRROR_KIT_LOG_FORMAT) out.logFormat = env.MIRROR_KIT_LOG_FORMAT as ConfigInput["logFormat"];
   if (env.MIRROR_KIT_DEFAULT_UPSTREAM) out.defaultUpstream = env.MIRROR_KIT_DEFAULT_UPSTREAM;
   if (env.MIRROR_KIT_PARENT) out.parent = { url: env.MIRROR_KIT_PARENT };
   if (env.MIRROR_KIT_TAG_FRESHNESS) deepMergeInto(out, { cache: { tagFreshness: env.MIRROR_KIT_TAG_FRESHNESS } });

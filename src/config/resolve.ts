@@ -95,6 +95,7 @@ export interface MirrorConfig {
   /** This process among replicas sharing the store (config `replica`); default the host name. */
   readonly replica: string;
   readonly logLevel: ParsedConfig["logLevel"];
+  readonly logFormat: ParsedConfig["logFormat"];
   readonly defaultUpstream: UpstreamConfig;
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
   /** Absent: every upstream is fetched directly. */
@@ -201,6 +202,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     ...resolveTls(cfg.tls),
     ...resolveStorage(cfg),
     logLevel: cfg.logLevel,
+    logFormat: cfg.logFormat,
     defaultUpstream,
     upstreams,
     ...(cfg.parent

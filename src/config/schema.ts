@@ -236,6 +236,8 @@ export const configSchema = z
       .optional(),
     /** fatal, error, warn, info, debug, trace or silent. Default info. */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    /** json (one JSON object a line), pretty (human-readable), or auto: pretty on a terminal, JSON otherwise. Default auto. */
+    logFormat: z.enum(["auto", "json", "pretty"]).default("auto"),
     cache: z
       .object({
         /**

@@ -61,6 +61,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
     const url = parseTarget(req.url ?? "/");
     const route = matchRoute(url.pathname);
     if (url.pathname.startsWith("/v2")) res.setHeader("docker-distribution-api-version", API_VERSION);
+    const bodyBytes = countBodyBytes(res);
     res.on("close", () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       deps.metrics.httpRequests.inc({ method: req.method ?? "?", route: route.kind, status: String(res.statusCode) });
@@ -72,7 +73,11 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
           path: url.pathname,
           ns: url.searchParams.get("ns") ?? undefined,
           status: res.statusCode,
+          // Which upstream the request is for, whether the mirror answered from its cache, and how
+          // much it sent: what a reader of the access log needs to see what the cache saves.
+          upstream: routeUpstream(route, url.searchParams.get("ns"), deps.config),
           cache: res.getHeader("x-mirror-cache"),
+          bytes: bodyBytes(),
           // The response ended before its last byte: a client that hung up, or a cut-off body.
           aborted: res.writableFinished ? undefined : true,
           ms: Math.round(ms * 10) / 10,
@@ -85,6 +90,30 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       .then((principal) => dispatch(deps, route, url, req, res, principal))
       .catch((err: unknown) => fail(deps, id, req, res, err));
   };
+}
+
+/** Body bytes written to the response (headers not counted), for the access log; HEAD counts 0. */
+function countBodyBytes(res: ServerResponse): () => number {
+  let bytes = 0;
+  const count = (chunk: unknown, encoding: unknown): void => {
+    if (typeof chunk === "string") bytes += Buffer.byteLength(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8");
+    else if (chunk instanceof Uint8Array) bytes += chunk.byteLength;
+  };
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  res.write = ((...args: unknown[]) => (count(args[0], args[1]), write(...args))) as ServerResponse["write"];
+  res.end = ((...args: unknown[]) => (typeof args[0] !== "function" && count(args[0], args[1]), end(...args))) as ServerResponse["end"];
+  return () => (res.req.method === "HEAD" ? 0 : bytes);
+}
+
+/** The upstream a distribution route's repository maps to; undefined for the mirror's own routes or a bad name. */
+function routeUpstream(route: Route, ns: string | null, config: MirrorConfig): string | undefined {
+  if (!("name" in route)) return undefined;
+  try {
+    return resolveTarget(route.name, ns, config).upstream.name;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
