@@ -33,6 +33,7 @@ export const initCommand: CommandModule = {
       .option("compose", { type: "boolean", describe: "wire the Compose file (creates compose.yaml if there is none)" })
       .option("vagrant", { type: "boolean", describe: "wire the Vagrantfile" })
       .option("devcontainer", { type: "boolean", describe: "wire .devcontainer/**/devcontainer.json" })
+      .option("prefetch", { type: "boolean", describe: "add the project's prefetch step, .mirror-kit/prefetch.sh: warms the mirror with every image the project uses" })
       .option("storage", { type: "string", describe: "cache volume name or host directory (default: volume mirror-kit-data)" })
       .option("image", { type: "string", default: DEFAULT_IMAGE, describe: "mirror image" })
       .option("dry-run", { type: "boolean", default: false, describe: "print the diff, write nothing" })
@@ -45,6 +46,7 @@ export const initCommand: CommandModule = {
         compose: a.compose as boolean | undefined,
         vagrant: a.vagrant as boolean | undefined,
         devcontainer: a.devcontainer as boolean | undefined,
+        prefetch: a.prefetch as boolean | undefined,
         mirrorUrl: a.mirrorUrl as string | undefined,
         host: a.host as string | undefined,
         port: a.port as number | undefined,

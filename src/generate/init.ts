@@ -12,11 +12,14 @@ import { isNoop, readIfExists, unifiedDiff, unlessEdited, writeChanges, type Fil
 import { DEFAULT_PORT, resolveSettings, type Settings, type SettingsInput } from "./settings.js";
 import { parseYaml } from "./yaml-edit.js";
 import { planVagrant } from "./vagrant.js";
+import { planPrefetchStep, PREFETCH_SCRIPT } from "./prefetch-step.js";
 
 export interface InitOptions extends SettingsInput {
   compose?: boolean;
   vagrant?: boolean;
   devcontainer?: boolean;
+  /** Also write the prefetch step (.mirror-kit/prefetch.sh). */
+  prefetch?: boolean;
   dryRun?: boolean;
   yes?: boolean;
   force?: boolean;
@@ -76,14 +79,15 @@ export async function runInit(options: InitOptions, deps: InitDeps): Promise<Ini
   for (const c of changes) if (!c.skipped) out(`${isNoop(c) ? "up to date" : c.before === null ? "created   " : "updated   "} ${c.display}`);
   reportSkipped();
   notes.forEach(out);
-  nextSteps(composeTarget).forEach(out);
+  nextSteps(composeTarget, !!options.prefetch).forEach(out);
   return { changes, written: true };
 }
 
 /** What init cannot do from the project folder: start the mirror, and wire this machine's own daemon. */
-function nextSteps(composeTarget: boolean): string[] {
+function nextSteps(composeTarget: boolean, prefetch: boolean): string[] {
   return [
     composeTarget ? "next: start the mirror with `docker compose up -d mirror-kit`" : "next: start the mirror on this machine with `mirror-kit up`",
+    ...(prefetch ? [`next: before going offline, warm it with every image of the project: \`${PREFETCH_SCRIPT}\``] : []),
     "next: this machine's own Docker daemon is not wired by init; run `mirror-kit wire docker --apply` (as root) to pull through the mirror too",
   ];
 }
@@ -118,7 +122,7 @@ function plan(cwd: string, found: Detected, s: Settings, o: InitOptions): { chan
     vagrant: explicit ? !!o.vagrant : found.vagrantfile !== null,
     devcontainer: explicit ? !!o.devcontainer : found.devcontainers.length > 0,
   };
-  if (!want.compose && !want.vagrant && !want.devcontainer) {
+  if (!want.compose && !want.vagrant && !want.devcontainer && !o.prefetch) {
     throw new GenerateError(
       "NOT_FOUND",
       `nothing to wire in ${cwd}: no compose.yaml (or compose.yml, docker-compose.y[a]ml), Vagrantfile or .devcontainer/devcontainer.json; pass --compose to create compose.yaml with the mirror`,
@@ -149,5 +153,6 @@ function plan(cwd: string, found: Detected, s: Settings, o: InitOptions): { chan
       notes.push(...planned.notes);
     }
   }
+  if (o.prefetch) changes.push(planPrefetchStep(cwd, s, force));
   return { changes, notes, composeTarget: want.compose };
 }

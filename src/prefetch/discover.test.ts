@@ -169,3 +169,10 @@ describe("finding the images a project uses", () => {
     expect(() => discover(["../../etc/shadow:x"], dir)).toThrowError(/invalid image reference/);
   });
 });
+
+describe("the mirror's own Compose service", () => {
+  it("is not prefetched through itself: the service init adds is skipped, the others are not", async () => {
+    const dir = await project({ "compose.yaml": "services:\n  web:\n    image: nginx:1.25\n  mirror-kit:\n    image: ghcr.io/mirror-kit/mirror-kit:0.1.0\n" });
+    expect(refs(discover([dir], dir))).toEqual(["docker.io/library/nginx:1.25"]);
+  });
+});
