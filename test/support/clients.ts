@@ -125,6 +125,10 @@ export interface PodmanOptions {
   registriesConf: string;
   /** Verify TLS against the ca.crt in this folder (podman's --cert-dir) instead of the system roots. */
   certDir?: string;
+  /** user:password for the registry (podman's --creds); none: no credentials at all. */
+  creds?: string;
+  /** An auth.json (podman login --authfile); default: an empty one in `dir`, so no stored login is used. */
+  authfile?: string;
 }
 
 /** `podman pull REF` with private vfs storage and the given registries.conf; returns the image id. */
@@ -132,6 +136,8 @@ export async function podmanPull(opts: PodmanOptions, ref: string): Promise<stri
   requireTools(["podman"], { root: true });
   await mkdir(join(opts.dir, "tmp"), { recursive: true });
   const policy = await writePolicy(opts.dir);
+  const authfile = opts.authfile ?? join(opts.dir, "no-auth.json");
+  if (!opts.authfile) await writeFile(authfile, "{}");
   const { stdout } = await run(
     "podman",
     [
@@ -141,7 +147,7 @@ export async function podmanPull(opts: PodmanOptions, ref: string): Promise<stri
       "--storage-driver", "vfs",
       "--cgroup-manager", "cgroupfs",
       "--events-backend", "file",
-      "pull", "--quiet", "--signature-policy", policy, ...(opts.certDir ? ["--tls-verify=true", "--cert-dir", opts.certDir] : []), ref,
+      "pull", "--quiet", "--signature-policy", policy, ...(opts.certDir ? ["--tls-verify=true", "--cert-dir", opts.certDir] : []), ...(opts.creds ? ["--creds", opts.creds] : []), "--authfile", authfile, ref,
     ],
     { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: opts.registriesConf }, timeoutMs: 100_000 },
   );
