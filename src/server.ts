@@ -4,6 +4,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Authenticator } from "./auth/guard.js";
+import { startCoordinator } from "./cluster/start.js";
 import { ConfigError, parseConfig, SMALL_CACHE_CAP, type ConfigInput } from "./config/schema.js";
 import { resolveConfig, type MirrorConfig } from "./config/resolve.js";
 import { describeSize } from "./config/sizes.js";
@@ -85,12 +86,14 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
     store.makeRoom = (n) => cap.makeRoom(n);
     void cap.trigger();
   }
+  // Redis (config redis): what the replicas of one store agree on. Unreachable, the replica starts anyway.
+  const { coordinator, flight } = await startCoordinator(config, log);
   const streams = new StatusStreams();
   const holdings = new Holdings({ store, upstreams, maxAgeMs: config.cacheMaxAgeMs });
   const sizes = new ExpectedSizes();
   const health = new StorageHealth(() => store.probe());
-  const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, floor: config.throughputFloor, orphanTimeoutMs: config.orphanFillTimeoutMs, sizes, maxBlobBytes: config.maxBlobBytes, health });
-  const manifests = new ManifestService({ store, holdings, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes, sizes, health });
+  const blobs = new BlobService({ store, holdings, upstreams, metrics, log, maxResumes: config.maxResumes, floor: config.throughputFloor, orphanTimeoutMs: config.orphanFillTimeoutMs, sizes, maxBlobBytes: config.maxBlobBytes, health, ...(flight ? { flight } : {}) });
+  const manifests = new ManifestService({ store, holdings, upstreams, metrics, log, manifestMaxBytes: config.manifestMaxBytes, freshness, allowedMediaTypes: config.manifestMediaTypes, sizes, health, ...(coordinator ? { coordinator } : {}) });
   const referrers = new ReferrersService({ store, upstreams, manifests, log, manifestMaxBytes: config.manifestMaxBytes });
   let listener;
   try {
@@ -98,10 +101,11 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
     // The upload waits on local disk: the filesystem store's own temporary folder (same filesystem).
     const importDir = "tempDir" in store && typeof store.tempDir === "string" ? store.tempDir : join(config.storage, "import-tmp");
     const importer = { ingestDir: importDir, run: async (file: string) => (await import("./bundle/import.js")).importBundle(file, store, importDir) };
-    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, referrers, importer, upstreams, tags: store, auth, status, streams, health }), log);
+    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, referrers, importer, upstreams, tags: store, auth, status, streams, health, ...(coordinator ? { coordinator } : {}) }), log);
     await listen(listener.server, config.host, config.port);
   } catch (err) {
     listener?.close();
+    await coordinator?.close();
     await status.close();
     await upstreams.close();
     throw err;
@@ -133,6 +137,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
       server.closeAllConnections();
       await closed;
       await upstreams.close();
+      await coordinator?.close();
       await status.close();
       await store.close();
       log.info("mirror-kit stopped");

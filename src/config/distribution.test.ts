@@ -84,7 +84,7 @@ validation:
     expect(config.defaultUpstream.name).toBe("docker.io");
     expect(config.upstreams.get("docker.io")?.url.href).toBe("https://registry-1.docker.io/");
     expect(warnings.join("\n")).toMatch(/health: \/healthz reports/);
-    expect(warnings.join("\n")).toMatch(/redis is used by registry:2 only/);
+    expect(config.redis).toMatchObject({ host: "localhost", port: 6379, db: 0 });
   });
 
   it("sends ?ns=docker.io to proxy.remoteurl when that is Docker Hub", async () => {

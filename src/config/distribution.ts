@@ -112,7 +112,15 @@ export const SETTINGS: Readonly<Record<string, Verdict>> = {
 
   "notifications.endpoints": onlyIfInert("notifications would send events to endpoints; mirror-kit sends none", (v) => Array.isArray(v) && v.every((e) => asRecord(e)?.disabled === true)),
   "notifications.events": accept(),
-  redis: accept("redis is used by registry:2 only as a descriptor cache; mirror-kit keeps its own index on disk"),
+  // registry:2 uses Redis as a descriptor cache; mirror-kit uses it to coordinate replicas (src/cluster/).
+  "redis.addr": honour((v, out, where) => (redisOf(out).addr = str(v, where))),
+  "redis.password": honour((v, out, where) => (redisOf(out).password = str(v, where))),
+  "redis.db": honour((v, out, where) => (redisOf(out).db = int(v, where))),
+  "redis.tls.enabled": honour((v, out, where) => (redisOf(out).tls = bool(v, where))),
+  "redis.dialtimeout": honour((v, out, where) => (redisOf(out).timeout = goDuration(v, where))),
+  "redis.readtimeout": accept(),
+  "redis.writetimeout": accept(),
+  "redis.pool": accept(),
   health: accept("health: /healthz reports mirror-kit's own health; registry:2's periodic checks are not run"),
   middleware: onlyIfInert("middleware (CloudFront/redirect/…) would change where blobs are served from; mirror-kit has none", isEmpty),
   reporting: onlyIfInert("reporting would send data to bugsnag/newrelic; mirror-kit sends none", isEmpty),
@@ -263,6 +271,17 @@ function bool(v: unknown, where: string): boolean {
 function bytes(v: unknown, where: string): number {
   const n = typeof v === "number" ? v : typeof v === "string" && /^\d+$/.test(v.trim()) ? Number(v) : Number.NaN;
   if (!Number.isSafeInteger(n) || n <= 0) throw new ConfigError(`${where}: expected a number of bytes, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function redisOf(out: Out): Record<string, unknown> {
+  return (out.redis ??= {}) as Record<string, unknown>;
+}
+
+/** A whole number; from REGISTRY_* variables it arrives as a string. */
+function int(v: unknown, where: string): number {
+  const n = typeof v === "string" && /^\d{1,9}$/.test(v.trim()) ? Number(v.trim()) : v;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new ConfigError(`${where}: expected a whole number, got ${JSON.stringify(v)}`);
   return n;
 }
 

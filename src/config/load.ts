@@ -120,6 +120,8 @@ export function fromEnv(env: Env, warnings: string[]): ConfigInput {
   if (env.MIRROR_KIT_DEFAULT_UPSTREAM) out.defaultUpstream = env.MIRROR_KIT_DEFAULT_UPSTREAM;
   if (env.MIRROR_KIT_PARENT) out.parent = { url: env.MIRROR_KIT_PARENT };
   if (env.MIRROR_KIT_TAG_FRESHNESS) deepMergeInto(out, { cache: { tagFreshness: env.MIRROR_KIT_TAG_FRESHNESS } });
+  if (env.MIRROR_KIT_REDIS_ADDR) deepMergeInto(out, { redis: { addr: env.MIRROR_KIT_REDIS_ADDR } });
+  if (env.MIRROR_KIT_REDIS_PASSWORD) deepMergeInto(out, { redis: { password: env.MIRROR_KIT_REDIS_PASSWORD } });
   if (env.MIRROR_KIT_MAX_SIZE) deepMergeInto(out, { cache: { maxSize: env.MIRROR_KIT_MAX_SIZE } });
   if (env.MIRROR_KIT_ANONYMOUS_UPSTREAMS) {
     // Upstreams with credentials whose content may be read without logging in (access: anonymous).

@@ -84,6 +84,18 @@ export interface ParentConfig {
   readonly fallback: boolean;
 }
 
+/** Redis shared by the replicas of one store (config `redis`). */
+export interface RedisConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly password?: string;
+  readonly db: number;
+  readonly tls: boolean;
+  readonly keyPrefix: string;
+  readonly leaseMs: number;
+  readonly timeoutMs: number;
+}
+
 export interface MirrorConfig {
   readonly host: string;
   readonly port: number;
@@ -125,6 +137,8 @@ export interface MirrorConfig {
   /** 0 = no limit (cache.maxAge). */
   readonly cacheMaxAgeMs: number;
   readonly responseHeaders: Readonly<Record<string, readonly string[]>>;
+  /** Absent: no Redis, this replica coordinates only with itself. */
+  readonly redis?: RedisConfig;
 }
 
 export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
@@ -201,6 +215,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     port,
     ...resolveTls(cfg.tls),
     ...resolveStorage(cfg),
+    ...resolveRedis(cfg.redis),
     logLevel: cfg.logLevel,
     logFormat: cfg.logFormat,
     defaultUpstream,
@@ -263,6 +278,23 @@ function resolveTls(tls: ParsedConfig["tls"]): { tls?: TlsConfig } {
     throw new ConfigError(`invalid configuration:\n  tls.${tls.certificate === undefined ? "certificate" : "key"}: required with tls.${tls.certificate === undefined ? "key" : "certificate"}`);
   }
   return { tls: { certFile: tls.certificate, keyFile: tls.key, clientCAFiles: tls.clientCAs, minVersion: TLS_VERSIONS[tls.minimumVersion] } };
+}
+
+function resolveRedis(r: ParsedConfig["redis"]): { redis?: RedisConfig } {
+  if (r.addr === undefined) {
+    // A password or database without a server would be a setting silently not applied.
+    if (r.password !== undefined) throw new ConfigError("invalid configuration:\n  redis.password: needs redis.addr");
+    return {};
+  }
+  const { host, port } = (() => {
+    try {
+      return parseListen(r.addr as string);
+    } catch {
+      throw new ConfigError(`invalid configuration:\n  redis.addr: expected HOST:PORT with a port up to 65535, got ${JSON.stringify(r.addr)}`);
+    }
+  })();
+  if (port === 0) throw new ConfigError(`invalid configuration:\n  redis.addr: port 0 is not a Redis port, got ${JSON.stringify(r.addr)}`);
+  return { redis: { host, port, ...(r.password !== undefined ? { password: r.password } : {}), db: r.db, tls: r.tls, keyPrefix: r.keyPrefix, leaseMs: r.lease, timeoutMs: r.timeout } };
 }
 
 /** An alias is a registry host too; matched case-insensitively, as ?ns= and path prefixes are. */

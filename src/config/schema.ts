@@ -401,6 +401,35 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    redis: z
+      .object({
+        /**
+         * HOST:PORT of a Redis server shared by every replica in front of one store (registry:2's
+         * redis.addr). With it, one replica downloads a digest while the others wait for it, one
+         * revalidates a tag, one evicts. Default: none (this replica coordinates only with itself).
+         */
+        addr: z
+          .string()
+          .regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "expected HOST:PORT such as redis:6379")
+          .optional(),
+        /** Redis AUTH password. Default: none. Never logged. */
+        password: z.string().min(1).optional(),
+        /** Redis database number. Default 0. */
+        db: z.number().int().min(0).default(0),
+        /** Connect with TLS. Default false. */
+        tls: z.boolean().default(false),
+        /** Prefix of every key and channel, so several mirrors can share one Redis. Default "mirror-kit:". */
+        keyPrefix: z.string().min(1).default("mirror-kit:"),
+        /**
+         * A download's lease: its replica renews it every third of this; when the replica dies, another
+         * takes the download over this long after the last renewal. Default 15s.
+         */
+        lease: positiveDuration.default(15_000),
+        /** The longest a Redis command may take before a replica goes on alone (and /healthz says so). Default 2s. */
+        timeout: positiveDuration.default(2_000),
+      })
+      .strict()
+      .prefault({}),
     fill: z
       .object({
         /**

@@ -17,6 +17,7 @@ import type { ManifestService } from "../proxy/manifests.js";
 import type { ReferrersService } from "../proxy/referrers.js";
 import { resolveTarget, type Target } from "../proxy/route.js";
 import type { Upstreams } from "../proxy/upstreams.js";
+import type { Coordinator } from "../cluster/coordinator.js";
 import type { StatusModel } from "../observe/status.js";
 import { storageFault, storageUnavailable } from "../store/faults.js";
 import type { StorageHealth } from "../store/health.js";
@@ -43,6 +44,8 @@ export interface HandlerDeps {
   streams: StatusStreams;
   /** Whether the cache folder can be written; /healthz answers 503 with the reason when not. */
   health?: StorageHealth;
+  /** Redis shared by the replicas (config redis): /healthz says when it cannot be reached. */
+  coordinator?: Coordinator;
 }
 
 const API_VERSION = "registry/2.0";
@@ -139,7 +142,11 @@ async function dispatch(
   const method = req.method ?? "GET";
   if (route.kind === "healthz") {
     const health = (await deps.health?.check()) ?? { ok: true };
-    return health.ok ? json(res, 200, { status: "ok" }) : json(res, 503, { status: "unhealthy", reason: health.reason });
+    // Without Redis a replica still serves what the store holds: still up (200), but it says so.
+    const redis = deps.coordinator?.health();
+    const degraded = redis && !redis.ok ? { redis: redis.reason } : {};
+    if (!health.ok) return json(res, 503, { status: "unhealthy", reason: health.reason, ...degraded });
+    return json(res, 200, redis && !redis.ok ? { status: "degraded", ...degraded } : { status: "ok" });
   }
   if (route.kind === "metrics") {
     res.setHeader("content-type", deps.metrics.registry.contentType);

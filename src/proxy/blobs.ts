@@ -1,5 +1,6 @@
 // Pull-through blobs: local first (published blobs are shared by every repository and upstream),
 // else one shared fill per upstream and digest. Failures reach every waiter, not just the first.
+import { type ClusterFlight, sharedFailure } from "../cluster/flight.js";
 import type { Digest } from "../oci/digest.js";
 import { upstreamFault } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
@@ -35,6 +36,8 @@ export interface BlobServiceOptions {
   sizes: ExpectedSizes;
   maxBlobBytes: number;
   health?: StorageHealth;
+  /** Replicas sharing the store (config redis): one of them downloads a digest. Absent: this one alone. */
+  flight?: ClusterFlight;
 }
 
 // A finished fill stays findable briefly, so a request that saw "not cached" just before the
@@ -52,6 +55,8 @@ function fillKey(target: Target, digest: Digest): string {
 
 export class BlobService {
   private readonly fills = new Map<string, BlobFill>();
+  /** Waits for the cluster's lease, one per digest, so this replica's requests share one wait. */
+  private readonly claims = new Map<string, Promise<BlobFill | "published">>();
 
   constructor(private readonly o: BlobServiceOptions) {}
 
@@ -107,7 +112,9 @@ export class BlobService {
       return { kind: "cache", size: blob.size, blob };
     }
     // Re-check after the await: another request may have started the download meanwhile.
-    const fill = this.joinable(target, digest) ?? this.startFill(target, digest);
+    const fill = this.joinable(target, digest) ?? (this.o.flight ? await this.clusterFill(target, digest) : this.startFill(target, digest));
+    // Another replica downloaded it: served from the store like any other hit.
+    if (fill === "published") return this.get(target, digest);
     return this.fromFill(target, fill, digest);
   }
 
@@ -163,6 +170,27 @@ export class BlobService {
     }
     const notStored = fill.notStored;
     return { kind: "fill", size: fill.size, reader: fill.reader(), verified: fill.isVerified && !notStored, ...(notStored ? { notStored } : {}) };
+  }
+
+  /** This replica's fill once it holds the cluster's lease, or "published" when another replica's landed. */
+  private clusterFill(target: Target, digest: Digest): Promise<BlobFill | "published"> {
+    const flight = this.o.flight as ClusterFlight;
+    const key = fillKey(target, digest);
+    let claim = this.claims.get(key);
+    if (!claim) {
+      claim = (async () => {
+        const got = await flight.claim(`blob:${key}`, sourceOf(target), async () => (await this.o.store.statBlob(digest)) !== undefined);
+        if (got === "published") return got;
+        const fill = this.joinable(target, digest) ?? this.startFill(target, digest);
+        fill.done.then(
+          () => got.release(),
+          (err: unknown) => got.release(sharedFailure(sourceOf(target), err, "BLOB_UNKNOWN")),
+        );
+        return fill;
+      })().finally(() => this.claims.delete(key));
+      this.claims.set(key, claim);
+    }
+    return claim;
   }
 
   private startFill(target: Target, digest: Digest): BlobFill {

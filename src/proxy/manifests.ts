@@ -1,6 +1,7 @@
 // Pull-through manifests. By digest: local first, immutable. By tag: served from cache within the
 // freshness window; past it revalidated with a HEAD (a GET only when the digest is new — Docker Hub
 // counts GETs); when upstream is down, times out, errs or rate-limits, the cached tag is served stale.
+import type { Coordinator } from "../cluster/coordinator.js";
 import { type Digest, digestOf, parseDigest } from "../oci/digest.js";
 import { MirrorError, upstreamFault } from "../oci/errors.js";
 import { accepts, indexEntries, isIndexType, servedManifestType, sniffManifestType, UPSTREAM_ACCEPT } from "../oci/mediatypes.js";
@@ -47,6 +48,8 @@ export interface ManifestServiceOptions {
   /** Told when a write fails with a storage fault (/healthz reports it). */
   health?: StorageHealth;
   now?: () => number;
+  /** Replicas sharing the store (config redis): one of them revalidates a tag at a time. */
+  coordinator?: Coordinator;
 }
 
 export class ManifestService {
@@ -118,6 +121,9 @@ export class ManifestService {
     }
     const client = this.o.upstreams.client(target.upstream);
     if (cached && client.isOffline()) return this.stale(target, tag, cached, "upstream offline (circuit open)");
+    // Another replica is asking upstream about this tag right now; its answer lands in the shared store.
+    const lease = cached && this.o.coordinator ? await this.o.coordinator.tryLease(`tag:${up}|${target.name}|${tag}`) : undefined;
+    if (cached && this.o.coordinator && !lease) return { ...cached, cache: "HIT" };
     try {
       const head = await client.exchange(`manifest ${tag} (HEAD)`, async (signal) => {
         const res = await client.fetch("HEAD", `${target.name}/manifests/${tag}`, { headers: { accept: UPSTREAM_ACCEPT }, scope: scopeOf(target), signal });
@@ -162,6 +168,8 @@ export class ManifestService {
         return this.stale(target, tag, cached, err.message);
       }
       throw err;
+    } finally {
+      void lease?.release();
     }
   }
 

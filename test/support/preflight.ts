@@ -25,6 +25,7 @@ const PACKAGE_OF: Record<string, string> = {
   htpasswd: "apache2-utils (apt-get install --no-install-recommends apache2-utils)",
   tinyproxy: "tinyproxy (apt-get install --no-install-recommends tinyproxy)",
   chromium: "chromium (apt-get install --no-install-recommends chromium)",
+  "redis-server": "redis-server (apt-get install --no-install-recommends redis-server)",
 };
 
 export function which(tool: string): string | undefined {

@@ -1,0 +1,26 @@
+// Builds what a replica coordinates with from config: nothing without `redis`, else the Redis
+// coordinator and the cluster-wide single flight for blob downloads.
+import type { MirrorConfig } from "../config/resolve.js";
+import type { Logger } from "../observe/log.js";
+import type { Coordinator } from "./coordinator.js";
+import { ClusterFlight } from "./flight.js";
+import { RedisCoordinator } from "./redis.js";
+
+export async function startCoordinator(config: MirrorConfig, log: Logger): Promise<{ coordinator?: Coordinator; flight?: ClusterFlight }> {
+  if (!config.redis) return {};
+  const r = config.redis;
+  const coordinator = await RedisCoordinator.connect({
+    host: r.host,
+    port: r.port,
+    ...(r.password !== undefined ? { password: r.password } : {}),
+    db: r.db,
+    tls: r.tls,
+    keyPrefix: r.keyPrefix,
+    leaseMs: r.leaseMs,
+    timeoutMs: r.timeoutMs,
+    log: log.child({ component: "redis" }),
+  });
+  // A holder that died announces nothing: waiters look again a few times per lease.
+  const flight = new ClusterFlight({ coordinator, log, pollMs: Math.max(100, Math.min(1_000, Math.floor(r.leaseMs / 4))) });
+  return { coordinator, flight };
+}
