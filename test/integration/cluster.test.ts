@@ -3,6 +3,8 @@
 // with Redis gone each replica still serves what the store holds and /healthz says so.
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisCoordinator } from "../../src/cluster/redis.js";
+import { createLogger } from "../../src/observe/log.js";
 import { startMirror, type RunningMirror } from "../../src/server.js";
 import { eventually } from "../support/eventually.js";
 import { buildImage } from "../support/fixtures/image.js";
@@ -25,6 +27,7 @@ async function replica(): Promise<RunningMirror> {
     defaultUpstream: "docker.io",
     upstreams: { "docker.io": { url: upstream.url } },
     logLevel: (process.env.MK_TEST_LOG as "info") ?? "silent",
+    cache: { tagFreshness: "0s" },
     redis: { addr: redis.addr, lease: "3s" },
   });
   replicas.push(m);
@@ -68,6 +71,34 @@ describe("replicas coordinated through Redis", () => {
     await upstream.settle();
     expect(upstream.count({ method: "GET", pathIncludes: layer })).toBe(1);
   }, 120_000);
+
+  it("leave a tag alone while another replica revalidates it, serving the cached one", async () => {
+    const img = await image(64 * 1024);
+    const tag = `rv${Date.now()}`;
+    await pushImage({ url: upstream.url }, "library/shared", img, tag);
+    const head = async (m: RunningMirror) => {
+      const res = await fetch(`${m.url}/v2/library/shared/manifests/${tag}`, { method: "HEAD", headers: { accept: img.manifest.mediaType } });
+      return [res.status, res.headers.get("x-mirror-cache")];
+    };
+    expect(await head(replicas[0] as RunningMirror)).toEqual([200, "MISS"]);
+    // tagFreshness 0s: every pull revalidates, unless another replica is doing it right now.
+    const other = await RedisCoordinator.connect({ host: "127.0.0.1", port: redis.port, db: 0, tls: false, keyPrefix: "mirror-kit:", leaseMs: 10_000, timeoutMs: 2_000, log: createLogger("silent") });
+    try {
+      const lease = await other.tryLease(`tag:docker.io|library/shared|${tag}`);
+      expect(lease?.held).toBe(true);
+      await upstream.settle();
+      upstream.reset();
+      for (const m of replicas) expect(await head(m)).toEqual([200, "HIT"]);
+      await upstream.settle();
+      expect(upstream.count({ kind: "manifest" })).toBe(0);
+      await lease?.release();
+      expect(await head(replicas[1] as RunningMirror)).toEqual([200, "REVALIDATED"]);
+      await upstream.settle();
+      expect(upstream.count({ method: "HEAD", kind: "manifest" })).toBe(1);
+    } finally {
+      await other.close();
+    }
+  }, 60_000);
 
   it("keep serving what the store holds while Redis is down, say so in /healthz, and recover when it is back", async () => {
     const img = await image(512 * 1024);
