@@ -26,6 +26,8 @@ const PACKAGE_OF: Record<string, string> = {
   tinyproxy: "tinyproxy (apt-get install --no-install-recommends tinyproxy)",
   chromium: "chromium (apt-get install --no-install-recommends chromium)",
   "redis-server": "redis-server (apt-get install --no-install-recommends redis-server)",
+  haproxy: "haproxy (apt-get install --no-install-recommends haproxy)",
+  "docker-compose": "docker-compose",
 };
 
 export function which(tool: string): string | undefined {
