@@ -100,7 +100,7 @@ export function soloLease(): Lease {
   };
 }
 
-/** Names this replica in lease values (host and pid help an operator reading Redis). */
-export function replicaId(): string {
-  return `${process.env.HOSTNAME ?? "host"}:${process.pid}:${randomBytes(4).toString("hex")}`;
+/** Names this replica in lease values (its config `replica` and pid help an operator reading Redis). */
+export function replicaId(replica: string): string {
+  return `${replica}:${process.pid}:${randomBytes(4).toString("hex")}`;
 }

@@ -11,6 +11,8 @@ export interface RedisCoordinatorOptions {
   password?: string;
   db: number;
   tls: boolean;
+  /** This replica's name (config replica), shown in its lease values and its Redis client name. */
+  replica?: string;
   /** Every key and the channel start with it, so several mirrors can share one Redis. */
   keyPrefix: string;
   /** A lease lapses this long after its holder's last renewal (the holder renews every third of it). */
@@ -36,7 +38,7 @@ export class RedisCoordinator implements Coordinator {
   readonly mode = "redis";
   private readonly cmd: Redis;
   private readonly sub: Redis;
-  private readonly id = replicaId();
+  private readonly id: string;
   private readonly channel: string;
   /** Why Redis cannot be used right now; undefined while it can. */
   private down: string | undefined = "not connected yet";
@@ -47,6 +49,7 @@ export class RedisCoordinator implements Coordinator {
 
   private constructor(private readonly o: RedisCoordinatorOptions) {
     this.channel = `${o.keyPrefix}released`;
+    this.id = replicaId(o.replica ?? "replica");
     const common = {
       host: o.host,
       port: o.port,

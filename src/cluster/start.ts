@@ -15,6 +15,7 @@ export async function startCoordinator(config: MirrorConfig, log: Logger): Promi
     ...(r.password !== undefined ? { password: r.password } : {}),
     db: r.db,
     tls: r.tls,
+    replica: config.replica,
     keyPrefix: r.keyPrefix,
     leaseMs: r.leaseMs,
     timeoutMs: r.timeoutMs,

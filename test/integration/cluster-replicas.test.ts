@@ -79,7 +79,7 @@ beforeAll(async () => {
   [upstream, redis, dir] = await Promise.all([UpstreamRegistry.start({ name: "upstream" }), RedisServer.start(), makeTempDir("replicas")]);
   storage = join(dir, "store");
   link = await SlowProxy.start({ host: "127.0.0.1", port: upstream.port }, LINK_BYTES_PER_SEC);
-  // Started before any download: today every replica empties ingest/ when it starts.
+  // Each under its own replica name: a replica starting removes only its own leftovers in ingest/.
   for (const name of ["a", "b", "c"]) await startReplica(name);
 }, 90_000);
 

@@ -22,6 +22,7 @@ const replicas: RunningMirror[] = [];
 async function replica(): Promise<RunningMirror> {
   const m = await startMirror({
     listen: "127.0.0.1:0",
+    replica: `r${replicas.length}`,
     storage,
     builtinUpstreams: false,
     defaultUpstream: "docker.io",

@@ -18,7 +18,7 @@ export class Replica {
   /** Starts `mirror-kit serve --config <dir>/<name>.yml`; resolves once it listens. */
   static async start(name: string, dir: string, config: ConfigInput): Promise<Replica> {
     const file = join(dir, `${name}.yml`);
-    await writeFile(file, stringify({ listen: "127.0.0.1:0", builtinUpstreams: false, logLevel: "debug", ...config }));
+    await writeFile(file, stringify({ listen: "127.0.0.1:0", builtinUpstreams: false, logLevel: "debug", replica: name, ...config }));
     const proc = new ManagedProcess(`replica ${name}`, process.execPath, [BIN, "serve", "--config", file], {
       env: { ...process.env, MIRROR_KIT_RUN_DIR: join(dir, `run-${name}`) },
     });
