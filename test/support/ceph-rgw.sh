@@ -20,6 +20,8 @@ ACCESS=mirrorkit; SECRET=mirrorkit-secret-key
 
 stop() {
   for p in "$DIR"/run/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
+  # A gateway restarted by rgw-up may not be in its pid file: this cluster's processes by its own config path.
+  pkill -f -- "-c $DIR/ceph.conf" 2>/dev/null || true
   for _ in $(seq 50); do pgrep -f -- "-c $DIR/ceph.conf" >/dev/null || break; sleep 0.2; done
   rm -rf "$DIR"
 }
