@@ -20,7 +20,7 @@ export function renderStatus(s: StatusV1, mirror: string, now = Date.now()): str
     ["upstream", "state", "requests", "latency", "rate-limit budget", "last error"],
     s.upstreams.map((u) => [
       u.name,
-      u.state + (u.retryAfter ? ` until ${u.retryAfter.slice(11, 19)}` : ""),
+      u.state + (u.retryAfter ? ` until ${u.retryAfter.slice(11, 19)}` : "") + (u.revalidationBackoff ? " (revalidation backed off)" : ""),
       String(u.requests),
       u.latencyMs === null ? "-" : `${Math.round(u.latencyMs)} ms`,
       u.rateLimit ? `${u.rateLimit.remaining}/${u.rateLimit.limit}${u.rateLimit.windowSeconds !== null ? ` per ${duration(u.rateLimit.windowSeconds)}` : ""}` : "-",

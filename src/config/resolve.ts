@@ -34,6 +34,14 @@ export interface UpstreamProxy {
   readonly noProxy: readonly string[];
 }
 
+/** rateLimit: backing off on a low announced budget, and honouring Retry-After. */
+export interface RateLimitConfig {
+  readonly reserve: { readonly value: number; readonly unit: "percent" | "pulls" };
+  readonly backoffFreshnessMs: number;
+  readonly defaultRetryAfterMs: number;
+  readonly maxRetryAfterMs: number;
+}
+
 export interface AuthConfig {
   readonly htpasswd?: { readonly realm: string; readonly path: string };
   readonly anonymousPaths: readonly string[];
@@ -139,6 +147,7 @@ export interface MirrorConfig {
   readonly responseHeaders: Readonly<Record<string, readonly string[]>>;
   /** Absent: no Redis, this replica coordinates only with itself. */
   readonly redis?: RedisConfig;
+  readonly rateLimit: RateLimitConfig;
 }
 
 export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
@@ -245,6 +254,7 @@ export function resolveConfig(cfg: ParsedConfig): MirrorConfig {
     orphanFillTimeoutMs: cfg.fill.orphanTimeout,
     cacheMaxAgeMs: cfg.cache.maxAge,
     responseHeaders: cfg.http.headers,
+    rateLimit: { reserve: cfg.rateLimit.reserve, backoffFreshnessMs: cfg.rateLimit.backoffFreshness, defaultRetryAfterMs: cfg.rateLimit.defaultRetryAfter, maxRetryAfterMs: cfg.rateLimit.maxRetryAfter },
     auth: { ...(cfg.auth.htpasswd ? { htpasswd: cfg.auth.htpasswd } : {}), anonymousPaths: cfg.auth.anonymousPaths, anonymousPull: cfg.auth.anonymousPull },
   };
 }

@@ -440,6 +440,33 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    rateLimit: z
+      .object({
+        /**
+         * When an upstream's announced budget (ratelimit-remaining, as Docker Hub sends) is at or
+         * below this, tags are revalidated at most every backoffFreshness: pulls left ("10") or a
+         * share of ratelimit-limit ("20%"). Default "20%".
+         */
+        reserve: z
+          .union([z.number(), z.string()])
+          .transform((value, ctx) => {
+            const m = /^\s*(\d{1,9})\s*(%?)\s*$/.exec(String(value));
+            if (!m || (m[2] === "%" && Number(m[1]) > 100)) {
+              ctx.addIssue({ code: "custom", message: `expected pulls left such as 10, or a share of the limit such as "20%", got ${JSON.stringify(value)}` });
+              return z.NEVER;
+            }
+            return { value: Number(m[1]), unit: m[2] === "%" ? ("percent" as const) : ("pulls" as const) };
+          })
+          .default({ value: 20, unit: "percent" }),
+        /** A tag's freshness window while the budget is low (never shorter than its own). Default 1h. */
+        backoffFreshness: positiveDuration.default(3_600_000),
+        /** How long a 429 without a usable Retry-After holds that upstream's manifest requests. Default 60s. */
+        defaultRetryAfter: positiveDuration.default(60_000),
+        /** The longest wait a Retry-After is honoured for (a larger one is cut to this). Default 1h. */
+        maxRetryAfter: positiveDuration.default(3_600_000),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

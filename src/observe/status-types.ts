@@ -54,6 +54,8 @@ export interface UpstreamStatus {
   rateLimit: { limit: number; remaining: number; windowSeconds: number | null; observedAt: string } | null;
   /** A 429 or 503 asked to wait until then (Retry-After). */
   retryAfter: string | null;
+  /** Set while the announced budget is at or below rateLimit.reserve: tags are revalidated less often. */
+  revalidationBackoff: { since: string; reason: string } | null;
 }
 
 export interface DownloadStatus {

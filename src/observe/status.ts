@@ -14,7 +14,7 @@ import { addTraffic, type Traffic, TrafficWindows } from "./traffic.js";
 
 /** What the model needs to know about the circuit breakers (Upstreams provides it). */
 export interface BreakerView {
-  client(upstream: UpstreamConfig): { isOffline(): boolean };
+  client(upstream: UpstreamConfig): { isOffline(): boolean; budget: { backoff(): { since: number; reason: string } | undefined } };
 }
 
 export interface StatusOptions {
@@ -234,7 +234,9 @@ export class StatusModel {
       if (seen.has(up.name)) continue;
       seen.add(up.name);
       const rec = this.upstreams.get(up.name);
-      const breakerOpen = this.o.breakers.client(up).isOffline();
+      const client = this.o.breakers.client(up);
+      const breakerOpen = client.isOffline();
+      const backoff = client.budget.backoff();
       const failing = rec?.lastError !== null && rec?.lastError !== undefined && rec.lastError.at >= rec.lastOk;
       const state = breakerOpen ? "breaker-open" : (rec?.retryUntil ?? 0) > now ? "rate-limited" : !rec ? "unused" : failing ? "failing" : "healthy";
       out.push({
@@ -247,6 +249,7 @@ export class StatusModel {
         lastError: rec?.lastError ? { message: rec.lastError.message, at: new Date(rec.lastError.at).toISOString() } : null,
         rateLimit: rec?.rateLimit ? { ...rec.rateLimit, observedAt: new Date(rec.rateLimit.observedAt).toISOString() } : null,
         retryAfter: rec && rec.retryUntil > now ? new Date(rec.retryUntil).toISOString() : null,
+        revalidationBackoff: backoff ? { since: new Date(backoff.since).toISOString(), reason: backoff.reason } : null,
       });
     }
     return out;

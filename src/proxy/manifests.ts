@@ -116,10 +116,12 @@ export class ManifestService {
     const record = this.unstored.getTag(tagKey) ?? (await store.getTag(up, target.name, tag));
     const cached = record ? await this.cachedManifest(record.digest) : undefined;
     // checkedAt 0 is `mirror-kit refresh`: revalidate now, whatever the window (immutable and pinned too).
-    if (record && cached && record.checkedAt > 0 && this.now() - record.checkedAt < (this.o.freshness?.windowMs(target.upstream, target.name, tag) ?? target.upstream.tagFreshnessMs)) {
+    const client = this.o.upstreams.client(target.upstream);
+    // A low rate-limit budget stretches the window (rateLimit.reserve / backoffFreshness).
+    const windowMs = client.budget.freshnessMs(this.o.freshness?.windowMs(target.upstream, target.name, tag) ?? target.upstream.tagFreshnessMs);
+    if (record && cached && record.checkedAt > 0 && this.now() - record.checkedAt < windowMs) {
       return { ...cached, cache: "HIT" };
     }
-    const client = this.o.upstreams.client(target.upstream);
     if (cached && client.isOffline()) return this.stale(target, tag, cached, "upstream offline (circuit open)");
     // Another replica is asking upstream about this tag right now; its answer lands in the shared store.
     const lease = cached && this.o.coordinator ? await this.o.coordinator.tryLease(`tag:${up}|${target.name}|${tag}`) : undefined;

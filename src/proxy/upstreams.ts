@@ -7,6 +7,7 @@ import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import { redactUrl } from "../upstream/errors.js";
 import { CircuitBreaker } from "../upstream/breaker.js";
+import { RateLimitBudget } from "../upstream/budget.js";
 import { UpstreamClient } from "../upstream/client.js";
 import { ChainedClient } from "../upstream/parent.js";
 import { createTransport, type Transport } from "../upstream/transport.js";
@@ -36,13 +37,17 @@ export class Upstreams {
     let c = this.clients.get(upstream.name);
     if (!c) {
       const breaker = new CircuitBreaker(this.config.breakerCooldownMs);
-      const dispatcher = this.dispatcherFor(upstream.name);
       const { parent } = this.config;
+      const name = upstream.name;
+      const budget = new RateLimitBudget(this.config.rateLimit, (backoff, b) => {
+        if (backoff) this.log.warn({ upstream: name, remaining: b.remaining, limit: b.limit }, `revalidation backs off: ${backoff.reason}`);
+        else this.log.info({ upstream: name, remaining: b.remaining, limit: b.limit }, "rate-limit budget above the reserve again: tags revalidated as usual");
+      });
       // An upstream's credentials are its own: one that has them is never fetched through the parent.
       c =
         parent && upstream.username === undefined
-          ? new ChainedClient(upstream, parent, dispatcher, breaker, (this.parentBreaker ??= new CircuitBreaker(this.config.breakerCooldownMs)), this.log, this.metrics)
-          : new UpstreamClient(upstream, dispatcher, breaker, this.log, this.metrics);
+          ? new ChainedClient(upstream, parent, this.dispatcher, breaker, (this.parentBreaker ??= new CircuitBreaker(this.config.breakerCooldownMs)), this.log, this.metrics, budget)
+          : new UpstreamClient(upstream, this.dispatcher, breaker, this.log, this.metrics, budget);
       this.clients.set(upstream.name, c);
     }
     return c;

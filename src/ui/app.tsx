@@ -149,9 +149,10 @@ function UpstreamRow({ u }: { u: UpstreamStatus }) {
           <>
             {rl.remaining} / {rl.limit}
             {rl.windowSeconds !== null ? <span class="muted"> per {duration(rl.windowSeconds)}</span> : null}
-            <Bar part={rl.remaining} whole={rl.limit} low={rl.remaining / Math.max(1, rl.limit) < 0.1} />
+            <Bar part={rl.remaining} whole={rl.limit} low={u.revalidationBackoff !== null || rl.remaining / Math.max(1, rl.limit) < 0.1} />
           </>
         ) : <span class="muted">not announced</span>}
+        {u.revalidationBackoff ? <div class="wrap" data-testid={`backoff-${u.name}`}>backing off: {u.revalidationBackoff.reason}</div> : null}
       </td>
       <td class="wrap">{u.lastError ? `${u.lastError.message} (${time(u.lastError.at)})` : <span class="muted">none</span>}</td>
     </tr>

@@ -7,6 +7,7 @@ import { parseRateLimit, parseRetryAfter } from "../observe/events.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { CircuitBreaker } from "./breaker.js";
+import { requestKind, type RateLimitBudget } from "./budget.js";
 import { parseChallenge, type Challenge } from "./challenge.js";
 import { raceSignal, withDeadline } from "./deadline.js";
 import { redactUrl, UpstreamError } from "./errors.js";
@@ -30,6 +31,8 @@ interface CachedToken {
 const ERROR_BODY_LIMIT = 64 * 1024;
 const TOKEN_MARGIN_MS = 10_000;
 const MAX_CACHED_TOKENS = 1_000;
+/** The longest Retry-After passed on to a client (a day); the budget caps its own hold by rateLimit.maxRetryAfter. */
+const MAX_RETRY_AFTER_S = 86_400;
 
 export class UpstreamClient {
   private readonly tokens = new Map<string, CachedToken>();
@@ -43,6 +46,8 @@ export class UpstreamClient {
     private readonly breaker: CircuitBreaker,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    /** The budget it announces and the waits it asks for (Retry-After). */
+    readonly budget: RateLimitBudget,
   ) {}
 
   get name(): string {
@@ -96,6 +101,16 @@ export class UpstreamClient {
   private async send(method: string, path: string, options: FetchOptions, authorization: string | undefined): Promise<UpstreamResponse> {
     const url = this.requestUrl(path);
     const useBreaker = options.breaker !== false;
+    // The upstream asked us to wait (Retry-After): nothing is sent until then, so cached tags are
+    // served stale and misses get 429/503 with the time left.
+    const kind = requestKind(path);
+    const heldMs = this.budget.heldMs(kind);
+    if (heldMs > 0) {
+      const status = this.budget.heldStatus(kind);
+      const seconds = Math.ceil(heldMs / 1000);
+      this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: "held" });
+      throw new UpstreamError(this.name, "status", `held for ${seconds}s more: the upstream answered ${status} with Retry-After`, status, undefined, { headers: { "retry-after": String(seconds) } });
+    }
     if (useBreaker && this.breaker.isOpen()) {
       this.metrics.upstreamRequests.inc({ upstream: this.name, method, status: "skipped" });
       throw new UpstreamError(this.name, "unreachable", `skipped for ${Math.ceil(this.breaker.remainingMs() / 1000)}s after a connection failure`);
@@ -153,8 +168,13 @@ export class UpstreamClient {
 
   /** The exchange as an event: status, latency, and the rate-limit budget the upstream announced. */
   private report(method: string, started: number, res: UpstreamResponse): void {
-    const rateLimit = parseRateLimit(headerString(res.headers["ratelimit-limit"]), headerString(res.headers["ratelimit-remaining"]));
-    const retryAfterMs = res.statusCode === 429 || res.statusCode === 503 ? parseRetryAfter(headerString(res.headers["retry-after"])) : undefined;
+    const limit = headerString(res.headers["ratelimit-limit"]);
+    const remaining = headerString(res.headers["ratelimit-remaining"]);
+    const rateLimit = parseRateLimit(limit, remaining);
+    const held = this.budget.observe(res.statusCode, { limit, remaining, retryAfter: headerString(res.headers["retry-after"]) });
+    const retryAfterMs = held > 0 ? held : undefined;
+    // What a client is told to wait is the hold honoured here (capped, whole seconds), not the raw header.
+    if (held > 0) res.headers["retry-after"] = String(Math.ceil(held / 1000));
     this.metrics.events.emit("upstream", {
       at: started,
       upstream: this.name,
@@ -321,7 +341,10 @@ export async function ensureOk(upstream: string, res: UpstreamResponse, what: st
   } catch {
     // Not an OCI error body; the status says enough.
   }
-  throw new UpstreamError(upstream, "status", message, res.statusCode, ociCode);
+  // The wait a 429 or 503 asks for goes on to the client as whole seconds, never the raw header.
+  const wait = res.statusCode === 429 || res.statusCode === 503 ? parseRetryAfter(headerString(res.headers["retry-after"])) : undefined;
+  const headers = wait !== undefined ? { headers: { "retry-after": String(Math.min(Math.ceil(wait / 1000), MAX_RETRY_AFTER_S)) } } : undefined;
+  throw new UpstreamError(upstream, "status", message, res.statusCode, ociCode, headers);
 }
 
 export async function readLimited(res: UpstreamResponse, limit: number): Promise<Buffer> {

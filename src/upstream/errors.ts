@@ -34,6 +34,10 @@ export class UpstreamError extends MirrorKitError {
     return this.failure !== "status" || this.status === 429 || (this.status !== undefined && this.status >= 500);
   }
 
+  private retryAfter(): { headers: { "retry-after": string } } | undefined {
+    return retryAfterOf(this.headers);
+  }
+
   /** Translate for the client; notFound is the code for a 404 on this kind of object. */
   toMirrorError(notFound: ErrorCode): MirrorError {
     const where = `upstream ${this.upstream}`;
@@ -50,17 +54,23 @@ export class UpstreamError extends MirrorKitError {
       case 403:
         return new MirrorError("DENIED", `${where} denied access`);
       case 429:
-        return new MirrorError("TOOMANYREQUESTS", `${where} is rate limiting this mirror; try again later`);
+        return new MirrorError("TOOMANYREQUESTS", `${where} is rate limiting this mirror; try again later`, undefined, this.retryAfter());
       default:
         if (this.status !== undefined && this.status >= 400 && this.status < 500 && isOciCode(this.ociCode)) {
           return new MirrorError(this.ociCode, `${where}: ${this.message}`);
         }
         // 503 passes on as 503 (the upstream says it is down); any other failure or unexpected
         // status (500, 502, a 3xx, a 400 without a code we can pass on) is a bad gateway answer.
-        if (this.status === 503) return new MirrorError("UNAVAILABLE", `${where} is unavailable: ${this.message}`);
+        if (this.status === 503) return new MirrorError("UNAVAILABLE", `${where} is unavailable: ${this.message}`, undefined, this.retryAfter());
         return upstreamFault("UNAVAILABLE", `${where} failed: ${this.message}`);
     }
   }
+}
+
+/** Only a Retry-After of whole seconds goes on to the client (set by ensureOk or a held request). */
+function retryAfterOf(headers: Readonly<Record<string, string>> | undefined): { headers: { "retry-after": string } } | undefined {
+  const value = headers?.["retry-after"];
+  return value !== undefined && /^\d{1,9}$/.test(value) ? { headers: { "retry-after": value } } : undefined;
 }
 
 const CODES = { unreachable: "MK_UPSTREAM_UNREACHABLE", status: "MK_UPSTREAM_STATUS", invalid: "MK_UPSTREAM_INVALID", timeout: "MK_UPSTREAM_TIMEOUT" } as const;

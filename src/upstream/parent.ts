@@ -5,6 +5,7 @@ import type { ParentConfig, UpstreamConfig } from "../config/resolve.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { CircuitBreaker } from "./breaker.js";
+import type { RateLimitBudget } from "./budget.js";
 import { discard, type FetchOptions, UpstreamClient, type UpstreamResponse } from "./client.js";
 import { UpstreamError } from "./errors.js";
 
@@ -17,6 +18,7 @@ class ViaParent extends UpstreamClient {
     breaker: CircuitBreaker,
     log: Logger,
     metrics: Metrics,
+    budget: RateLimitBudget,
   ) {
     super(
       {
@@ -32,6 +34,7 @@ class ViaParent extends UpstreamClient {
       breaker,
       log,
       metrics,
+      budget,
     );
   }
 
@@ -60,9 +63,11 @@ export class ChainedClient extends UpstreamClient {
     parentBreaker: CircuitBreaker,
     private readonly chainLog: Logger,
     metrics: Metrics,
+    /** Shared with the parent's client: a 429 or a low budget passed on by the parent counts for this upstream. */
+    budget: RateLimitBudget,
   ) {
-    super(config, dispatcher, breaker, chainLog, metrics);
-    this.parent = new ViaParent(config, parentConfig, dispatcher, parentBreaker, chainLog, metrics);
+    super(config, dispatcher, breaker, chainLog, metrics, budget);
+    this.parent = new ViaParent(config, parentConfig, dispatcher, parentBreaker, chainLog, metrics, budget);
   }
 
   override isOffline(): boolean {

@@ -1,6 +1,7 @@
 // A small HTTP proxy in front of a real registry that behaves like Docker Hub's rate limiter:
 // every manifest GET spends one unit of a budget and carries ratelimit-limit / ratelimit-remaining
-// headers ("100;w=21600"); when told to, it answers 429 with a Retry-After instead of forwarding.
+// headers ("100;w=21600"); when told to, it answers 429 with a Retry-After instead of forwarding
+// manifest requests (Docker Hub limits those only), or 503 with a Retry-After to every request.
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -14,9 +15,13 @@ export class RateLimitProxy {
   remaining: number;
   /** Manifest GETs that were forwarded (spent budget). */
   manifestGets = 0;
-  /** When set, every request gets 429 with this Retry-After (seconds) and is not forwarded. */
-  refuseWithRetryAfter: number | undefined;
-  /** Requests answered 429. */
+  /**
+   * When set, requests are refused with this Retry-After (seconds, or an HTTP date) and not
+   * forwarded: with 429 (refuseStatus, the default) manifest requests only, with 503 every request.
+   */
+  refuseWithRetryAfter: number | string | undefined;
+  refuseStatus: 429 | 503 = 429;
+  /** Requests refused. */
   refused = 0;
   private constructor(
     private readonly server: Server,
@@ -31,13 +36,15 @@ export class RateLimitProxy {
     let proxy: RateLimitProxy | undefined;
     const server = createServer((req, res) => {
       const p = proxy as RateLimitProxy;
-      if (p.refuseWithRetryAfter !== undefined) {
+      const manifest = /\/manifests\//.test(req.url ?? "");
+      if (p.refuseWithRetryAfter !== undefined && (manifest || p.refuseStatus === 503)) {
         p.refused++;
-        res.writeHead(429, { "retry-after": String(p.refuseWithRetryAfter), "content-type": "application/json" });
-        res.end(JSON.stringify({ errors: [{ code: "TOOMANYREQUESTS", message: "You have reached your pull rate limit." }] }));
+        const [code, message] = p.refuseStatus === 429 ? ["TOOMANYREQUESTS", "You have reached your pull rate limit."] : ["UNAVAILABLE", "Service unavailable."];
+        res.writeHead(p.refuseStatus, { "retry-after": String(p.refuseWithRetryAfter), "content-type": "application/json" });
+        res.end(JSON.stringify({ errors: [{ code, message }] }));
         return;
       }
-      const manifestGet = req.method === "GET" && /\/manifests\//.test(req.url ?? "");
+      const manifestGet = req.method === "GET" && manifest;
       const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (up) => {
         const headers = { ...up.headers };
         if (manifestGet && up.statusCode === 200) {
