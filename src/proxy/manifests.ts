@@ -115,10 +115,10 @@ export class ManifestService {
     const tagKey = `${up}|${target.name}|${tag}`;
     const record = this.unstored.getTag(tagKey) ?? (await store.getTag(up, target.name, tag));
     const cached = record ? await this.cachedManifest(record.digest) : undefined;
-    // checkedAt 0 is `mirror-kit refresh`: revalidate now, whatever the window (immutable and pinned too).
     const client = this.o.upstreams.client(target.upstream);
     // A low rate-limit budget stretches the window (rateLimit.reserve / backoffFreshness).
     const windowMs = client.budget.freshnessMs(this.o.freshness?.windowMs(target.upstream, target.name, tag) ?? target.upstream.tagFreshnessMs);
+    // checkedAt 0 is `mirror-kit refresh`: revalidate now, whatever the window (immutable and pinned too).
     if (record && cached && record.checkedAt > 0 && this.now() - record.checkedAt < windowMs) {
       return { ...cached, cache: "HIT" };
     }
