@@ -37,6 +37,7 @@ export class Upstreams {
     let c = this.clients.get(upstream.name);
     if (!c) {
       const breaker = new CircuitBreaker(this.config.breakerCooldownMs);
+      const dispatcher = this.dispatcherFor(upstream.name);
       const { parent } = this.config;
       const name = upstream.name;
       const budget = new RateLimitBudget(this.config.rateLimit, (backoff, b) => {
@@ -46,8 +47,8 @@ export class Upstreams {
       // An upstream's credentials are its own: one that has them is never fetched through the parent.
       c =
         parent && upstream.username === undefined
-          ? new ChainedClient(upstream, parent, this.dispatcher, breaker, (this.parentBreaker ??= new CircuitBreaker(this.config.breakerCooldownMs)), this.log, this.metrics, budget)
-          : new UpstreamClient(upstream, this.dispatcher, breaker, this.log, this.metrics, budget);
+          ? new ChainedClient(upstream, parent, dispatcher, breaker, (this.parentBreaker ??= new CircuitBreaker(this.config.breakerCooldownMs)), this.log, this.metrics, budget)
+          : new UpstreamClient(upstream, dispatcher, breaker, this.log, this.metrics, budget);
       this.clients.set(upstream.name, c);
     }
     return c;
