@@ -2,7 +2,8 @@
 # base, running `mirror-kit serve` as a non-root user with the cache in a volume.
 #
 # Build after `npm ci && npm run build` (the image copies the host's build; it runs no npm, so it
-# builds offline and needs no registry credentials):
+# builds offline and needs no registry credentials), or from an installed package with `mirror-kit image`
+# (it ships this file and sends the package plus its production dependencies as the context):
 #   docker build -t mirror-kit .
 #   docker build --build-arg NODE_IMAGE=my-node-runtime:20 -t mirror-kit .   # any image with node >= 20.19 in PATH
 # Run:
@@ -17,9 +18,11 @@ ARG NODE_IMAGE=node:22-alpine
 # This stage is thrown away; only its pruned node_modules reaches the image.
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
-COPY package.json package-lock.json ./
+# package-lock.json is there in a checkout; `mirror-kit up` / `image` send a context without it, whose
+# node_modules already holds the production dependencies only.
+COPY package.json package-lock.json* ./
 COPY node_modules ./node_modules
-RUN ["node", "-e", "const fs = require('fs'); const lock = require('./package-lock.json'); for (const [path, pkg] of Object.entries(lock.packages)) if (path && pkg.dev) fs.rmSync(path, { recursive: true, force: true }); for (const path of ['node_modules/.bin', 'node_modules/.package-lock.json']) fs.rmSync(path, { recursive: true, force: true });"]
+RUN ["node", "-e", "const fs = require('fs'); const lock = fs.existsSync('package-lock.json') ? require('./package-lock.json') : { packages: {} }; for (const [path, pkg] of Object.entries(lock.packages)) if (path && pkg.dev) fs.rmSync(path, { recursive: true, force: true }); for (const path of ['node_modules/.bin', 'node_modules/.package-lock.json']) fs.rmSync(path, { recursive: true, force: true });"]
 
 FROM ${NODE_IMAGE}
 LABEL org.opencontainers.image.title="mirror-kit" \

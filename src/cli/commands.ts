@@ -9,8 +9,8 @@ import { initCommand } from "./init.js";
 import { prefetchCommand } from "./prefetch.js";
 import { serveCommand } from "./serve.js";
 import { lsCommand, statusCommand } from "./status.js";
-import { downCommand, upCommand } from "./up.js";
+import { downCommand, imageCommand, upCommand } from "./up.js";
 import { wireCommand } from "./wire.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand, prefetchCommand, exportCommand, importCommand, rmCommand, pruneCommand, refreshCommand, certCommand, statusCommand, lsCommand, doctorCommand, healthcheckCommand];
+export const commands: CommandModule<any, any>[] = [serveCommand, initCommand, wireCommand, upCommand, downCommand, imageCommand, prefetchCommand, exportCommand, importCommand, rmCommand, pruneCommand, refreshCommand, certCommand, statusCommand, lsCommand, doctorCommand, healthcheckCommand];

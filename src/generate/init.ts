@@ -9,7 +9,8 @@ import { detect, type Detected } from "./detect.js";
 import { planDevcontainer } from "./devcontainer.js";
 import { GenerateError } from "./errors.js";
 import { isNoop, readIfExists, unifiedDiff, unlessEdited, writeChanges, type FileChange } from "./files.js";
-import { DEFAULT_PORT, resolveSettings, type Settings, type SettingsInput } from "./settings.js";
+import { packageVersion } from "./render.js";
+import { DEFAULT_IMAGE, DEFAULT_PORT, resolveSettings, type Settings, type SettingsInput } from "./settings.js";
 import { parseYaml } from "./yaml-edit.js";
 import { planVagrant } from "./vagrant.js";
 import { planPrefetchStep, PREFETCH_SCRIPT } from "./prefetch-step.js";
@@ -79,13 +80,18 @@ export async function runInit(options: InitOptions, deps: InitDeps): Promise<Ini
   for (const c of changes) if (!c.skipped) out(`${isNoop(c) ? "up to date" : c.before === null ? "created   " : "updated   "} ${c.display}`);
   reportSkipped();
   notes.forEach(out);
-  nextSteps(composeTarget, !!options.prefetch).forEach(out);
+  nextSteps(composeTarget, settings, !!options.prefetch).forEach(out);
   return { changes, written: true };
 }
 
-/** What init cannot do from the project folder: start the mirror, and wire this machine's own daemon. */
-function nextSteps(composeTarget: boolean, prefetch: boolean): string[] {
+/** What init cannot do from the project folder: get the image, start the mirror, and wire this machine's own daemon. */
+function nextSteps(composeTarget: boolean, s: Settings, prefetch: boolean): string[] {
+  const image =
+    s.image === DEFAULT_IMAGE
+      ? `image: the mirror runs ${s.image}, the image the mirror-kit ${packageVersion()} release publishes; ${composeTarget ? "`docker compose up` pulls it" : "`mirror-kit up` pulls it, or builds it here when it cannot"}. Before it is published, or offline, build it on this machine first with \`mirror-kit image\` (from the Dockerfile in this package; no registry needed)`
+      : `image: the mirror runs ${s.image} (given with --image); it must be on this machine or pullable`;
   return [
+    image,
     composeTarget ? "next: start the mirror with `docker compose up -d mirror-kit`" : "next: start the mirror on this machine with `mirror-kit up`",
     ...(prefetch ? [`next: before going offline, warm it with every image of the project: \`${PREFETCH_SCRIPT}\``] : []),
     "next: this machine's own Docker daemon is not wired by init; run `mirror-kit wire docker --apply` (as root) to pull through the mirror too",

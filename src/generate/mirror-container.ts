@@ -3,6 +3,7 @@
 import { isAbsolute, resolve } from "node:path";
 import type Dockerode from "dockerode";
 import { GenerateError } from "./errors.js";
+import { buildMirrorImage } from "./image-build.js";
 import type { Output } from "./init.js";
 import { sha256 } from "./render.js";
 import { CONTAINER_PORT, CONTAINER_STORAGE, resolveSettings, type SettingsInput } from "./settings.js";
@@ -19,6 +20,12 @@ export interface UpOptions extends SettingsInput {
   waitTimeoutMs?: number;
   /** Replaces the image's command; for stand-in images in tests. */
   command?: string[];
+  /** The Node base when the image has to be built here (default node:22-alpine). */
+  baseImage?: string;
+  /** Build the image from this package even when it is on this machine or could be pulled. */
+  build?: boolean;
+  /** The package whose Dockerfile is built (default: the running one); for tests of a packed tarball. */
+  packageDir?: string;
 }
 
 export interface ContainerDeps {
@@ -111,7 +118,7 @@ export async function runUp(o: UpOptions, deps: ContainerDeps): Promise<UpAction
     }
   }
   if (action !== "started") {
-    await ensureImage(deps.docker, spec.Image!, out);
+    await ensureImage(deps.docker, spec.Image!, o, out);
     const container = await deps.docker.createContainer(spec).catch((err: unknown) => Promise.reject(createError(err, spec)));
     await start(container, port, true);
   }
@@ -141,20 +148,28 @@ async function start(container: Dockerode.Container, port: string, removeOnFailu
   }
 }
 
-async function ensureImage(docker: Dockerode, image: string, out: (line: string) => void): Promise<void> {
+/**
+ * The image on this machine: there already, else pulled, else built from the Dockerfile in this
+ * package (so a mirror-kit installed from npm starts before its image is published, and offline).
+ */
+async function ensureImage(docker: Dockerode, image: string, o: UpOptions, out: (line: string) => void): Promise<void> {
+  const build = () => buildMirrorImage(docker, { tag: image, ...(o.baseImage ? { baseImage: o.baseImage } : {}), ...(o.packageDir ? { packageDir: o.packageDir } : {}) }, out);
+  if (o.build) return build();
   try {
     await docker.getImage(image).inspect();
     return;
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode !== 404) throw dockerError(err);
   }
-  out(`mirror-kit: pulling ${image}`);
+  out(`mirror-kit: ${image} is not on this machine; pulling it`);
   try {
     const stream = await docker.pull(image);
     await new Promise<void>((ok, fail) => docker.modem.followProgress(stream, (e: Error | null) => (e ? fail(e) : ok())));
+    return;
   } catch (err) {
-    throw new GenerateError("DOCKER", `cannot pull ${image} (${(err as Error).message}); build or load it first, or pass --image`);
+    out(`mirror-kit: cannot pull ${image} (${(err as Error).message.trim()}); building it here instead`);
   }
+  await build();
 }
 
 /** The engine's host as the mirror's port is published on it: DOCKER_HOST tcp://HOST or this machine. */

@@ -6,8 +6,12 @@ import { join } from "node:path";
 import { BUILTIN_UPSTREAMS } from "../config/builtin.js";
 import { parseUpstreamSpec } from "../oci/hosts.js";
 import { GenerateError } from "./errors.js";
+import { packageVersion } from "./render.js";
 
-export const DEFAULT_IMAGE = "ghcr.io/mirror-kit/mirror-kit:0.1.0";
+/** Where the release workflow (.github/workflows/release.yml) pushes the image, as the package version. */
+export const IMAGE_REPOSITORY = "ghcr.io/mirror-kit/mirror-kit";
+/** The image this version runs: what its release publishes (or `mirror-kit image` builds here). */
+export const DEFAULT_IMAGE = `${IMAGE_REPOSITORY}:${packageVersion()}`;
 export const DEFAULT_PORT = 5000;
 /** The port the mirror listens on inside its container (EXPOSE 5000 in the image). */
 export const CONTAINER_PORT = 5000;

@@ -6,7 +6,8 @@ import { describe, expect, test } from "vitest";
 import { GenerateError } from "../../src/generate/errors.js";
 import { runInit, type InitOptions } from "../../src/generate/init.js";
 import { renderComposeFragment } from "../../src/generate/compose-view.js";
-import { resolveSettings } from "../../src/generate/settings.js";
+import { packageVersion } from "../../src/generate/render.js";
+import { DEFAULT_IMAGE, resolveSettings } from "../../src/generate/settings.js";
 import { readTree, Sink, tempDir } from "./support.js";
 
 const COMPOSE = "services:\n  app:\n    image: busybox\n";
@@ -197,6 +198,14 @@ describe("daemons init finds, and what it leaves to the host", () => {
     expect(out).toContain("compose.yaml: service odd runs its own Docker daemon, but its command is a string with quotes or variables, which mirror-kit does not rewrite; add --registry-mirror=http://mirror-kit:5000 --insecure-registry=mirror-kit:5000 to its dockerd by hand");
     expect(out).toContain("next: start the mirror with `docker compose up -d mirror-kit`");
     expect(out).toContain("`mirror-kit wire docker --apply`");
+  });
+
+  test("it names the image the mirror runs and how that image is obtained", async () => {
+    const { out } = await init(project({ "compose.yaml": COMPOSE }));
+    expect(out).toContain(`image: the mirror runs ${DEFAULT_IMAGE}, the image the mirror-kit ${packageVersion()} release publishes; \`docker compose up\` pulls it`);
+    expect(out).toContain("build it on this machine first with `mirror-kit image`");
+    const custom = await init(project({ "compose.yaml": COMPOSE }), { image: "registry.corp/mirror-kit:7" });
+    expect(custom.out).toContain("image: the mirror runs registry.corp/mirror-kit:7 (given with --image)");
   });
 });
 
