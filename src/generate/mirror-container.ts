@@ -192,13 +192,29 @@ async function waitHealthy(docker: Dockerode, name: string, port: string, timeou
       break;
     }
     if (info.RestartCount > 0 || ["exited", "dead", "restarting"].includes(info.State.Status)) {
-      why = `it exited (code ${info.State.ExitCode})`;
+      why = `it exited (code ${await lastExitCode(docker, name, info)})`;
       break;
     }
     await new Promise((r) => setTimeout(r, 250));
   }
   const logs = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: 20 }).then(demux, () => "");
   throw new GenerateError("DOCKER", `container ${name} did not become healthy: ${why}; it was removed. Its last log lines:\n${logs}`);
+}
+
+/**
+ * The restart policy may already have started the container again, and a running container reports
+ * exit code 0: stop restarting it and take the code of the run that is ending (bounded wait).
+ */
+async function lastExitCode(docker: Dockerode, name: string, info: Dockerode.ContainerInspectInfo): Promise<number> {
+  if (["exited", "dead"].includes(info.State.Status)) return info.State.ExitCode;
+  const container = docker.getContainer(name);
+  await container.update({ RestartPolicy: { Name: "no" } }).catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const waited = await Promise.race([
+    container.wait().then((r: { StatusCode?: number }) => r.StatusCode, () => undefined),
+    new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 10_000))),
+  ]).finally(() => clearTimeout(timer));
+  return waited ?? (await inspect(docker, name))?.State.ExitCode ?? info.State.ExitCode;
 }
 
 /** Docker's log stream frames each chunk with an 8-byte header (no TTY); keep only the text. */
