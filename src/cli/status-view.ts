@@ -1,6 +1,7 @@
 // The status and the cached repositories as terminal text. Every string from the mirror is
 // stripped of control characters first: an upstream's error message must not drive the terminal.
 import type { CachedRepository } from "../observe/inventory.js";
+import { formatBytes as size, formatDuration as duration, formatRatio } from "../observe/format.js";
 import type { StatusV1, TrafficStatus } from "../observe/status-types.js";
 
 export function renderStatus(s: StatusV1, mirror: string, now = Date.now()): string {
@@ -60,31 +61,11 @@ function table(head: string[], rows: string[][]): string {
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] as number))).join("  ").trimEnd()).join("\n");
 }
 
+const percent = (r: number | null): string => formatRatio(r, "-");
+
 function safe(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
-}
-
-export function size(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
-
-function percent(r: number | null): string {
-  return r === null ? "-" : `${(100 * r).toFixed(1)} %`;
-}
-
-function duration(seconds: number): string {
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 86400) return `${(seconds / 3600).toFixed(1)} h`;
-  return `${(seconds / 86400).toFixed(1)} d`;
 }
 
 function ago(iso: string, now: number): string {

@@ -2,7 +2,10 @@
 // (/api/v1/events). Bundled with Preact by scripts/build-ui.mjs; every value is escaped by Preact.
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { formatBytes as bytes, formatDuration as duration, formatRatio } from "../observe/format.js";
 import type { StatusV1, TrafficStatus, UpstreamStatus } from "../observe/status-types.js";
+
+const percent = (r: number | null): string => formatRatio(r, "–");
 
 function App() {
   const [status, setStatus] = useState<StatusV1 | undefined>(undefined);
@@ -175,28 +178,6 @@ function ImageTable({ rows }: { rows: [string, string][] }) {
 function Bar({ part, whole, low = false }: { part: number; whole: number; low?: boolean }) {
   const pct = whole > 0 ? Math.min(100, (100 * part) / whole) : 0;
   return <div class={low ? "bar low" : "bar"}><span style={`width:${pct.toFixed(1)}%`} /></div>;
-}
-
-function bytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
-
-function percent(r: number | null): string {
-  return r === null ? "–" : `${(100 * r).toFixed(1)} %`;
-}
-
-function duration(seconds: number): string {
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 86400) return `${(seconds / 3600).toFixed(1)} h`;
-  return `${(seconds / 86400).toFixed(1)} d`;
 }
 
 function time(iso: string): string {
