@@ -1,5 +1,5 @@
-// One upstream registry: HTTP through undici, the token/basic auth flow with tokens cached per
-// scope, realm trust, redirects (blobs live on CDNs), the circuit breaker and request metrics.
+// One upstream registry: HTTP through undici, the token/basic auth flow (tokens cached per scope
+// in tokens.ts), realm trust, redirects (blobs live on CDNs), the circuit breaker and request metrics.
 import { Buffer } from "node:buffer";
 import type { Dispatcher } from "undici";
 import type { UpstreamConfig } from "../config/resolve.js";
@@ -9,8 +9,9 @@ import type { Metrics } from "../observe/metrics.js";
 import type { CircuitBreaker } from "./breaker.js";
 import { requestKind, type RateLimitBudget } from "./budget.js";
 import { parseChallenge, type Challenge } from "./challenge.js";
-import { raceSignal, withDeadline } from "./deadline.js";
+import { withDeadline } from "./deadline.js";
 import { redactUrl, UpstreamError } from "./errors.js";
+import { type CachedToken, parseTokenResponse, TokenCache } from "./tokens.js";
 
 export type UpstreamResponse = Dispatcher.ResponseData;
 
@@ -23,20 +24,12 @@ export interface FetchOptions {
   breaker?: boolean;
 }
 
-interface CachedToken {
-  header: string;
-  expiresAt: number;
-}
-
 const ERROR_BODY_LIMIT = 64 * 1024;
-const TOKEN_MARGIN_MS = 10_000;
-const MAX_CACHED_TOKENS = 1_000;
 /** The longest Retry-After passed on to a client (a day); the budget caps its own hold by rateLimit.maxRetryAfter. */
 const MAX_RETRY_AFTER_S = 86_400;
 
 export class UpstreamClient {
-  private readonly tokens = new Map<string, CachedToken>();
-  private readonly tokenFlights = new Map<string, Promise<CachedToken>>();
+  private readonly tokens = new TokenCache();
   private useBasic = false;
   private warnedRealms = new Set<string>();
 
@@ -189,9 +182,7 @@ export class UpstreamClient {
 
   private cachedAuth(scope: string): string | undefined {
     if (this.useBasic) return this.basicHeader();
-    const token = this.tokens.get(scope);
-    if (token && token.expiresAt > Date.now()) return token.header;
-    return undefined;
+    return this.tokens.get(scope);
   }
 
   private basicHeader(): string | undefined {
@@ -208,33 +199,12 @@ export class UpstreamClient {
     }
     if (challenge?.scheme !== "bearer" || !challenge.params.realm) return undefined;
     const scope = options.scope;
-    let flight = this.tokenFlights.get(scope);
-    if (!flight) {
-      // Shared by every request for this scope: one caller's abort must not fail the others, so the
-      // flight has its own deadline (a trickling realm releases every waiter when it expires).
-      flight = withDeadline(this.name, "token request", this.config.deadlineMs, (signal) => this.fetchToken(challenge, scope, signal)).finally(() =>
-        this.tokenFlights.delete(scope),
-      );
-      this.tokenFlights.set(scope, flight);
-    }
-    // A caller whose own deadline is nearer stops waiting then; the flight goes on for the others.
-    const token = await raceSignal(flight, options.signal);
-    this.remember(scope, token);
-    return token.header;
-  }
-
-  /** Cache a token; the cache is bounded, since every repository name a client tries has a scope. */
-  private remember(scope: string, token: CachedToken): void {
-    if (this.tokens.size >= MAX_CACHED_TOKENS) {
-      const now = Date.now();
-      for (const [k, t] of this.tokens) if (t.expiresAt <= now) this.tokens.delete(k);
-      // Still full: forget the oldest (Map keeps insertion order).
-      for (const k of this.tokens.keys()) {
-        if (this.tokens.size < MAX_CACHED_TOKENS) break;
-        this.tokens.delete(k);
-      }
-    }
-    this.tokens.set(scope, token);
+    // The flight has its own deadline (a trickling realm releases every waiter when it expires).
+    return this.tokens.obtain(
+      scope,
+      () => withDeadline(this.name, "token request", this.config.deadlineMs, (signal) => this.fetchToken(challenge, scope, signal)),
+      options.signal,
+    );
   }
 
   private async fetchToken(challenge: Challenge, scope: string, signal: AbortSignal): Promise<CachedToken> {
@@ -278,19 +248,7 @@ export class UpstreamClient {
     } catch (err) {
       throw new UpstreamError(this.name, "unreachable", `token endpoint: ${(err as Error).message}`, undefined, undefined, { cause: err });
     }
-    let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
-    try {
-      parsed = JSON.parse(body) as typeof parsed;
-    } catch {
-      throw new UpstreamError(this.name, "status", "token endpoint sent invalid JSON", 401);
-    }
-    const token = typeof parsed.token === "string" ? parsed.token : typeof parsed.access_token === "string" ? parsed.access_token : undefined;
-    if (!token) throw new UpstreamError(this.name, "status", "token endpoint sent no token", 401);
-    // The token spec's default lifetime is 60 seconds.
-    const lifetime = typeof parsed.expires_in === "number" && parsed.expires_in > 0 ? parsed.expires_in : 60;
-    const issued = typeof parsed.issued_at === "string" ? Date.parse(parsed.issued_at) : Number.NaN;
-    const start = Number.isNaN(issued) ? Date.now() : Math.min(issued, Date.now());
-    return { header: `Bearer ${token}`, expiresAt: start + lifetime * 1000 - TOKEN_MARGIN_MS };
+    return parseTokenResponse(this.name, body);
   }
 }
 
