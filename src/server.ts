@@ -88,6 +88,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   }
   // Redis (config redis): what the replicas of one store agree on. Unreachable, the replica starts anyway.
   const { coordinator, flight } = await startCoordinator(config, log);
+  if (coordinator) upstreams.shareWith(coordinator);
   const streams = new StatusStreams();
   const holdings = new Holdings({ store, upstreams, maxAgeMs: config.cacheMaxAgeMs });
   const sizes = new ExpectedSizes();

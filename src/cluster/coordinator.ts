@@ -30,6 +30,10 @@ export interface SharedState {
   /** The last value put under `key` by any replica, or undefined. */
   get(key: string): Promise<string | undefined>;
   put(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Tell the other replicas now (best effort: one not connected misses it; `put` keeps what must last). */
+  broadcast(topic: string, message: unknown): Promise<void>;
+  /** Hear what other replicas broadcast on `topic` (never this replica's own messages). */
+  onBroadcast(topic: string, handler: (message: unknown) => void): void;
 }
 
 export interface Coordinator extends SharedState {
@@ -83,6 +87,11 @@ export class LocalCoordinator implements Coordinator {
   async put(key: string, value: string, ttlMs: number): Promise<void> {
     this.values.set(key, { value, until: Date.now() + ttlMs });
   }
+
+  /** Nobody else to tell. */
+  async broadcast(): Promise<void> {}
+
+  onBroadcast(): void {}
 
   async close(): Promise<void> {}
 }

@@ -34,12 +34,22 @@ interface ReleaseMessage {
   failure?: SharedFailure;
 }
 
+interface NewsMessage {
+  topic: string;
+  /** The sending replica's id: its own messages come back to it on the channel, and are ignored. */
+  from: string;
+  message: unknown;
+}
+
 export class RedisCoordinator implements Coordinator {
   readonly mode = "redis";
   private readonly cmd: Redis;
   private readonly sub: Redis;
   private readonly id: string;
   private readonly channel: string;
+  /** What replicas tell each other (broadcast), beside lease releases. */
+  private readonly newsChannel: string;
+  private readonly listeners = new Map<string, ((message: unknown) => void)[]>();
   /** Why Redis cannot be used right now; undefined while it can. */
   private down: string | undefined = "not connected yet";
   private readonly waiters = new Map<string, Set<(failure: SharedFailure | undefined) => void>>();
@@ -49,6 +59,7 @@ export class RedisCoordinator implements Coordinator {
 
   private constructor(private readonly o: RedisCoordinatorOptions) {
     this.channel = `${o.keyPrefix}released`;
+    this.newsChannel = `${o.keyPrefix}news`;
     this.id = replicaId(o.replica ?? "replica");
     const common = {
       host: o.host,
@@ -73,13 +84,13 @@ export class RedisCoordinator implements Coordinator {
       if (this.cmd.status !== "ready") this.noteDown(describe(err));
     });
     this.sub.on("error", () => undefined);
-    this.sub.on("message", (_channel: string, text: string) => this.onRelease(text));
+    this.sub.on("message", (channel: string, text: string) => (channel === this.newsChannel ? this.onNews(text) : this.onRelease(text)));
   }
 
   /** Connect, waiting at most timeoutMs: when Redis is down, the replica starts anyway (and says so). */
   static async connect(o: RedisCoordinatorOptions): Promise<RedisCoordinator> {
     const c = new RedisCoordinator(o);
-    c.sub.subscribe(c.channel).catch(() => undefined);
+    c.sub.subscribe(c.channel, c.newsChannel).catch(() => undefined);
     const connected = c.cmd.connect().then(
       () => true,
       () => false,
@@ -175,6 +186,26 @@ export class RedisCoordinator implements Coordinator {
     }
     const set = this.waiters.get(msg.key);
     if (set) for (const w of [...set]) w(msg.failure);
+  }
+
+  async broadcast(topic: string, message: unknown): Promise<void> {
+    const news: NewsMessage = { topic, from: this.id, message };
+    await this.guard(() => this.cmd.publish(this.newsChannel, JSON.stringify(news)));
+  }
+
+  onBroadcast(topic: string, handler: (message: unknown) => void): void {
+    this.listeners.set(topic, [...(this.listeners.get(topic) ?? []), handler]);
+  }
+
+  private onNews(text: string): void {
+    let news: NewsMessage;
+    try {
+      news = JSON.parse(text) as NewsMessage;
+    } catch {
+      return;
+    }
+    if (news.from === this.id) return;
+    for (const h of this.listeners.get(news.topic) ?? []) h(news.message);
   }
 
   async addUsage(bytes: number): Promise<number | undefined> {

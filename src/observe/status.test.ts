@@ -26,7 +26,7 @@ describe("status model", () => {
   let clock = Date.parse("2026-01-01T12:00:00Z");
   const now = () => clock;
   const log = createLogger("silent");
-  const breakers = { client: () => ({ isOffline: () => offline, budget: { backoff: () => undefined } }) };
+  const breakers = { client: () => ({ isOffline: () => offline, budget: { backoff: () => undefined, currentHold: () => undefined } }) };
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), "mk-status-"));

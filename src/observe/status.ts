@@ -14,7 +14,7 @@ import { addTraffic, type Traffic, TrafficWindows } from "./traffic.js";
 
 /** What the model needs to know about the circuit breakers (Upstreams provides it). */
 export interface BreakerView {
-  client(upstream: UpstreamConfig): { isOffline(): boolean; budget: { backoff(): { since: number; reason: string } | undefined } };
+  client(upstream: UpstreamConfig): { isOffline(): boolean; budget: { backoff(): { since: number; reason: string } | undefined; currentHold(): { ms: number } | undefined } };
 }
 
 export interface StatusOptions {
@@ -238,7 +238,10 @@ export class StatusModel {
       const breakerOpen = client.isOffline();
       const backoff = client.budget.backoff();
       const failing = rec?.lastError !== null && rec?.lastError !== undefined && rec.lastError.at >= rec.lastOk;
-      const state = breakerOpen ? "breaker-open" : (rec?.retryUntil ?? 0) > now ? "rate-limited" : !rec ? "unused" : failing ? "failing" : "healthy";
+      // A hold another replica learned (shared through Redis) holds this one too, with no event here.
+      const hold = client.budget.currentHold();
+      const retryUntil = Math.max(rec?.retryUntil ?? 0, hold ? now + hold.ms : 0);
+      const state = breakerOpen ? "breaker-open" : retryUntil > now ? "rate-limited" : !rec ? "unused" : failing ? "failing" : "healthy";
       out.push({
         name: up.name,
         url: up.url.href,
@@ -248,7 +251,7 @@ export class StatusModel {
         latencyMs: rec?.latencyMs === null || rec?.latencyMs === undefined ? null : Math.round(rec.latencyMs * 10) / 10,
         lastError: rec?.lastError ? { message: rec.lastError.message, at: new Date(rec.lastError.at).toISOString() } : null,
         rateLimit: rec?.rateLimit ? { ...rec.rateLimit, observedAt: new Date(rec.rateLimit.observedAt).toISOString() } : null,
-        retryAfter: rec && rec.retryUntil > now ? new Date(rec.retryUntil).toISOString() : null,
+        retryAfter: retryUntil > now ? new Date(retryUntil).toISOString() : null,
         revalidationBackoff: backoff ? { since: new Date(backoff.since).toISOString(), reason: backoff.reason } : null,
       });
     }

@@ -2,6 +2,8 @@
 // parent mirror when one is configured. Upstreams share one transport (proxy routing, connection
 // pools, timeouts, redirects that drop Authorization across origins); one with its own `ca` has its own.
 import type { Dispatcher } from "undici";
+import { shareBudget } from "../cluster/budget-share.js";
+import type { Coordinator } from "../cluster/coordinator.js";
 import type { MirrorConfig, UpstreamConfig } from "../config/resolve.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
@@ -18,6 +20,8 @@ export class Upstreams {
   private readonly shared: Transport;
   private readonly own = new Map<string, Transport>();
   private parentBreaker: CircuitBreaker | undefined;
+  /** Replicas sharing a Redis: what one learns about an upstream's rate limit, all learn. */
+  private coordinator: Coordinator | undefined;
 
   constructor(
     private readonly config: MirrorConfig,
@@ -33,6 +37,11 @@ export class Upstreams {
     for (const l of trust?.loaded ?? []) log.info(l, "CA certificates trusted for upstream TLS");
   }
 
+  /** Share rate-limit state with the other replicas (set before the first request; clients are made lazily). */
+  shareWith(coordinator: Coordinator): void {
+    this.coordinator = coordinator;
+  }
+
   client(upstream: UpstreamConfig): UpstreamClient {
     let c = this.clients.get(upstream.name);
     if (!c) {
@@ -44,6 +53,7 @@ export class Upstreams {
         if (backoff) this.log.warn({ upstream: name, remaining: b.remaining, limit: b.limit }, `revalidation backs off: ${backoff.reason}`);
         else this.log.info({ upstream: name, remaining: b.remaining, limit: b.limit }, "rate-limit budget above the reserve again: tags revalidated as usual");
       });
+      if (this.coordinator) shareBudget(budget, name, this.coordinator, this.log, this.config.rateLimit.backoffFreshnessMs);
       // An upstream's credentials are its own: one that has them is never fetched through the parent.
       c =
         parent && upstream.username === undefined

@@ -103,3 +103,30 @@ describe("rateLimit settings", () => {
     expect(() => parseConfig({ rateLimit }, "test")).toThrow(field);
   });
 });
+
+describe("RateLimitBudget shared between replicas", () => {
+  it("tells the others a hold and a crossing of the reserve, never each answer's count", () => {
+    const { b } = budget();
+    const told: unknown[] = [];
+    b.share = (l) => told.push(l);
+    b.observe(200, { limit: "100;w=21600", remaining: "50;w=21600" });
+    b.observe(200, { limit: "100;w=21600", remaining: "20;w=21600" });
+    b.observe(200, { limit: "100;w=21600", remaining: "19;w=21600" });
+    b.observe(429, { retryAfter: "30" });
+    expect(told).toEqual([{ budget: { limit: 100, remaining: 20, windowSeconds: 21600 } }, { hold: { kind: "manifest", ms: 30_000 } }]);
+  });
+
+  it("holds and backs off on what another replica learned, capped by its own maxRetryAfter, without telling it on", () => {
+    const { b, advance } = budget({ maxRetryAfterMs: 10_000 });
+    const told: unknown[] = [];
+    b.share = (l) => told.push(l);
+    b.learn({ hold: { kind: "all", ms: 60_000 }, budget: { limit: 100, remaining: 5 } });
+    expect(b.heldMs("other")).toBe(10_000);
+    expect(b.heldStatus("other")).toBe(503);
+    expect(b.currentHold()).toEqual({ kind: "all", ms: 10_000 });
+    expect(b.backoff()?.reason).toContain("5/100");
+    advance(10_001);
+    expect(b.currentHold()).toBeUndefined();
+    expect(told).toEqual([]);
+  });
+});
