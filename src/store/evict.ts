@@ -1,6 +1,6 @@
 // Keeping the cache under its size cap: least recently used first, and never a blob that a kept
 // manifest still references, so eviction cannot leave an image half there (distribution#2367).
-import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { readdir, readFile, rm, rmdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseDigest } from "../oci/digest.js";
 import type { Layout } from "./layout.js";
@@ -111,7 +111,8 @@ async function readReferences(layout: Layout, entries: Map<string, Entry>): Prom
 
 /**
  * After content was deleted: remove the tags that point at it and every repository link to it
- * (_manifests and _layers), so no repository claims to hold what is gone.
+ * (_manifests and _layers), so no repository claims to hold what is gone, then the folders this
+ * left empty.
  */
 export async function forgetRemoved(layout: Layout, gone: ReadonlySet<string>): Promise<void> {
   const walk = async (dir: string): Promise<void> => {
@@ -134,6 +135,27 @@ export async function forgetRemoved(layout: Layout, gone: ReadonlySet<string>): 
     }
   };
   await walk(layout.repositoriesDir);
+  await removeEmptyFolders(layout.repositoriesDir);
+}
+
+/**
+ * Remove the folders under repositories/ that hold nothing any more (a repository whose last tag and
+ * links went), deepest first; `root` itself stays. rmdir removes only an empty folder, so a tag or
+ * link written meanwhile keeps its folder (and the store recreates a folder removed under a write).
+ */
+export async function removeEmptyFolders(root: string): Promise<void> {
+  const tidy = async (dir: string): Promise<boolean> => {
+    let empty = true;
+    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (!entry.isDirectory() || !(await tidy(join(dir, entry.name)))) empty = false;
+    }
+    if (!empty || dir === root) return false;
+    return rmdir(dir).then(
+      () => true,
+      () => false, // not empty after all (written meanwhile), or already gone
+    );
+  };
+  await tidy(root);
 }
 
 /** Digests of the tags `pinned` selects: walked from repositories/<upstream>/<name…>/_tags. */

@@ -228,8 +228,7 @@ export class FsStore implements Store, Evictable {
     } catch (err) {
       if (!isNotFound(err)) throw err;
       // An empty file is there or not: no temp file or fsync needed. Lost in a crash, it costs one HEAD.
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, "");
+      await intoFolder(path, () => writeFile(path, ""));
     }
   }
 
@@ -267,8 +266,7 @@ export class FsStore implements Store, Evictable {
       // turn every later miss into an error.
       await mkdir(this.layout.ingestDir, { recursive: true });
       await writeFile(temp, data, { flush: true });
-      await mkdir(dirname(path), { recursive: true });
-      await rename(temp, path);
+      await intoFolder(path, () => rename(temp, path));
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
@@ -279,6 +277,22 @@ export class FsStore implements Store, Evictable {
 function isNotFound(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/**
+ * Create `path`'s folder, then write. rm and prune remove repository folders they leave empty, so
+ * the folder can vanish between the two steps: then it is made again (a few times, as each race
+ * needs a removal landing in that gap).
+ */
+async function intoFolder(path: string, write: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await mkdir(dirname(path), { recursive: true });
+    try {
+      return await write();
+    } catch (err) {
+      if (!isNotFound(err) || attempt === 3) throw err;
+    }
+  }
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {

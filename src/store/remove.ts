@@ -6,7 +6,7 @@ import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseDigest, type Digest } from "../oci/digest.js";
 import { indexEntries } from "../oci/mediatypes.js";
-import { forgetRemoved } from "./evict.js";
+import { forgetRemoved, removeEmptyFolders } from "./evict.js";
 import type { FsStore } from "./fs-store.js";
 
 export interface RemoveReport {
@@ -94,7 +94,9 @@ export async function removeImage(store: FsStore, upstream: string, name: string
     if (existed) deleted++;
   }
   // Other repositories may hold a layer link to deleted content (a blob fetched by digest alone).
+  // Either way the repository's own folder goes once nothing is left in it: ls would list it.
   if (gone.size > 0) await forgetRemoved(store.layout, gone);
+  else await removeEmptyFolders(store.layout.repositoriesDir);
   return { references, deleted };
 }
 

@@ -1,11 +1,12 @@
 // Owning what is cached, on a real mirror with a real distribution upstream: `rm` takes an image out
 // (the next pull fetches it again) while layers another image shares stay; `refresh` revalidates a
 // fresh tag now; `prune --unused` / `--older-than` remove what nothing uses, never what a kept image
-// needs, never a pinned image; no repository link is left pointing at deleted content. Upstream
+// needs, never a pinned image; no repository link is left pointing at deleted content, and no empty
+// repository folder is left behind. Upstream
 // requests are counted in the upstream's own access log.
-import { mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildImage, type Image } from "../support/fixtures/image.js";
 import { randomLayer } from "../support/fixtures/layers.js";
@@ -41,6 +42,21 @@ async function linksTo(storage: string, digests: readonly string[]): Promise<str
   await walk(join(storage, "repositories"));
   return out;
 }
+
+/** Folders under repositories/ that hold nothing (relative paths), and whether a repository's folder exists. */
+async function emptyFolders(storage: string): Promise<string[]> {
+  const root = join(storage, "repositories");
+  const out: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true });
+    if (entries.length === 0 && dir !== root) out.push(relative(root, dir));
+    for (const e of entries) if (e.isDirectory()) await walk(join(dir, e.name));
+  };
+  await walk(root);
+  return out;
+}
+
+const repoFolder = (storage: string, name: string) => stat(join(storage, "repositories", "docker.io", "library", name)).then(() => true, () => false);
 
 async function age(storage: string, digests: string[], msAgo: number): Promise<void> {
   const t = new Date(Date.now() - msAgo);
@@ -96,6 +112,10 @@ describe("rm, refresh and prune", () => {
     const deleted = [fx.runnable.manifest.digest, fx.runnable.config.digest, ...fx.runnable.layers.slice(1).map((l) => l.digest)];
     expect(await linksTo(mirror.storage, deleted)).toEqual([]);
     expect((await linksTo(mirror.storage, [b.manifest.digest])).length).toBeGreaterThan(0);
+    // Nothing is left of mk-a's repository: no empty folder for ls to list.
+    expect(await repoFolder(mirror.storage, "mk-a")).toBe(false);
+    expect(await repoFolder(mirror.storage, "mk-b")).toBe(true);
+    expect(await emptyFolders(mirror.storage)).toEqual([]);
 
     await hub.settle();
     hub.reset();
@@ -139,6 +159,9 @@ describe("rm, refresh and prune", () => {
     expect(blobs.has(orphan)).toBe(false);
     for (const d of [b.manifest.digest, b.config.digest, ...b.layers.map((l) => l.digest)]) expect(blobs.has(d), d).toBe(true);
     expect(await linksTo(mirror.storage, [orphan])).toEqual([]);
+    // mk-c held only that link: its folder went with it.
+    expect(await repoFolder(mirror.storage, "mk-c")).toBe(false);
+    expect(await emptyFolders(mirror.storage)).toEqual([]);
   });
 
   it("prune --older-than removes images not used for that long, whole, but not a layer a recent image needs", async () => {
@@ -152,6 +175,10 @@ describe("rm, refresh and prune", () => {
     for (const d of [b.manifest.digest, b.config.digest, b.layers[1]!.digest]) expect(blobs.has(d), d).toBe(false);
     for (const d of pinned) expect(blobs.has(d), `pinned ${d}`).toBe(true);
     expect(await linksTo(mirror.storage, [b.manifest.digest, b.config.digest, b.layers[1]!.digest])).toEqual([]);
+    // mk-b is no repository any more; a link to the layer it shares with mk-a may stay (still true).
+    expect(await repoFolder(mirror.storage, "mk-b/_tags")).toBe(false);
+    expect(await repoFolder(mirror.storage, "mk-b/_manifests")).toBe(false);
+    expect(await emptyFolders(mirror.storage)).toEqual([]);
     expect(await cacheHeader(mirror.url, "/v2/library/mk-pinned/manifests/1", manifestOf)).toBe("HIT");
     // mk-a's manifest was fetched again in the first test: the layer it shares with mk-b stays.
     expect(blobs.has(shared)).toBe(true);
