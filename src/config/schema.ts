@@ -312,7 +312,9 @@ export const configSchema = z
          * Slowest pace a blob body may keep, per second ("16KB" = 16 KiB a second), judged over
          * throughputWindow of waiting on upstream (time the mirror's clients or disk hold the download
          * back does not count). Slower, the connection is cut and the download resumed with a Range
-         * request (counted in maxResumes), then failed. Default 16KB; must be greater than zero.
+         * request: once from the upstream itself when the slow one was the parent (not with
+         * parent.fallback: false), else counted in maxResumes, then failed. Default 16KB; must be
+         * greater than zero.
          */
         minThroughput: size.refine((v) => v > 0, "must be greater than zero (a trickle would hold every client of the blob)").default(16 * 1024),
         /** How long the blob pace is measured before it is judged (minThroughput). Default 30s. */

@@ -31,12 +31,14 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
   let started = false;
   /** Set when the pace meter cut the body off: that, not undici's "aborted", is the failure. */
   let slow: UpstreamError | undefined;
+  /** Past the parent mirror: it sent this blob below the floor, the upstream itself sends the rest. */
+  let direct = false;
   for (;;) {
     // Everything announced is here (the connection dropped after the last byte): nothing to resume.
     if (size !== undefined && received === size && received > 0) return;
     let res: UpstreamResponse | undefined;
     try {
-      res = await request(o, received);
+      res = await request(o, received, direct);
       if (res === undefined) return;
       if (!started) {
         started = true;
@@ -93,7 +95,15 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
       const connection =
         failed === slow ||
         (failed instanceof UpstreamError ? (failed.failure === "unreachable" || failed.failure === "timeout") && received > 0 : !(failed instanceof MirrorError) && res !== undefined);
+      const belowFloor = failed === slow;
       slow = undefined;
+      // Another source is not a retry of this one: no resume spent, no backoff (once per download).
+      if (belowFloor && !direct && o.client.hasOtherSource) {
+        direct = true;
+        o.metrics.fillResumes.inc({ upstream: o.client.name });
+        o.log.warn({ upstream: o.client.name, digest: o.digest.value, at: received, err: (failed as Error).message }, "blob from the parent mirror below the throughput floor; continuing from the upstream itself");
+        continue;
+      }
       if (!connection || resumes >= o.maxResumes) throw failed;
       resumes++;
       o.metrics.fillResumes.inc({ upstream: o.client.name });
@@ -107,13 +117,13 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
  * GET the blob, or the rest of it from `offset`; undefined when upstream says there is no rest
  * (416 for a range starting at the blob's end).
  */
-async function request(o: DownloadOptions, offset: number): Promise<UpstreamResponse | undefined> {
+async function request(o: DownloadOptions, offset: number, direct: boolean): Promise<UpstreamResponse | undefined> {
   const { client, digest, name } = o;
   const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
   // The breaker is for the registry's health; a download's own retries must not trip it, nor be
   // stopped by it, or one dropped connection would cost the whole download.
   // The deadline covers the answer's headers only: the body's pace is the throughput floor's matter.
-  const res = await client.exchange(`blob ${digest.value}`, (signal) => client.fetch("GET", `${name}/blobs/${digest.value}`, { headers, scope: `repository:${name}:pull`, signal, breaker: false }), o.signal);
+  const res = await client.exchange(`blob ${digest.value}`, (signal) => client.fetch("GET", `${name}/blobs/${digest.value}`, { headers, scope: `repository:${name}:pull`, signal, breaker: false, direct }), o.signal);
   if (offset === 0) {
     await ensureOk(client.name, res, `blob ${digest.value}`);
     return res;

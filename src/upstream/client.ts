@@ -22,6 +22,8 @@ export interface FetchOptions {
   signal?: AbortSignal;
   /** false: neither consult nor feed the circuit breaker (a fill's own resume loop). Default true. */
   breaker?: boolean;
+  /** Skip the parent mirror, straight to the upstream (a download the parent served below the floor). */
+  direct?: boolean;
 }
 
 const ERROR_BODY_LIMIT = 64 * 1024;
@@ -45,6 +47,14 @@ export class UpstreamClient {
 
   get name(): string {
     return this.config.name;
+  }
+
+  /**
+   * Whether a download that is too slow from here can continue from another source (a chained
+   * mirror's upstream itself, asked with FetchOptions.direct); a plain client has none.
+   */
+  get hasOtherSource(): boolean {
+    return false;
   }
 
   /** True while the upstream is being skipped after a connection failure. */

@@ -1,5 +1,5 @@
-// Chaining (config `parent`): an upstream fetched through a parent mirror, which is asked with
-// containerd's ?ns=<upstream>, and from the upstream itself while the parent is down or failing.
+// Chaining (config `parent`): an upstream fetched through a parent mirror (containerd's ?ns=<upstream>),
+// and from the upstream itself while the parent is down or failing, or sends a blob below the floor.
 import type { Dispatcher } from "undici";
 import type { ParentConfig, UpstreamConfig } from "../config/resolve.js";
 import type { Logger } from "../observe/log.js";
@@ -70,11 +70,17 @@ export class ChainedClient extends UpstreamClient {
     this.parent = new ViaParent(config, parentConfig, dispatcher, parentBreaker, chainLog, metrics, budget);
   }
 
+  /** The upstream itself, unless the config keeps this mirror behind its parent (fallback: false). */
+  override get hasOtherSource(): boolean {
+    return this.parentConfig.fallback;
+  }
+
   override isOffline(): boolean {
     return this.parent.isOffline() && (!this.parentConfig.fallback || super.isOffline());
   }
 
   override async fetch(method: "GET" | "HEAD", path: string, options: FetchOptions): Promise<UpstreamResponse> {
+    if (options.direct && this.parentConfig.fallback) return super.fetch(method, path, options);
     let failure: UpstreamError | undefined;
     try {
       // The parent's health always feeds its breaker, even for a fill's own resume loop: a parent

@@ -12,18 +12,18 @@ import { eventually } from "../support/eventually.js";
 import { buildImage, type Image } from "../support/fixtures/image.js";
 import { filesLayer, randomLayer } from "../support/fixtures/layers.js";
 import { pushImage } from "../support/fixtures/push.js";
+import { PacedLink } from "../support/paced-link.js";
 import { requireTools } from "../support/preflight.js";
 import { RedisServer } from "../support/redis-server.js";
 import { UpstreamRegistry } from "../support/registry.js";
 import { Replica } from "../support/replica.js";
 import { makeTempDir, removeTempDir } from "../support/scratch.js";
-import { SlowProxy } from "../support/slow-proxy.js";
 
 // Slow enough that a 12 MiB layer takes seconds: a replica can be killed mid-download.
 const LINK_BYTES_PER_SEC = 3 * 1024 * 1024;
 
 let upstream: UpstreamRegistry;
-let link: SlowProxy;
+let link: PacedLink;
 let redis: RedisServer;
 let dir: string;
 let storage: string;
@@ -78,7 +78,7 @@ beforeAll(async () => {
   requireTools(["skopeo", "redis-server", "docker-registry"]);
   [upstream, redis, dir] = await Promise.all([UpstreamRegistry.start({ name: "upstream" }), RedisServer.start(), makeTempDir("replicas")]);
   storage = join(dir, "store");
-  link = await SlowProxy.start({ host: "127.0.0.1", port: upstream.port }, LINK_BYTES_PER_SEC);
+  link = await PacedLink.start(upstream.url, LINK_BYTES_PER_SEC);
   // Each under its own replica name: a replica starting removes only its own leftovers in ingest/.
   for (const name of ["a", "b", "c"]) await startReplica(name);
 }, 90_000);

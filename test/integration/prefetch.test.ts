@@ -5,7 +5,6 @@
 // every image of the project with the upstream stopped.
 import { spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
-import { createServer, connect, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerPull, dockerRun, engineFallbackLines } from "../support/clients.js";
@@ -15,6 +14,7 @@ import { randomLayer } from "../support/fixtures/layers.js";
 import { pushImage, pushIndex } from "../support/fixtures/push.js";
 import { buildFixtureSet, uniqueImage, type FixtureSet } from "../support/fixtures/sets.js";
 import { metricValue, startTestMirror, type TestMirror } from "../support/mirror.js";
+import { PacedLink } from "../support/paced-link.js";
 import { requireTools } from "../support/preflight.js";
 import { run } from "../support/process.js";
 import { UpstreamRegistry } from "../support/registry.js";
@@ -29,40 +29,12 @@ function prefetchCli(args: string[], cwd: string) {
   return run(process.execPath, [BIN, "prefetch", ...args], { cwd, timeoutMs: 100_000, allowFailure: true, env: { PATH: process.env.PATH ?? "" } });
 }
 
-/** A TCP proxy that paces what the upstream sends, like a slow internet link. */
-async function pacedLink(target: number, bytesPerSec: number): Promise<{ server: Server; port: number }> {
-  const server = createServer((client) => {
-    const up = connect(target, "127.0.0.1");
-    client.pipe(up);
-    let next = Date.now();
-    up.on("data", (chunk: Buffer) => {
-      next = Math.max(next, Date.now()) + (chunk.length / bytesPerSec) * 1000;
-      client.write(chunk);
-      const wait = next - Date.now();
-      if (wait > 0) {
-        up.pause();
-        setTimeout(() => up.resume(), wait);
-      }
-    });
-    up.on("end", () => client.end());
-    const close = () => {
-      client.destroy();
-      up.destroy();
-    };
-    client.on("error", close);
-    up.on("error", close);
-    client.on("close", close);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { server, port: (server.address() as { port: number }).port };
-}
-
 describe("mirror-kit prefetch", () => {
   let fx: FixtureSet;
   let db: Image;
   let big: Image;
   let hub: UpstreamRegistry;
-  let link: { server: Server; port: number };
+  let link: PacedLink;
   let mirror: TestMirror;
   let project: string;
   const engines: DockerEngine[] = [];
@@ -80,9 +52,9 @@ describe("mirror-kit prefetch", () => {
     // Pushing HEADs every blob: only what the mirror asks for counts from here on.
     await hub.settle();
     hub.reset();
-    link = await pacedLink(hub.port, LINK_BYTES_PER_SEC);
+    link = await PacedLink.start(hub.url, LINK_BYTES_PER_SEC);
     // A long freshness window: the offline pulls at the end must be served from what prefetch cached.
-    mirror = await startTestMirror({ "docker.io": `http://127.0.0.1:${link.port}` }, { cache: { tagFreshness: "10m" } });
+    mirror = await startTestMirror({ "docker.io": link.url }, { cache: { tagFreshness: "10m" } });
     project = await makeTempDir("prefetch-project");
     await mkdir(join(project, "app"));
     await writeFile(join(project, "compose.yaml"), "services:\n  db:\n    image: team/mk-db:16\n  app:\n    build:\n      context: ./app\n");
@@ -92,7 +64,7 @@ describe("mirror-kit prefetch", () => {
   afterAll(async () => {
     for (const e of engines) await e.stop();
     await mirror?.close();
-    link?.server.close();
+    await link?.close();
     await hub?.close();
     if (project) await removeTempDir(project);
   });

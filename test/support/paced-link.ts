@@ -1,6 +1,8 @@
-// A slow network link in-process: a TCP proxy on a free loopback port that paces every response at a
-// fixed rate, so a test can act while a large blob is still on its way. containers/slow-link.ts is
-// the same for the container harness.
+// A slow network link on the host: a TCP proxy on a free loopback port in front of a real server
+// (a registry, a parent mirror) that paces every response at a fixed rate, so a test can act while a
+// blob is still on its way (stop the far side, SIGKILL a replica) or play a link below the mirror's
+// throughput floor. The server behind it still logs and counts every request.
+// containers/slow-link.ts is the same for the container harness.
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 
@@ -11,13 +13,17 @@ export class PacedLink {
 
   private constructor(private readonly server: net.Server) {}
 
+  /** `target` is the far side's URL (only its host and port are used). */
   static async start(target: string, bytesPerSec: number): Promise<PacedLink> {
     const { hostname, port } = new URL(target);
     const server = net.createServer();
     const link = new PacedLink(server);
     server.on("connection", (client) => {
       const upstream = net.connect(Number(port), hostname);
-      link.sockets.add(client).add(upstream);
+      for (const s of [client, upstream]) {
+        link.sockets.add(s);
+        s.once("close", () => link.sockets.delete(s));
+      }
       let next = Date.now();
       client.pipe(upstream);
       upstream.on("data", (chunk: Buffer) => {
@@ -35,25 +41,30 @@ export class PacedLink {
           setTimeout(go, Math.max(wait, 0));
         }
       });
-      // A close on either side closes the other, as a dying host would.
+      // The far side finished: what it sent is still delivered, then the client's side closes. An
+      // error or a client that goes away closes both, as a dying host would.
       const close = () => {
         client.destroy();
         upstream.destroy();
       };
-      for (const s of [client, upstream]) {
-        s.on("error", close);
-        s.on("close", () => {
-          link.sockets.delete(s);
-          close();
-        });
-      }
+      upstream.on("end", () => client.end());
+      upstream.on("close", () => {
+        if (!client.writableEnded) client.end();
+      });
+      client.on("error", close);
+      upstream.on("error", close);
+      client.on("close", close);
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     return link;
   }
 
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return `http://127.0.0.1:${this.port}`;
   }
 
   /** Stop listening and cut every connection: the far side is gone. */
