@@ -89,7 +89,7 @@ function nextSteps(composeTarget: boolean, s: Settings, prefetch: boolean): stri
   const image =
     s.image === DEFAULT_IMAGE
       ? `image: the mirror runs ${s.image}, the image the mirror-kit ${packageVersion()} release publishes; ${composeTarget ? "`docker compose up` pulls it" : "`mirror-kit up` pulls it, or builds it here when it cannot"}. Before it is published, or offline, build it on this machine first with \`mirror-kit image\` (from the Dockerfile in this package; no registry needed)`
-      : `image: the mirror runs ${s.image} (given with --image); it must be on this machine or pullable`;
+      : `image: the mirror runs ${s.image} (given with --image); it must be on this machine or pullable. To build it here from the Dockerfile in this package: \`mirror-kit image --tag ${s.image}\``;
   return [
     image,
     composeTarget ? "next: start the mirror with `docker compose up -d mirror-kit`" : "next: start the mirror on this machine with `mirror-kit up`",

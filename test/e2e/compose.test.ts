@@ -1,8 +1,8 @@
 // The Compose service `mirror-kit init` adds to a project, started with the Compose v1 CLI these
 // machines have, serving a VM's pull once its generated healthcheck reports healthy.
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/containers/compose-project.js";
 import { buildSmallImage, type RunnableImage } from "../support/containers/e2e-fixtures.js";
 import { dockerApi, waitFor } from "../support/containers/engine.js";
 import { initExample, vagrantProvisionEnv, type GeneratedProject } from "../support/containers/generated.js";
@@ -12,21 +12,6 @@ import { VmContainer } from "../support/containers/vm-container.js";
 import { blobsOf } from "../support/fixtures/image.js";
 import { pushImage } from "../support/fixtures/push.js";
 import { run } from "../support/process.js";
-
-/**
- * A port nobody listens on right now. The generated service publishes a fixed host port (as users
- * want: "5000:5000"), so the test asks the OS for a free one instead of hard-coding 5000.
- */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "0.0.0.0", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe("the generated Compose service", () => {
   let h: E2eHarness;

@@ -206,6 +206,7 @@ describe("daemons init finds, and what it leaves to the host", () => {
     expect(out).toContain("build it on this machine first with `mirror-kit image`");
     const custom = await init(project({ "compose.yaml": COMPOSE }), { image: "registry.corp/mirror-kit:7" });
     expect(custom.out).toContain("image: the mirror runs registry.corp/mirror-kit:7 (given with --image)");
+    expect(custom.out).toContain("`mirror-kit image --tag registry.corp/mirror-kit:7`");
   });
 });
 
