@@ -4,6 +4,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Authenticator } from "./auth/guard.js";
+import { ClusterEviction } from "./cluster/eviction.js";
 import { startCoordinator } from "./cluster/start.js";
 import { ConfigError, parseConfig, SMALL_CACHE_CAP, type ConfigInput } from "./config/schema.js";
 import { resolveConfig, type MirrorConfig } from "./config/resolve.js";
@@ -59,13 +60,19 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const auth = new Authenticator(config.auth, log);
   await auth.start();
   const store = await openStore(config.store, { replica: config.replica });
+  // A cap the backend cannot enforce would be a setting silently dropped.
+  if (config.cacheMaxBytes > 0 && !isEvictable(store)) {
+    await store.close();
+    throw new ConfigError(`invalid configuration:\n  cache.maxSize: the ${config.store.driver} storage driver cannot evict; remove the cap`);
+  }
   const freshness = new FreshnessPolicy(config.tagRules, config.semverTagsImmutable);
   const upstreams = new Upstreams(config, log, metrics, trust);
   const status = await StatusModel.start({ config, metrics, log, breakers: upstreams });
   store.onPublish = (n) => status.published(n);
-  if (config.cacheMaxBytes > 0) {
-    // A cap the backend cannot enforce would be a setting silently dropped.
-    if (!isEvictable(store)) throw new ConfigError(`invalid configuration:\n  cache.maxSize: the ${config.store.driver} storage driver cannot evict; remove the cap`);
+  // Redis (config redis): what the replicas of one store agree on. Unreachable, the replica starts anyway.
+  const { coordinator, flight } = await startCoordinator(config, log);
+  if (coordinator) upstreams.shareWith(coordinator);
+  if (config.cacheMaxBytes > 0 && isEvictable(store)) {
     const cap = new SizeCap(
       store,
       config.cacheMaxBytes,
@@ -79,16 +86,16 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
       config.evictionGraceMs,
       (upstream, name, tag) => freshness.pinned(upstream, name, tag),
     );
+    // With Redis the usage is the cluster's, and only the holder of the evict lease evicts.
+    const cluster = coordinator ? new ClusterEviction(cap, coordinator, config.cacheMaxBytes, log.child({ component: "eviction" })) : undefined;
     store.onPublish = (n) => {
       status.published(n);
-      cap.published(n);
+      if (cluster) cluster.published(n);
+      else cap.published(n);
     };
     store.makeRoom = (n) => cap.makeRoom(n);
-    void cap.trigger();
+    void (cluster ? cluster.run() : cap.trigger());
   }
-  // Redis (config redis): what the replicas of one store agree on. Unreachable, the replica starts anyway.
-  const { coordinator, flight } = await startCoordinator(config, log);
-  if (coordinator) upstreams.shareWith(coordinator);
   const streams = new StatusStreams();
   const holdings = new Holdings({ store, upstreams, maxAgeMs: config.cacheMaxAgeMs });
   const sizes = new ExpectedSizes();

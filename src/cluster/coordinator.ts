@@ -23,8 +23,12 @@ export type CoordinatorHealth = { ok: true; mode: "local" | "redis" } | { ok: fa
 
 /** Shared figures and rate-limit observations, readable by every replica. */
 export interface SharedState {
-  /** Add to the shared cache usage; the new total, or undefined when it cannot be known now. */
-  addUsage(bytes: number): Promise<number | undefined>;
+  /**
+   * Add to the shared cache usage: the new total; "unmeasured" when no replica has measured the
+   * store since the coordinator started (a Redis restart loses the figure); undefined when the
+   * coordinator cannot be reached.
+   */
+  addUsage(bytes: number): Promise<number | "unmeasured" | undefined>;
   /** Set the shared cache usage (after a full scan by the evictor). */
   setUsage(bytes: number): Promise<void>;
   /** The last value put under `key` by any replica, or undefined. */

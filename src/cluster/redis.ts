@@ -28,6 +28,9 @@ const RENEW = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("
 /** Commands in a row timing out on a live connection that count as an outage. */
 const MAX_TIMEOUTS = 3;
 const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
+// An INCRBY on a missing key would start the total from this replica's bytes alone (after a Redis
+// restart): the caller is told it is unmeasured instead, and the evictor measures it.
+const ADD_USAGE = `if redis.call("exists", KEYS[1]) == 1 then return redis.call("incrby", KEYS[1], ARGV[1]) else return -1 end`;
 
 interface ReleaseMessage {
   key: string;
@@ -208,9 +211,9 @@ export class RedisCoordinator implements Coordinator {
     for (const h of this.listeners.get(news.topic) ?? []) h(news.message);
   }
 
-  async addUsage(bytes: number): Promise<number | undefined> {
-    if (this.down !== undefined) return undefined;
-    return this.guard(() => this.cmd.incrby(this.key("usage"), Math.round(bytes)));
+  async addUsage(bytes: number): Promise<number | "unmeasured" | undefined> {
+    const total = await this.guard(() => this.cmd.eval(ADD_USAGE, 1, this.key("usage"), String(Math.round(bytes))) as Promise<number>);
+    return total === undefined ? undefined : total < 0 ? "unmeasured" : total;
   }
 
   async setUsage(bytes: number): Promise<void> {
