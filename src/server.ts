@@ -72,8 +72,9 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   // Redis (config redis): what the replicas of one store agree on. Unreachable, the replica starts anyway.
   const { coordinator, flight } = await startCoordinator(config, log);
   if (coordinator) upstreams.shareWith(coordinator);
+  let cap: SizeCap | undefined;
   if (config.cacheMaxBytes > 0 && isEvictable(store)) {
-    const cap = new SizeCap(
+    const sizeCap = (cap = new SizeCap(
       store,
       config.cacheMaxBytes,
       (r) => {
@@ -85,16 +86,17 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
       (err) => log.error({ err: (err as Error).message }, "cache eviction failed"),
       config.evictionGraceMs,
       (upstream, name, tag) => freshness.pinned(upstream, name, tag),
-    );
+    ));
     // With Redis the usage is the cluster's, and only the holder of the evict lease evicts.
-    const cluster = coordinator ? new ClusterEviction(cap, coordinator, config.cacheMaxBytes, log.child({ component: "eviction" })) : undefined;
+    const cluster = coordinator ? new ClusterEviction(sizeCap, coordinator, config.cacheMaxBytes, log.child({ component: "eviction" })) : undefined;
     store.onPublish = (n) => {
       status.published(n);
       if (cluster) cluster.published(n);
-      else cap.published(n);
+      else sizeCap.published(n);
     };
-    store.makeRoom = (n) => cap.makeRoom(n);
-    void (cluster ? cluster.run() : cap.trigger());
+    store.makeRoom = (n) => sizeCap.makeRoom(n);
+    if (cluster) sizeCap.rerun = () => cluster.run();
+    void (cluster ? cluster.run() : sizeCap.trigger());
   }
   const streams = new StatusStreams();
   const holdings = new Holdings({ store, upstreams, maxAgeMs: config.cacheMaxAgeMs });
@@ -141,6 +143,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
       streams.closeAll();
       const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
       await Promise.race([closed, timer]);
+      cap?.stop();
       await blobs.cancelAll("mirror shutting down");
       server.closeAllConnections();
       await closed;

@@ -29,8 +29,12 @@ export interface SharedState {
    * coordinator cannot be reached.
    */
   addUsage(bytes: number): Promise<number | "unmeasured" | undefined>;
-  /** Set the shared cache usage (after a full scan by the evictor). */
-  setUsage(bytes: number): Promise<void>;
+  /**
+   * After the evictor's scan: the usage becomes `measured` when nobody published since the figure
+   * read `seen` (or when there is none), else `freed` is subtracted from it (publishes during the
+   * scan stay counted once). The new total, or undefined when the coordinator cannot be reached.
+   */
+  settleUsage(measured: number, seen: number | undefined, freed: number): Promise<number | undefined>;
   /** The last value put under `key` by any replica, or undefined. */
   get(key: string): Promise<string | undefined>;
   put(key: string, value: string, ttlMs: number): Promise<void>;
@@ -79,8 +83,9 @@ export class LocalCoordinator implements Coordinator {
     return this.usage;
   }
 
-  async setUsage(bytes: number): Promise<void> {
-    this.usage = bytes;
+  async settleUsage(measured: number): Promise<number> {
+    this.usage = measured;
+    return measured;
   }
 
   async get(key: string): Promise<string | undefined> {

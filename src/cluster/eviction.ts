@@ -7,7 +7,8 @@ import type { Coordinator } from "./coordinator.js";
 export interface CapRunner {
   readonly bytes: number | undefined;
   published(bytes: number): void;
-  trigger(): Promise<void>;
+  /** Evict now; resolves with the bytes freed. */
+  trigger(): Promise<number>;
 }
 
 export class ClusterEviction {
@@ -42,17 +43,16 @@ export class ClusterEviction {
       const started = Date.now();
       this.log.debug({ startedAt: started }, "evicting for the cluster: this replica holds the evict lease");
       try {
-        // Publishes by other replicas during a run are not in its scan: they are added on top of
-        // it, and when they took the total over the cap again, the holder runs again (they could not).
+        // Publishes by other replicas during a run may or may not be in its scan: the figure takes
+        // the scan only when there were none, else loses what was freed; when they took the total
+        // over the cap again, the holder runs again (they could not).
         for (let round = 0; round < 3; round++) {
           const before = await this.coordinator.addUsage(0);
-          await this.cap.trigger();
+          const freed = await this.cap.trigger();
           const measured = this.cap.bytes;
           if (measured === undefined) break;
-          let total: number | "unmeasured" | undefined = measured;
-          if (typeof before === "number") total = await this.coordinator.addUsage(measured - before);
-          else await this.coordinator.setUsage(measured);
-          if (typeof total !== "number" || total <= this.maxBytes || total === measured) break;
+          const total = await this.coordinator.settleUsage(measured, typeof before === "number" ? before : undefined, freed);
+          if (total === undefined || total <= this.maxBytes || total === measured) break;
         }
       } finally {
         this.log.debug({ startedAt: started, endedAt: Date.now(), sizeBytes: this.cap.bytes }, "cluster eviction run over");

@@ -30,6 +30,11 @@ const MAX_TIMEOUTS = 3;
 const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
 // An INCRBY on a missing key would start the total from this replica's bytes alone (after a Redis
 // restart): the caller is told it is unmeasured instead, and the evictor measures it.
+// Settling after a scan, atomically: the scan's figure when nothing was added since the evictor
+// read ARGV[2] (or there is no figure), else only what it freed is subtracted.
+const SETTLE_USAGE = `local cur = redis.call("get", KEYS[1])
+if cur == false or cur == ARGV[2] then redis.call("set", KEYS[1], ARGV[1]) return tonumber(ARGV[1]) end
+return redis.call("incrby", KEYS[1], -tonumber(ARGV[3]))`;
 const ADD_USAGE = `if redis.call("exists", KEYS[1]) == 1 then return redis.call("incrby", KEYS[1], ARGV[1]) else return -1 end`;
 
 interface ReleaseMessage {
@@ -216,8 +221,9 @@ export class RedisCoordinator implements Coordinator {
     return total === undefined ? undefined : total < 0 ? "unmeasured" : total;
   }
 
-  async setUsage(bytes: number): Promise<void> {
-    await this.guard(() => this.cmd.set(this.key("usage"), String(Math.round(bytes))));
+  async settleUsage(measured: number, seen: number | undefined, freed: number): Promise<number | undefined> {
+    const args = [String(Math.round(measured)), seen === undefined ? "" : String(seen), String(Math.round(freed))];
+    return this.guard(() => this.cmd.eval(SETTLE_USAGE, 1, this.key("usage"), ...args) as Promise<number>);
   }
 
   async get(name: string): Promise<string | undefined> {

@@ -189,12 +189,16 @@ async function list(dir: string): Promise<string[]> {
 
 /**
  * Runs eviction when the cache grows past its cap: after publishes that cross it, and once at start.
- * One run at a time; a publish during a run is caught by the next one.
+ * One run at a time; a publish during a run is caught by the next one. A run that cannot get under
+ * the cap because what is left was used too recently runs again once that grace has passed.
  */
 export class SizeCap {
   private size: number | undefined;
-  private running: Promise<void> | undefined;
+  private running: Promise<number> | undefined;
   private again = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** What runs again after the grace (the cluster's lease-holding run when replicas share the store). */
+  rerun: () => unknown = () => this.trigger();
 
   constructor(
     private readonly store: Evictable,
@@ -214,7 +218,7 @@ export class SizeCap {
   /** Count a newly published blob; evict when the cap is crossed. */
   published(bytes: number): void {
     if (this.size !== undefined) this.size += bytes;
-    if (this.size === undefined || this.size > this.maxBytes) this.trigger();
+    if (this.size === undefined || this.size > this.maxBytes) void this.trigger();
   }
 
   /** Evict least recently used content until `bytes` more fit under the current size (a blob that would not fit on disk). */
@@ -228,26 +232,44 @@ export class SizeCap {
     this.report(r);
   }
 
-  trigger(): Promise<void> {
+  /** Run (or join the run in progress); resolves with the bytes it freed. */
+  trigger(): Promise<number> {
     if (this.running) {
       this.again = true;
       return this.running;
     }
     this.running = (async () => {
+      let freed = 0;
       do {
         this.again = false;
         try {
           const keep = this.pinned ? await this.store.pinnedDigests(this.pinned) : undefined;
           const r = await this.store.evict({ target: Math.floor(this.maxBytes * 0.9), protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
           this.size = r.sizeAfter;
+          freed += r.sizeBefore - r.sizeAfter;
           this.report(r);
         } catch (err) {
           this.onError(err);
         }
       } while (this.again && (this.size ?? 0) > this.maxBytes);
+      if ((this.size ?? 0) > this.maxBytes && !this.retryTimer) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          void this.rerun();
+        }, this.protectMs + 1_000);
+        this.retryTimer.unref();
+      }
+      return freed;
     })().finally(() => {
       this.running = undefined;
     });
     return this.running;
+  }
+
+  /** No more runs (the mirror is stopping). */
+  stop(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.rerun = () => undefined;
   }
 }
