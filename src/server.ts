@@ -29,7 +29,7 @@ import { describeTarget } from "./store/s3/client.js";
 import { isEvictable } from "./store/store.js";
 import { exposureWarnings } from "./tls/exposure.js";
 import { StorageHealth } from "./store/health.js";
-import { createListener } from "./tls/listener.js";
+import { createListener, type TlsFiles } from "./tls/listener.js";
 
 export interface RunningMirror {
   readonly url: string;
@@ -49,6 +49,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Collect process metrics (CPU, memory) too: on for the CLI, off for tests sharing a process. */
   processMetrics?: boolean;
+  /** The TLS files as serve read them before dropping privileges (see createListener). */
+  tlsFiles?: TlsFiles;
 }
 
 export async function startMirror(input: ConfigInput | MirrorConfig, options: StartOptions = {}): Promise<RunningMirror> {
@@ -111,7 +113,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
     // The upload waits on local disk: the filesystem store's own temporary folder (same filesystem).
     const importDir = "tempDir" in store && typeof store.tempDir === "string" ? store.tempDir : join(config.storage, "import-tmp");
     const importer = { ingestDir: importDir, run: async (file: string) => (await import("./bundle/import.js")).importBundle(file, store, importDir) };
-    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, referrers, importer, upstreams, tags: store, auth, status, streams, health, ...(coordinator ? { coordinator } : {}) }), log);
+    listener = await createListener(config.tls, createHandler({ config, log, metrics, blobs, manifests, referrers, importer, upstreams, tags: store, auth, status, streams, health, ...(coordinator ? { coordinator } : {}) }), log, options.tlsFiles);
     await listen(listener.server, config.host, config.port);
   } catch (err) {
     listener?.close();

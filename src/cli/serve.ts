@@ -47,13 +47,16 @@ export async function loadServeConfig(args: ServeArgs, env: Env): Promise<Loaded
 /** Start the mirror from CLI arguments and an environment; the caller decides about signals. */
 export async function runServe(args: ServeArgs, env: Env): Promise<RunningMirror> {
   const { config, warnings } = await loadServeConfig(args, env);
-  await dropPrivileges(config.storage, env, env.MIRROR_KIT_RUN_DIR ? [env.MIRROR_KIT_RUN_DIR] : []);
   // Loaded here, not at the top: `mirror-kit healthcheck` imports this module for loadServeConfig
   // and must start fast (Docker gives it 5 s on a loaded machine).
-  const [{ createLogger }, { startMirror }] = await Promise.all([import("../observe/log.js"), import("../server.js")]);
+  const [{ createLogger }, { startMirror }, { readTlsFiles }] = await Promise.all([import("../observe/log.js"), import("../server.js"), import("../tls/listener.js")]);
+  // Read while still root: a key mounted from the host is usually readable by its owner only (mirror-kit
+  // cert writes it 0600), never by the image's service user.
+  const tlsFiles = config.tls ? await readTlsFiles(config.tls) : undefined;
+  await dropPrivileges(config.storage, env, env.MIRROR_KIT_RUN_DIR ? [env.MIRROR_KIT_RUN_DIR] : []);
   const log = createLogger(config.logLevel, undefined, config.logFormat);
   for (const w of warnings) log.warn(w);
-  return startMirror(config, { logger: log, processMetrics: true });
+  return startMirror(config, { logger: log, processMetrics: true, ...(tlsFiles ? { tlsFiles } : {}) });
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {

@@ -1,16 +1,31 @@
 // View-model and rendering of the mirror-kit Compose fragment (templates/compose/): every value the
 // template places is computed here, including YAML-safe quoting of the healthcheck command.
+import { isAbsolute, relative } from "node:path";
 import { render, seal, packageVersion, STAMP_PLACEHOLDER } from "./render.js";
 import { CONTAINER_PORT, CONTAINER_STORAGE, type Settings } from "./settings.js";
+import { requireServerPair } from "./tls-material.js";
 
 export const SERVICE_NAME = "mirror-kit";
+/** Where the service finds the certificate and key `init --ca` found beside the CA (mounted read-only). */
+export const CONTAINER_TLS_DIR = "/etc/mirror-kit/tls";
+
+/**
+ * A host file as a Compose bind-mount source: relative to the Compose file's folder (Compose resolves it
+ * from there, so the project can move), "./" first so it is never read as a volume name. Without a
+ * folder (the standalone fragment) it stays as given.
+ */
+export function composeSource(file: string, composeDir?: string): string {
+  if (!composeDir) return file;
+  const rel = relative(composeDir, file);
+  return isAbsolute(rel) || rel.startsWith("../") ? rel : `./${rel}`;
+}
 
 export interface ComposeView {
   stamp: string;
   version: string;
   image: string;
   portMapping: string;
-  volumeMount: string;
+  volumeMounts: string[];
   volumeName: string | null;
   environment: { name: string; valueYaml: string }[] | null;
   healthcheckTestYaml: string;
@@ -19,9 +34,17 @@ export interface ComposeView {
 /** The image's own `mirror-kit healthcheck`: it finds the port and scheme however serve was configured. */
 export const HEALTHCHECK_TEST = ["CMD", "node", "/app/dist/cli/healthcheck-main.js"];
 
-export function composeView(s: Settings): ComposeView {
+export function composeView(s: Settings, composeDir?: string): ComposeView {
   const custom = s.upstreams.filter((u) => u.custom);
   const vars: { name: string; valueYaml: string }[] = [];
+  const mounts = [`${s.storage.kind === "volume" ? s.storage.name : s.storage.path}:${CONTAINER_STORAGE}`];
+  if (s.ca) {
+    // The clients are told the mirror is https (--ca), so the service must serve it: with the pair
+    // beside the CA. Each file alone, so the CA's own key in that folder never enters the container.
+    const pair = requireServerPair(s.ca);
+    mounts.push(`${composeSource(pair.certFile, composeDir)}:${CONTAINER_TLS_DIR}/server.crt:ro`, `${composeSource(pair.keyFile, composeDir)}:${CONTAINER_TLS_DIR}/server.key:ro`);
+    vars.push({ name: "MIRROR_KIT_TLS_CERT", valueYaml: JSON.stringify(`${CONTAINER_TLS_DIR}/server.crt`) }, { name: "MIRROR_KIT_TLS_KEY", valueYaml: JSON.stringify(`${CONTAINER_TLS_DIR}/server.key`) });
+  }
   if (custom.length) vars.push({ name: "MIRROR_KIT_UPSTREAMS", valueYaml: JSON.stringify(custom.map((u) => `${u.name}=${u.url}`).join(",")) });
   // The server sees only its mount point; with this its storage errors name the folder given to init.
   if (s.storage.kind === "bind") vars.push({ name: "MIRROR_KIT_STORAGE_HOST_PATH", valueYaml: JSON.stringify(s.storage.path) });
@@ -31,7 +54,7 @@ export function composeView(s: Settings): ComposeView {
     version: packageVersion(),
     image: s.image,
     portMapping: `${s.port}:${CONTAINER_PORT}`,
-    volumeMount: `${s.storage.kind === "volume" ? s.storage.name : s.storage.path}:${CONTAINER_STORAGE}`,
+    volumeMounts: mounts,
     volumeName: s.storage.kind === "volume" ? s.storage.name : null,
     environment: env,
     // JSON is valid YAML flow syntax and quotes the JavaScript safely.
@@ -40,6 +63,6 @@ export function composeView(s: Settings): ComposeView {
 }
 
 /** The standalone fragment (plugins/compose/compose.mirror-kit.yaml and `init` with no compose file). */
-export function renderComposeFragment(s: Settings): string {
-  return seal(render("compose/compose.mirror-kit.yaml", composeView(s)));
+export function renderComposeFragment(s: Settings, composeDir?: string): string {
+  return seal(render("compose/compose.mirror-kit.yaml", composeView(s, composeDir)));
 }

@@ -2,11 +2,12 @@
 // run their own dockerd a way to reach the host; user text outside the edited spots stays byte-exact.
 import { isDeepStrictEqual } from "node:util";
 import { Document, isMap, Pair, Scalar, YAMLMap, type Node } from "yaml";
-import { renderComposeFragment, SERVICE_NAME } from "./compose-view.js";
-import { planDaemonWiring, wireDaemonCommand } from "./compose-dind.js";
+import { composeSource, renderComposeFragment, SERVICE_NAME } from "./compose-view.js";
+import { caMount, daemonCaTarget, daemonMirrorUrl, mountCa, mountsAt, planDaemonWiring, wireDaemonCommand } from "./compose-dind.js";
 import { GenerateError } from "./errors.js";
 import { seal, stampState, STAMP_PLACEHOLDER } from "./render.js";
 import { DOCKER_HOST_ALIAS, type Settings } from "./settings.js";
+import { requireCoverage } from "./tls-material.js";
 import * as Y from "./yaml-edit.js";
 
 export const COMPOSE_FILE_NAMES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
@@ -14,11 +15,14 @@ const HOST_GATEWAY_ENTRY = `${DOCKER_HOST_ALIAS}:host-gateway`;
 
 type Js = Record<string, unknown>;
 
-/** Returns the new text of the Compose file (equal to `text` when nothing needs to change). */
-export function mergeCompose(text: string, display: string, s: Settings, force: boolean): string {
+/**
+ * Returns the new text of the Compose file (equal to `text` when nothing needs to change). `composeDir`
+ * is the file's folder: host paths it mounts (the TLS files of --ca) are written relative to it.
+ */
+export function mergeCompose(text: string, display: string, s: Settings, force: boolean, composeDir?: string): string {
   // Windows line endings: merge on \n and put the user's endings back.
-  if (text.includes("\r\n")) return mergeCompose(text.replace(/\r\n/g, "\n"), display, s, force).replace(/\n/g, "\r\n");
-  const fragment = renderComposeFragment(s);
+  if (text.includes("\r\n")) return mergeCompose(text.replace(/\r\n/g, "\n"), display, s, force, composeDir).replace(/\n/g, "\r\n");
+  const fragment = renderComposeFragment(s, composeDir);
   if (text.trim() === "") return fragment;
   const original = Y.parseYaml(text, display);
   checkShape(original, display);
@@ -32,11 +36,17 @@ export function mergeCompose(text: string, display: string, s: Settings, force: 
   for (const name of dockerDaemonServices(Y.parseYaml(out, display))) out = ensureHostGateway(out, display, name, layout);
   const wirings = daemonWirings(original, s);
   for (const [name, wiring] of wirings) out = wireDaemonCommand(out, display, name, wiring, layout);
+  const caMounts = daemonCaMounts(Y.parseYaml(out, display), s, composeDir);
+  for (const [name, mount] of caMounts) out = mountCa(out, display, name, mount, layout);
 
   // Prove the splices did exactly what was meant: same data as the original plus our additions.
   const expected = original.toJS() as Js;
   applyExpected(expected, fragDoc.toJS() as Js, volumeName, dockerDaemonServices(original));
   for (const [name, wiring] of wirings) ((expected.services as Record<string, Js>)[name]!).command = wiring.command;
+  for (const [name, mount] of caMounts) {
+    const svc = (expected.services as Record<string, Js>)[name]!;
+    svc.volumes = [...((svc.volumes as unknown[] | null | undefined) ?? []), mount];
+  }
   const actual = Y.parseYaml(out, display).toJS() as Js;
   if (!isDeepStrictEqual(actual, expected)) {
     throw new GenerateError("BAD_INPUT", "could not merge the mirror-kit service without changing other content; add it by hand from plugins/compose/compose.mirror-kit.yaml", display);
@@ -142,6 +152,25 @@ function daemonWirings(doc: Document.Parsed, s: Settings): [string, Extract<Retu
   return allDaemonServices(doc).flatMap((name) => {
     const wiring = planDaemonWiring(services[name]!, s);
     return wiring.kind === "flags" ? [[name, wiring] as [string, typeof wiring]] : [];
+  });
+}
+
+/**
+ * With --ca, each daemon that pulls from our https URL gets the CA mounted where its dockerd looks, once;
+ * the certificate must name the host that daemon uses (the service name, or the host's alias).
+ */
+function daemonCaMounts(doc: Document.Parsed, s: Settings, composeDir?: string): [string, Js][] {
+  if (!s.ca) return [];
+  const ca = s.ca;
+  const services = ((doc.toJS() as Js | null)?.services ?? {}) as Record<string, Js | null>;
+  return allDaemonServices(doc).flatMap((name) => {
+    const svc = services[name]!;
+    const url = daemonMirrorUrl(svc, s);
+    const command = Array.isArray(svc.command) ? svc.command : [];
+    if (!command.includes(`--registry-mirror=${url}`)) return [];
+    requireCoverage(ca, new URL(url).hostname, `the Docker daemon of Compose service ${name} would`);
+    const target = daemonCaTarget(svc, s);
+    return mountsAt(svc, target) ? [] : [[name, caMount(composeSource(ca.file, composeDir), target)] as [string, Js]];
   });
 }
 

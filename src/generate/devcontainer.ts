@@ -9,6 +9,7 @@ import { appendToArray, detectStyle, propertyStart, setProperty } from "./jsonc-
 import { planGeneratedFile, readIfExists, unlessEdited, type FileChange } from "./files.js";
 import { packageVersion, render, seal, sha256, STAMP_PLACEHOLDER } from "./render.js";
 import { containerMirrorUrl, CONTAINER_PORT, DOCKER_HOST_ALIAS, type Settings } from "./settings.js";
+import { requireCoverage } from "./tls-material.js";
 
 export const FEATURE_ID = "mirror-kit";
 export const FEATURE_REF = `./${FEATURE_ID}`;
@@ -37,8 +38,11 @@ export function engineFeaturesUsed(features: unknown): string[] {
   return ENGINE_FEATURES.filter((id) => ids.has(id));
 }
 
-/** The Feature's files: options travel in devcontainer.json; only installsAfter follows the project. */
-export function renderFeature(installsAfter: readonly string[] = []): { feature: FeatureFile[]; test: FeatureFile } {
+/**
+ * The Feature's files: options travel in devcontainer.json; installsAfter and the CA of a TLS mirror
+ * (`init --ca`, carried inside install.sh: a Feature sees only its own folder) follow the project.
+ */
+export function renderFeature(installsAfter: readonly string[] = [], caPem = ""): { feature: FeatureFile[]; test: FeatureFile } {
   const base = {
     version: packageVersion(),
     defaultMirrorUrl: DEFAULT_FEATURE_URL,
@@ -47,7 +51,7 @@ export function renderFeature(installsAfter: readonly string[] = []): { feature:
   };
   const installsAfterEntry = installsAfter.length > 0 ? `,\n  "installsAfter": ${JSON.stringify(installsAfter)}` : "";
   const json = render("devcontainer/devcontainer-feature.json", { ...base, installsAfterEntry });
-  const install = seal(render("devcontainer/install.sh", { ...base, featureJsonSha256: sha256(json) }));
+  const install = seal(render("devcontainer/install.sh", { ...base, featureJsonSha256: sha256(json), caPem: caPem.trimEnd() }));
   return {
     feature: [
       { name: "devcontainer-feature.json", content: json },
@@ -75,7 +79,8 @@ export function planDevcontainer(projectDir: string, file: string, s: Settings, 
   if (text === null) throw new GenerateError("NOT_FOUND", "does not exist", display);
   const featureDir = join(dirname(file), FEATURE_ID);
   const installsAfter = engineFeaturesUsed(parseJsonc(text, display).features);
-  const changes: FileChange[] = renderFeature(installsAfter).feature.map((f) => {
+  requireCoverage(s.ca, new URL(containerMirrorUrl(s)).hostname, "dev containers");
+  const changes: FileChange[] = renderFeature(installsAfter, s.ca?.pem).feature.map((f) => {
     const path = join(featureDir, f.name);
     const shown = relative(projectDir, path);
     return unlessEdited(path, shown, () =>

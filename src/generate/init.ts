@@ -1,7 +1,7 @@
 // `mirror-kit init`: plans every target's edits first (so bad input writes nothing), then shows a diff
 // (--dry-run), asks on a terminal unless --yes (without one, prints the plan and refuses), and writes
 // each file atomically; files edited by hand are reported and skipped.
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { daemonNotes, mergeCompose } from "./compose.js";
 import { freeHostPort, publishedHostPorts } from "./compose-ports.js";
 import { renderComposeFragment } from "./compose-view.js";
@@ -142,8 +142,15 @@ function plan(cwd: string, found: Detected, s: Settings, o: InitOptions): { chan
     const file = found.compose ?? join(cwd, "compose.yaml");
     const display = relative(cwd, file);
     const before = readIfExists(file, display);
-    changes.push(unlessEdited(file, display, () => ({ path: file, display, before, after: before === null ? renderComposeFragment(s) : mergeCompose(before, display, s, force) })));
+    const dir = dirname(file);
+    changes.push(unlessEdited(file, display, () => ({ path: file, display, before, after: before === null ? renderComposeFragment(s, dir) : mergeCompose(before, display, s, force, dir) })));
     if (before !== null) notes.push(...daemonNotes(before, display, s));
+    if (s.ca?.server) {
+      const key = relative(cwd, s.ca.server.keyFile);
+      notes.push(
+        `${display}: service mirror-kit serves https with ${relative(cwd, s.ca.server.certFile)} and ${key} (mounted read-only); keep the keys out of version control, and after \`mirror-kit cert\` re-issues the certificate run \`docker compose restart mirror-kit\``,
+      );
+    }
   }
   if (want.vagrant) {
     if (!found.vagrantfile) throw new GenerateError("NOT_FOUND", `not found in ${cwd}; create one (vagrant init) or drop --vagrant`, "Vagrantfile");

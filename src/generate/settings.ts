@@ -1,12 +1,10 @@
 // Validated generator settings: the mirror's image, port, storage, upstreams and the URL each kind of
 // client uses to reach it. Flags are checked here, eagerly, with "expected X, got Y" messages.
-import { X509Certificate } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { BUILTIN_UPSTREAMS } from "../config/builtin.js";
 import { parseUpstreamSpec } from "../oci/hosts.js";
 import { GenerateError } from "./errors.js";
 import { packageVersion } from "./render.js";
+import { readCa, type CaMaterial } from "./tls-material.js";
 
 /** Where the release workflow (.github/workflows/release.yml) pushes the image, as the package version. */
 export const IMAGE_REPOSITORY = "ghcr.io/mirror-kit/mirror-kit";
@@ -42,7 +40,7 @@ export interface Settings {
   /** --host: the address VMs and containers use to reach the host. */
   host?: string;
   /** --ca: the CA that signed the mirror's certificate (PEM), installed where each client looks. Implies https. */
-  ca?: { pem: string; file: string };
+  ca?: CaMaterial;
 }
 
 export interface SettingsInput {
@@ -76,27 +74,6 @@ export function resolveSettings(input: SettingsInput): Settings {
     }
   }
   return settings;
-}
-
-/** The CA PEM, read and checked now so a wrong file fails here and not on every client later. */
-function readCa(raw: string): { pem: string; file: string } {
-  let file = raw;
-  let pem: string;
-  try {
-    if (statSync(raw).isDirectory()) file = join(raw, "ca.crt");
-    pem = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new GenerateError("BAD_OPTION", `--ca: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(pem);
-  } catch {
-    throw new GenerateError("BAD_OPTION", `--ca: ${file} is not a PEM certificate (expected the ca.crt that \`mirror-kit cert\` wrote)`);
-  }
-  if (!cert.ca) throw new GenerateError("BAD_OPTION", `--ca: ${file} is not a CA certificate; give the CA (ca.crt), not the server certificate`);
-  if (/PRIVATE KEY/.test(pem)) throw new GenerateError("BAD_OPTION", `--ca: ${file} contains a private key; give the CA certificate only`);
-  return { pem: pem.endsWith("\n") ? pem : `${pem}\n`, file };
 }
 
 /** https when the mirror has a certificate (--ca), else http; an explicit --mirror-url keeps its own. */

@@ -5,6 +5,7 @@ import { GenerateError } from "./errors.js";
 import { planGeneratedFile, readIfExists, unlessEdited, type FileChange } from "./files.js";
 import { packageVersion, render, seal, stampState, STAMP_PLACEHOLDER } from "./render.js";
 import { mirrorScheme, vmMirrorUrl, type Settings } from "./settings.js";
+import { requireCoverage } from "./tls-material.js";
 
 export const SCRIPT_PATH = ".mirror-kit/provision.sh";
 const BEGIN = "# >>> mirror-kit >>>";
@@ -47,6 +48,9 @@ export function planVagrant(projectDir: string, file: string, s: Settings, force
   const display = relative(projectDir, file);
   const text = readIfExists(file, display);
   if (text === null) throw new GenerateError("NOT_FOUND", "does not exist", display);
+  const url = vmMirrorUrl(s);
+  // A detected host (no --host/--mirror-url) is known only inside the VM; a given one is checked now.
+  if (url) requireCoverage(s.ca, new URL(url).hostname, "VMs");
   const script = join(dirname(file), SCRIPT_PATH);
   const scriptDisplay = relative(projectDir, script);
   return [

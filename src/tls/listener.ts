@@ -23,13 +23,25 @@ export interface Listener {
 
 const WATCH_SETTLE_MS = 300;
 
-export async function createListener(tls: TlsConfig | undefined, handler: RequestListener, log: Logger): Promise<Listener> {
+/** The bytes of the TLS files, as read by a process that may lose the right to read them (serve's privilege drop). */
+export interface TlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly clientCAs: readonly Buffer[];
+}
+
+/**
+ * `preloaded`: the files as read before the process dropped to its service user (the image starts as
+ * root), like nginx's master reads keys only root can read. Later reloads read the files again, and a
+ * file the service user cannot read then fails that reload, logged, with the running pair kept.
+ */
+export async function createListener(tls: TlsConfig | undefined, handler: RequestListener, log: Logger, preloaded?: TlsFiles): Promise<Listener> {
   if (!tls) {
     const server = createHttpServer({ keepAliveTimeout: 65_000 }, handler);
     return { server, scheme: "http", reloadTls: async () => false, close: () => undefined };
   }
   // At startup a bad file is a configuration error: refuse to start rather than serve without TLS.
-  const first = await readMaterial(tls);
+  const first = material(tls, preloaded ?? (await readTlsFiles(tls)));
   checkPair(first, tls, (msg) => new ConfigError(msg));
   const mutual = tls.clientCAFiles.length > 0;
   const server = createHttpsServer({ keepAliveTimeout: 65_000, ...first.options, requestCert: mutual, rejectUnauthorized: mutual }, handler);
@@ -70,7 +82,7 @@ interface Material {
   readonly cert: Buffer;
 }
 
-async function readMaterial(tls: TlsConfig): Promise<Material> {
+export async function readTlsFiles(tls: TlsConfig): Promise<TlsFiles> {
   const read = async (file: string, setting: string): Promise<Buffer> => {
     try {
       return await readFile(file);
@@ -80,7 +92,17 @@ async function readMaterial(tls: TlsConfig): Promise<Material> {
   };
   const cert = await read(tls.certFile, "tls.certificate");
   const key = await read(tls.keyFile, "tls.key");
-  const ca = await Promise.all(tls.clientCAFiles.map((f) => read(f, "tls.clientCAs")));
+  const clientCAs = await Promise.all(tls.clientCAFiles.map((f) => read(f, "tls.clientCAs")));
+  return { cert, key, clientCAs };
+}
+
+async function readMaterial(tls: TlsConfig): Promise<Material> {
+  return material(tls, await readTlsFiles(tls));
+}
+
+function material(tls: TlsConfig, files: TlsFiles): Material {
+  const { cert, key } = files;
+  const ca = [...files.clientCAs];
   const hash = createHash("sha256");
   for (const b of [cert, key, ...ca]) hash.update(createHash("sha256").update(b).digest());
   const options: SecureContextOptions = {

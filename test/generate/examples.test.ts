@@ -50,3 +50,26 @@ test.each(names)("examples/%s exists with its before files", (name) => {
   expect(existsSync(join(EXAMPLES, name))).toBe(true);
   expect(Object.keys(readTree(join(EXAMPLES, name))).length).toBeGreaterThan(0);
 });
+
+// The same projects wired to a TLS mirror: `init --ca` given the folder `mirror-kit cert --san mirror-kit
+// --san host.docker.internal` wrote (copied in as mirror-kit-tls/; its server.key is a stand-in file).
+describe.each(["all-three", "compose-only", "devcontainer", "vagrant"])("examples/%s with --ca", (name) => {
+  const withCa = (): string => {
+    const dir = fresh(name);
+    copyTree(join(REPO, "test/generate/tls-fixture"), join(dir, "mirror-kit-tls"));
+    return dir;
+  };
+
+  test("init --ca produces the golden TLS tree, and a second run changes nothing", async () => {
+    const dir = withCa();
+    await runInit({ yes: true, ca: join(dir, "mirror-kit-tls") }, { cwd: dir, stdout: new Sink(), isTTY: false });
+    // The fixture itself is not generated output: the golden tree holds what init wrote.
+    const generated = Object.fromEntries(Object.entries(readTree(dir)).filter(([rel]) => !rel.startsWith("mirror-kit-tls/")));
+    expectGoldenTree(generated, join(REPO, "test/generate/golden-tls", name));
+    const first = readTree(dir);
+    const out = new Sink();
+    expect((await runInit({ yes: true, ca: join(dir, "mirror-kit-tls") }, { cwd: dir, stdout: out, isTTY: false })).written).toBe(false);
+    expect(out.text).toContain("everything is up to date");
+    expect(readTree(dir)).toEqual(first);
+  });
+});
