@@ -25,7 +25,7 @@ import { Upstreams } from "./proxy/upstreams.js";
 import { loadUpstreamTrust } from "./upstream/trust.js";
 import { SizeCap } from "./store/evict.js";
 import { openStore } from "./store/open.js";
-import { describeTarget } from "./store/s3/client.js";
+import { describeTarget } from "./store/s3/target.js";
 import { isEvictable } from "./store/store.js";
 import { exposureWarnings } from "./tls/exposure.js";
 import { StorageHealth } from "./store/health.js";

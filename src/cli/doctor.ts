@@ -1,6 +1,6 @@
 // `mirror-kit doctor`: checks this machine and its clients against a mirror, prints each result
 // with the exact fix for every failure, and exits non-zero when anything is wrong.
-import Docker from "dockerode";
+import type Docker from "dockerode";
 import type { CommandModule } from "yargs";
 import { checkReachable, type CheckResult } from "../doctor/checks.js";
 import { checkClientFiles, FILE_CLIENTS, type FileClient } from "../doctor/clients.js";
@@ -72,7 +72,9 @@ export const doctorCommand: CommandModule<object, DoctorCliArgs> = {
     const unknown = (args.clients ?? []).filter((c) => !(DOCTOR_CLIENTS as readonly string[]).includes(c));
     if (unknown.length > 0) throw new MirrorKitError("MK_USAGE", `--clients: unknown client ${unknown.join(", ")} (known: ${DOCTOR_CLIENTS.join(", ")})`);
     const { clients, ...rest } = args;
-    const results = await runDoctor({ ...rest, ...(clients ? { clients: clients as DoctorClient[] } : {}) }, { stdout: process.stdout, docker: new Docker() });
+    // dockerode (with ssh2) costs ~7 MiB of resident memory: loaded only when doctor runs, not by every serve.
+    const { default: Dockerode } = await import("dockerode");
+    const results = await runDoctor({ ...rest, ...(clients ? { clients: clients as DoctorClient[] } : {}) }, { stdout: process.stdout, docker: new Dockerode() });
     if (results.some((r) => r.outcome === "fail")) process.exitCode = 1;
   },
 };

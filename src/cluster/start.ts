@@ -4,11 +4,12 @@ import type { MirrorConfig } from "../config/resolve.js";
 import type { Logger } from "../observe/log.js";
 import type { Coordinator } from "./coordinator.js";
 import { ClusterFlight } from "./flight.js";
-import { RedisCoordinator } from "./redis.js";
 
 export async function startCoordinator(config: MirrorConfig, log: Logger): Promise<{ coordinator?: Coordinator; flight?: ClusterFlight }> {
   if (!config.redis) return {};
   const r = config.redis;
+  // ioredis costs ~6 MiB of resident memory: loaded only by a replica configured with Redis.
+  const { RedisCoordinator } = await import("./redis.js");
   const coordinator = await RedisCoordinator.connect({
     host: r.host,
     port: r.port,

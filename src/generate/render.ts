@@ -2,9 +2,10 @@
 // can tell "still as generated" from "edited by hand" without keeping any state outside the file.
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import Handlebars from "handlebars";
+import type Handlebars from "handlebars";
 import { MirrorKitError } from "../errors.js";
 
 /** templates/ sits two levels above both src/generate/ and dist/generate/. */
@@ -12,13 +13,20 @@ export const TEMPLATES_DIR = fileURLToPath(new URL("../../templates/", import.me
 export const PACKAGE_DIR = fileURLToPath(new URL("../../", import.meta.url));
 
 // One isolated environment: strict mode turns a view-model/template mismatch into an error instead of
-// an empty string in someone's daemon.json; noEscape because nothing emitted is HTML.
-const hbs = Handlebars.create();
+// an empty string in someone's daemon.json; noEscape because nothing emitted is HTML. Created on
+// first use: Handlebars (~2 MiB resident) is loaded by every command, serve included, otherwise.
+let hbs: typeof Handlebars | undefined;
 let partialsLoaded = false;
 const compiled = new Map<string, Handlebars.TemplateDelegate>();
 
+function engine(): typeof Handlebars {
+  hbs ??= (createRequire(import.meta.url)("handlebars") as typeof Handlebars).create();
+  return hbs;
+}
+
 function loadPartials(): void {
   if (partialsLoaded) return;
+  const hbs = engine();
   const dir = join(TEMPLATES_DIR, "partials");
   for (const file of readdirSync(dir)) {
     if (!file.endsWith(".hbs")) continue;
@@ -33,7 +41,7 @@ export function render(name: string, view: object): string {
   let template = compiled.get(name);
   if (!template) {
     const source = readFileSync(join(TEMPLATES_DIR, `${name}.hbs`), "utf8");
-    template = hbs.compile(source, { noEscape: true, strict: true });
+    template = engine().compile(source, { noEscape: true, strict: true });
     compiled.set(name, template);
   }
   return template(view);

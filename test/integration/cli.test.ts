@@ -1,7 +1,7 @@
 // The built mirror-kit binary as a user runs it: exit codes, messages, signals.
 import { spawn } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -98,5 +98,39 @@ describe("the mirror-kit binary", () => {
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
+  });
+
+  it("serves from a folder without loading the libraries only other commands and backends need", async () => {
+    const storage = await mkdtemp(join(tmpdir(), "mk-cli-"));
+    dirs.push(storage);
+    // Every CommonJS module a process loads (imported from ESM or required) is in require.cache;
+    // the preload lists their packages when the process exits.
+    const preload = join(storage, "..", `${storage.split("/").pop()}-loaded.cjs`);
+    const report = `${storage}-loaded.json`;
+    dirs.push(preload, report);
+    await writeFile(
+      preload,
+      `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(report)}, JSON.stringify([...new Set(Object.keys(require.cache).filter((k) => k.includes("/node_modules/")).map((k) => { const p = k.split("/node_modules/").pop().split("/"); return p[0].startsWith("@") ? p[0] + "/" + p[1] : p[0]; }))])));\n`,
+    );
+    const child = spawn(process.execPath, ["--require", preload, BIN, "serve", "--listen", "127.0.0.1:0", "--storage", storage], { stdio: ["ignore", "pipe", "pipe"] });
+    const url = await new Promise<string>((resolve, reject) => {
+      let buf = "";
+      child.stdout.on("data", (c: Buffer) => {
+        buf += c.toString();
+        const m = /"url":"(http:[^"]+)"/.exec(buf);
+        if (m) resolve(m[1] as string);
+      });
+      child.on("exit", (code) => reject(new Error(`exited ${code} before listening`)));
+    });
+    expect((await fetch(`${url}/v2/`)).status).toBe(200);
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    const loaded = JSON.parse(await readFile(report, "utf8")) as string[];
+    // The listing works: the HTTP client every serve uses is in it.
+    expect(loaded).toContain("undici");
+    // S3 storage, Redis coordination, doctor/up (dockerode with ssh2) and the generator's templates:
+    // measured ~20 MiB of resident memory together, none of it used by this process.
+    expect(loaded.filter((p) => ["@aws-sdk/client-s3", "ioredis", "dockerode", "ssh2", "handlebars"].includes(p))).toEqual([]);
   });
 });

@@ -7,17 +7,15 @@ import { NodeHttpHandler } from "@smithy/node-http-handler";
 import type { S3Spec } from "../../config/resolve.js";
 import { MirrorError } from "../../oci/errors.js";
 import { StoreError } from "../errors.js";
+import { describeTarget, endpointUrl } from "./target.js";
+
+export { describeTarget, endpointUrl };
 
 export interface S3ClientOptions {
   /** Replaces the HTTP handler (tests: a resolver for virtual-hosted bucket names). */
   requestHandler?: NodeHttpHandler;
 }
 
-/** The endpoint URL: as given when it has a scheme, else https (or http with secure: false). */
-export function endpointUrl(spec: S3Spec): string | undefined {
-  if (spec.endpoint === undefined) return undefined;
-  return /^https?:\/\//i.test(spec.endpoint) ? spec.endpoint : `${spec.secure ? "https" : "http"}://${spec.endpoint}`;
-}
 
 export function createS3Client(spec: S3Spec, options: S3ClientOptions = {}): S3Client {
   const endpoint = endpointUrl(spec);
@@ -44,10 +42,6 @@ export function createS3Client(spec: S3Spec, options: S3ClientOptions = {}): S3C
   });
 }
 
-/** What a request against the store is about, for messages: never a credential. */
-export function describeTarget(spec: S3Spec): string {
-  return `bucket ${spec.bucket}${spec.endpoint ? ` at ${endpointUrl(spec)}` : ` (AWS ${spec.region})`}`;
-}
 
 /** HeadBucket; create it when missing unless createBucket is false. Refuses to start on anything else. */
 export async function ensureBucket(client: S3Client, spec: S3Spec): Promise<void> {
