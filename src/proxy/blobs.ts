@@ -1,5 +1,5 @@
 // Pull-through blobs: local first (published blobs are shared by every repository and upstream),
-// else one shared fill per upstream and digest. Failures reach every waiter, not just the first.
+// else one shared fill per upstream and digest, left for one's own when it lets a client down.
 import { type ClusterFlight, sharedFailure } from "../cluster/flight.js";
 import type { Digest } from "../oci/digest.js";
 import { upstreamFault } from "../oci/errors.js";
@@ -10,6 +10,7 @@ import type { BlobStore, OpenBlob } from "../store/store.js";
 import { discard, ensureOk, headerString } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
 import { BlobFill, type FillReader } from "./fill.js";
+import { cachedReader, hedgedReader, JOINER_PATIENCE_MS, type OwnSource } from "./hedge.js";
 import type { Holdings } from "./holdings.js";
 import type { ThroughputFloor } from "./pace.js";
 import type { Target } from "./route.js";
@@ -47,9 +48,16 @@ const FINISHED_GRACE_MS = 2_000;
 /**
  * Fills are per upstream: a client of one upstream never waits on another upstream's download,
  * which may trickle or lie. Across upstreams only verified bytes are shared (published blobs, or a
- * fill whose every byte is already checked).
+ * fill whose every byte is already checked). Within one upstream a client joins another
+ * repository's fill (shared base layers are the common case), but only as long as it keeps the
+ * throughput floor (hedge.ts); so each repository has its own slot, for the fill it falls back on.
  */
 function fillKey(target: Target, digest: Digest): string {
+  return `${sourceOf(target)}|${digest.value}`;
+}
+
+/** One lease per upstream and digest across replicas (config redis), whichever repository asks. */
+function leaseKey(target: Target, digest: Digest): string {
   return `${target.upstream.name}|${digest.value}`;
 }
 
@@ -67,7 +75,7 @@ export class BlobService {
       await this.o.holdings.authorize(target, "blob", digest);
       return { size: local, cached: true };
     }
-    const fill = this.fills.get(fillKey(target, digest)) ?? this.verifiedFill(digest);
+    const fill = this.fills.get(fillKey(target, digest)) ?? this.verifiedFill(digest) ?? this.siblingFill(target, digest);
     if (fill?.size !== undefined) {
       if (fill.source !== sourceOf(target)) await this.o.holdings.authorize(target, "blob", digest);
       return { size: fill.size, cached: fill.isVerified };
@@ -119,12 +127,19 @@ export class BlobService {
   }
 
   /**
-   * This upstream's fill, or another's whose bytes are all verified. Not one streaming past a full
-   * disk: what its clients have read is gone from memory, so a newcomer downloads its own.
+   * This repository's fill, any fill whose bytes are all verified, or another repository's fill from
+   * the same upstream. Not one streaming past a full disk: what its clients have read is gone from
+   * memory, so a newcomer downloads its own.
    */
   private joinable(target: Target, digest: Digest): BlobFill | undefined {
     const own = this.fills.get(fillKey(target, digest));
-    return own && !own.notStored ? own : this.verifiedFill(digest);
+    return own && !own.notStored ? own : (this.verifiedFill(digest) ?? this.siblingFill(target, digest));
+  }
+
+  /** Another repository's fill of this digest from the same upstream, still downloading. */
+  private siblingFill(target: Target, digest: Digest): BlobFill | undefined {
+    for (const f of this.fills.values()) if (f.digest === digest.value && f.upstream === target.upstream.name && f.isRunning && !f.notStored) return f;
+    return undefined;
   }
 
   /** Another upstream's fill of this digest whose bytes are all here and checked: safe to share. */
@@ -145,15 +160,19 @@ export class BlobService {
   }
 
   private async fromFill(target: Target, fill: BlobFill, digest: Digest, retried = false): Promise<BlobSource> {
+    const shared = fill.source !== sourceOf(target);
     try {
+      // Another repository's download that has not even answered within the joiner's patience is
+      // not waited for: it may be that repository's hostile upstream.
+      if (shared && !retried && !(await settlesWithin(fill.ready, Math.min(this.o.floor.windowMs, JOINER_PATIENCE_MS)))) {
+        this.o.log.warn({ digest: digest.value, upstream: target.upstream.name }, "another repository's download of this blob has not started answering; downloading for this repository");
+        return this.fromFill(target, this.ownFill(target, digest), digest, true);
+      }
       await fill.ready;
     } catch (err) {
       // Joined a download another client started for another repository (a wrong name, another
       // upstream): its failure says nothing about this request, which tries its own source once.
-      if (!retried && fill.source !== sourceOf(target)) {
-        const next = this.fills.get(fillKey(target, digest));
-        return this.fromFill(target, next && next !== fill ? next : this.startFill(target, digest), digest, true);
-      }
+      if (!retried && shared) return this.fromFill(target, this.ownFill(target, digest), digest, true);
       throw err instanceof UpstreamError ? err.toMirrorError("BLOB_UNKNOWN") : err;
     }
     // Upstream is sending it for this repository: later hits under this name need no HEAD. Recorded
@@ -169,13 +188,30 @@ export class BlobService {
       return this.fromFill(target, next && next !== fill ? next : this.startFill(target, digest), digest, retried);
     }
     const notStored = fill.notStored;
-    return { kind: "fill", size: fill.size, reader: fill.reader(), verified: fill.isVerified && !notStored, ...(notStored ? { notStored } : {}) };
+    // Another repository's bytes not yet verified: followed only while they keep coming (hedge.ts).
+    const reader =
+      shared && !fill.isVerified && !retried
+        ? hedgedReader({ shared: fill, own: () => this.ownSource(target, digest), digest, floor: this.o.floor, log: this.o.log })
+        : fill.reader();
+    return { kind: "fill", size: fill.size, reader, verified: fill.isVerified && !notStored, ...(notStored ? { notStored } : {}) };
+  }
+
+  /** This repository's running fill, or a new one. */
+  private ownFill(target: Target, digest: Digest): BlobFill {
+    const own = this.fills.get(fillKey(target, digest));
+    return own && own.isRunning && !own.notStored ? own : this.startFill(target, digest);
+  }
+
+  /** Where a client that gave up on another repository's download reads the rest. */
+  private async ownSource(target: Target, digest: Digest): Promise<OwnSource> {
+    const source = await this.fromFill(target, this.ownFill(target, digest), digest, true);
+    return source.kind === "cache" ? { reader: cachedReader(source.blob), size: source.size } : { reader: source.reader, size: source.size };
   }
 
   /** This replica's fill once it holds the cluster's lease, or "published" when another replica's landed. */
   private clusterFill(target: Target, digest: Digest): Promise<BlobFill | "published"> {
     const flight = this.o.flight as ClusterFlight;
-    const key = fillKey(target, digest);
+    const key = leaseKey(target, digest);
     let claim = this.claims.get(key);
     if (!claim) {
       claim = (async () => {
@@ -228,4 +264,17 @@ export class BlobService {
 /** How a fill names the repository it downloads for (BlobFill.source). */
 function sourceOf(target: Target): string {
   return `${target.upstream.name}|${target.name}`;
+}
+
+/** Whether `p` settles (either way) within `ms`. */
+function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const settled = p.then(
+    () => true,
+    () => true,
+  );
+  return Promise.race([settled, late]).finally(() => clearTimeout(timer));
 }

@@ -131,6 +131,11 @@ export class BlobFill {
     return this.o.digest.value;
   }
 
+  /** The upstream this download comes from. */
+  get upstream(): string {
+    return this.o.client.name;
+  }
+
   /** Which upstream repository this download comes from (a waiter for another one retries its own). */
   get source(): string {
     return `${this.o.client.name}|${this.o.name}`;

@@ -105,6 +105,127 @@ describe("isolation between upstreams", () => {
   });
 });
 
+describe("isolation between repositories of one upstream", () => {
+  // Judged over 1 s, so a joiner's patience is 1 s (the default window is 30 s, patience 5 s).
+  const FLOOR = { minThroughput: "64KB", throughputWindow: "1s" };
+
+  /** An upstream serving `blob` under every repository: HEADs at once, GETs as `serve` says per repository. */
+  async function upstreamOf(blob: Buffer, serve: (repo: string, res: ServerResponse, range: string | undefined) => void) {
+    const up = await fake();
+    up.on(/\/blobs\//, (req, res) => {
+      if (req.method === "HEAD") return void res.writeHead(200, { "content-length": String(blob.byteLength) }).end();
+      serve(/^\/v2\/(.+)\/blobs\//.exec(req.url ?? "")?.[1] ?? "", res, req.headers.range);
+    });
+    return up;
+  }
+
+  it("a client of another repository leaves a download trickling for one repository and gets the blob from its own, within a bound", async () => {
+    const blob = randomBytes(400_000);
+    const digest = digestOf(blob);
+    // Hostile for library/slow only: it trickles there, every time; library/fast is served at once.
+    const up = await upstreamOf(blob, (repo, res) => (repo === "library/slow" ? trickleBlob(res, blob) : void res.writeHead(200, { "content-length": String(blob.byteLength) }).end(blob)));
+    const { mirror, storage, logs } = await mirrorFor(up.url, { upstream: FLOOR });
+    const trickling = new AbortController();
+    const stuck = fetch(`${mirror.url}/v2/library/slow/blobs/${digest}`, { signal: trickling.signal }).then((r) => r.arrayBuffer()).catch(() => undefined);
+    await eventually(async () => up.count("GET", `library/slow/blobs/${digest}`), (n) => n > 0);
+    await new Promise((r) => setTimeout(r, 300)); // the trickle has begun; the next client joins it
+    const other = await timed(get(`${mirror.url}/v2/library/fast/blobs/${digest}`));
+    trickling.abort();
+    await stuck;
+    expect(other.value.error).toBeUndefined();
+    expect(other.value.status).toBe(200);
+    expect(other.value.body.equals(blob)).toBe(true);
+    // Its patience (1 s) and its own download; without the hedge it waited for the floor to cut the
+    // trickle and for every resume of it to trickle too (over 10 s).
+    expect(other.ms).toBeLessThan(BOUND_MS);
+    expect(logs.join("")).toContain("it continues from its own repository");
+    expect(up.count("GET", `library/fast/blobs/${digest}`)).toBe(1);
+    expect(await eventually(() => published(storage), (p) => p.length > 0)).toEqual([digest.slice(7)]);
+  });
+
+  it("healthy: a client of another repository joins the download in progress, one GET for both", async () => {
+    const blob = randomBytes(600_000);
+    const digest = digestOf(blob);
+    // 100 KB every 150 ms: about 650 KB/s, well above the floor, and still arriving when the second client asks.
+    const up = await upstreamOf(blob, (_repo, res) => {
+      res.writeHead(200, { "content-length": String(blob.byteLength) });
+      let at = 0;
+      const t = setInterval(() => {
+        res.write(blob.subarray(at, at + 100_000));
+        at += 100_000;
+        if (at >= blob.byteLength) {
+          clearInterval(t);
+          res.end();
+        }
+      }, 150);
+      res.on("close", () => clearInterval(t));
+    });
+    const { mirror, logs } = await mirrorFor(up.url, { upstream: FLOOR });
+    const first = timed(get(`${mirror.url}/v2/library/a/blobs/${digest}`));
+    await eventually(async () => up.count("GET", digest), (n) => n > 0);
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await timed(get(`${mirror.url}/v2/library/b/blobs/${digest}`));
+    const one = await first;
+    for (const r of [one, second]) {
+      expect(r.value.error).toBeUndefined();
+      expect(r.value.body.equals(blob)).toBe(true);
+      expect(r.ms).toBeLessThan(BOUND_MS);
+    }
+    // Counted at the upstream: the first repository's GET only; the second asked a HEAD (is it there?).
+    expect(up.count("GET", digest)).toBe(1);
+    expect(up.count("HEAD", `library/b/blobs/${digest}`)).toBe(1);
+    expect(logs.join("")).not.toContain("it continues from its own repository");
+  });
+
+  it("the other repository's download fails mid-body: the joiner finishes from its own repository", async () => {
+    const blob = randomBytes(400_000);
+    const digest = digestOf(blob);
+    // library/broken sends a quarter and drops the connection, and refuses every resume.
+    const up = await upstreamOf(blob, (repo, res, range) => {
+      if (repo !== "library/broken") return void res.writeHead(200, { "content-length": String(blob.byteLength) }).end(blob);
+      if (range) return void res.writeHead(500).end();
+      res.writeHead(200, { "content-length": String(blob.byteLength) });
+      res.write(blob.subarray(0, 100_000));
+      setTimeout(() => res.destroy(), 500);
+    });
+    const { mirror } = await mirrorFor(up.url, { upstream: FLOOR });
+    const broken = get(`${mirror.url}/v2/library/broken/blobs/${digest}`);
+    await eventually(async () => up.count("GET", `library/broken/blobs/${digest}`), (n) => n > 0);
+    await new Promise((r) => setTimeout(r, 200));
+    const other = await timed(get(`${mirror.url}/v2/library/good/blobs/${digest}`));
+    expect(other.value.error).toBeUndefined();
+    expect(other.value.body.equals(blob)).toBe(true);
+    expect(other.ms).toBeLessThan(BOUND_MS);
+    // The broken repository's client is cut off, never handed a complete body.
+    const b = await broken;
+    expect(b.error ?? (b.body.byteLength < blob.byteLength ? new Error("short") : undefined)).toBeDefined();
+    expect(up.count("GET", `library/good/blobs/${digest}`)).toBe(1);
+  });
+
+  it("the other repository's download trickled other bytes: the joiner is cut off, never handed a complete wrong body; its own copy is cached", async () => {
+    const blob = randomBytes(400_000);
+    const digest = digestOf(blob);
+    const lie = randomBytes(blob.byteLength);
+    const up = await upstreamOf(blob, (repo, res) => (repo === "library/liar" ? trickleBlob(res, lie) : void res.writeHead(200, { "content-length": String(blob.byteLength) }).end(blob)));
+    const { mirror, storage } = await mirrorFor(up.url, { upstream: FLOOR });
+    const lying = new AbortController();
+    const stuck = fetch(`${mirror.url}/v2/library/liar/blobs/${digest}`, { signal: lying.signal }).then((r) => r.arrayBuffer()).catch(() => undefined);
+    await eventually(async () => up.count("GET", `library/liar/blobs/${digest}`), (n) => n > 0);
+    await new Promise((r) => setTimeout(r, 300));
+    const other = await timed(get(`${mirror.url}/v2/library/honest/blobs/${digest}`));
+    lying.abort();
+    await stuck;
+    // The bytes it already had came from the liar: the rest cannot make them right.
+    expect(other.value.error ?? (other.value.body.byteLength < blob.byteLength ? new Error("short") : undefined)).toBeDefined();
+    expect(other.ms).toBeLessThan(BOUND_MS);
+    // Its own repository's download went on and was verified: the next pull is a hit.
+    expect(await eventually(() => published(storage), (p) => p.length > 0)).toEqual([digest.slice(7)]);
+    const again = await get(`${mirror.url}/v2/library/honest/blobs/${digest}`);
+    expect([again.headers["x-mirror-cache"], again.body.equals(blob)]).toEqual(["HIT", true]);
+    expect(up.count("GET", `library/honest/blobs/${digest}`)).toBe(1);
+  });
+});
+
 describe("bounded blobs", () => {
   it("cuts off an endless chunked body at the size the served manifest declared; nothing kept", async () => {
     const up = await fake();
