@@ -2,7 +2,7 @@
 // `docker save` tar, which it verifies and publishes into its own cache (the importer of src/bundle).
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -10,6 +10,7 @@ import type { Principal } from "../auth/guard.js";
 import type { ImportResult } from "../bundle/import.js";
 import { isMirrorKitError } from "../errors.js";
 import { MirrorError } from "../oci/errors.js";
+import { makeDir } from "../store/faults.js";
 
 export interface Importer {
   /** Where the upload is kept while it is read (the store's ingest area: same filesystem). */
@@ -32,7 +33,7 @@ export async function serveImport(req: IncomingMessage, res: ServerResponse, pri
   if (!authEnabled && !isLoopback(req.socket.remoteAddress)) {
     throw new MirrorError("DENIED", "import is accepted from this host only (loopback) on a mirror without client authentication");
   }
-  await mkdir(importer.ingestDir, { recursive: true });
+  await makeDir(importer.ingestDir);
   const file = join(importer.ingestDir, `import-${randomBytes(8).toString("hex")}.tar`);
   try {
     try {

@@ -1,5 +1,7 @@
 // Storage faults: the errno codes that mean "the cache folder cannot be written" (permissions, a
 // read-only or full file system, a failing disk), reported as 503 with what happened, never a 500.
+import { mkdir, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import { MirrorError } from "../oci/errors.js";
 
 const FAULTS: Readonly<Record<string, string>> = {
@@ -42,4 +44,39 @@ export function faultReason(err: unknown): string {
 export function asUnavailable(err: unknown): unknown {
   const code = storageFault(err);
   return code ? storageUnavailable(err, code) : err;
+}
+
+/**
+ * mkdir -p that reports the real fault. Node's recursive mkdir answers ENOENT when a folder cannot be
+ * made for another reason (measured with a FUSE file system failing with EIO: it stats the folder
+ * after the failed mkdir and reports that), which would hide a failing disk behind a 500.
+ */
+export async function makeDir(path: string): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    await makeEach(path);
+  }
+}
+
+/** Each missing folder from the top down, one mkdir at a time: the one that fails says why. */
+async function makeEach(path: string): Promise<void> {
+  const parent = dirname(path);
+  if (parent !== path && !(await exists(parent))) await makeEach(parent);
+  try {
+    await mkdir(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
 }

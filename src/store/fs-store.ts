@@ -1,7 +1,7 @@
 // The filesystem implementation of the cache (layout.ts documents the tree).
 // Small records are written to ingest/ then renamed into place, so a crash never leaves half a file.
 import { randomBytes } from "node:crypto";
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, statfs, utimes, writeFile } from "node:fs/promises";
+import { type FileHandle, open, readdir, readFile, rename, rm, stat, statfs, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { type Digest, digestOf, parseDigest } from "../oci/digest.js";
@@ -13,6 +13,7 @@ import type { Evictable, LinkKind, OpenBlob, RepositoryRef, Store, StoredManifes
 import { cacheUsage, evict, type EvictOptions, pinnedDigests } from "./evict.js";
 import { FsBlobWriter } from "./writer.js";
 import { StoreError } from "./errors.js";
+import { makeDir } from "./faults.js";
 import { ingestArea, sweepIngestDir } from "./ingest.js";
 
 
@@ -61,7 +62,7 @@ export class FsStore implements Store, Evictable {
     const area = options.shared ? ingestArea(`shared-${process.pid}-${randomBytes(4).toString("hex")}`) : ingestArea(options.replica ?? hostname());
     const store = new FsStore(root, area);
     try {
-      await mkdir(store.layout.ingestDir, { recursive: true });
+      await makeDir(store.layout.ingestDir);
       if (!options.shared) await sweepIngestDir(store.layout.ingestDir, area);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
@@ -116,7 +117,7 @@ export class FsStore implements Store, Evictable {
   async probe(): Promise<void> {
     const file = join(this.layout.ingestDir, `${this.area}health-${randomBytes(6).toString("hex")}`);
     try {
-      await mkdir(this.layout.ingestDir, { recursive: true });
+      await makeDir(this.layout.ingestDir);
       await writeFile(file, "ok", { flush: true });
     } finally {
       await rm(file, { force: true }).catch(() => undefined);
@@ -264,7 +265,7 @@ export class FsStore implements Store, Evictable {
     try {
       // ingest/ is recreated on demand: a storage folder emptied under a running mirror must not
       // turn every later miss into an error.
-      await mkdir(this.layout.ingestDir, { recursive: true });
+      await makeDir(this.layout.ingestDir);
       await writeFile(temp, data, { flush: true });
       await intoFolder(path, () => rename(temp, path));
     } catch (err) {
@@ -286,7 +287,7 @@ function isNotFound(err: unknown): boolean {
  */
 async function intoFolder(path: string, write: () => Promise<void>): Promise<void> {
   for (let attempt = 1; ; attempt++) {
-    await mkdir(dirname(path), { recursive: true });
+    await makeDir(dirname(path));
     try {
       return await write();
     } catch (err) {

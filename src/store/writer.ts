@@ -1,11 +1,12 @@
 // The filesystem's BlobWriter: a temp file in this replica's ingest area, hashed as it is written,
 // published (once, by hard link) only when size and digest match. readAt serves what is written so far.
 import { randomBytes } from "node:crypto";
-import { type FileHandle, link, mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { type FileHandle, link, open, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Hash } from "node:crypto";
 import { type Digest, hasher } from "../oci/digest.js";
 import { upstreamFault } from "../oci/errors.js";
+import { makeDir } from "./faults.js";
 import type { BlobWriter } from "./store.js";
 
 export class FsBlobWriter implements BlobWriter {
@@ -25,7 +26,7 @@ export class FsBlobWriter implements BlobWriter {
 
   /** `prefix` names the temp file in `ingestDir` (the replica's ingest area, a digest prefix). */
   static async create(ingestDir: string, prefix: string, digest: Digest, finalPath: string, onPublish: (size: number) => void = () => undefined): Promise<FsBlobWriter> {
-    await mkdir(ingestDir, { recursive: true });
+    await makeDir(ingestDir);
     const tempPath = join(ingestDir, `${prefix}-${randomBytes(8).toString("hex")}`);
     const handle = await open(tempPath, "w+");
     return new FsBlobWriter(digest, tempPath, finalPath, handle, onPublish);
@@ -87,7 +88,7 @@ export class FsBlobWriter implements BlobWriter {
    */
   async publish(): Promise<void> {
     await this.handle.sync();
-    await mkdir(dirname(this.finalPath), { recursive: true });
+    await makeDir(dirname(this.finalPath));
     const published = await publishOnce(this.tempPath, this.finalPath);
     if (!published) {
       // Published by the other writer: the same verified bytes, so that copy stays.

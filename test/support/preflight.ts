@@ -28,6 +28,7 @@ const PACKAGE_OF: Record<string, string> = {
   "redis-server": "redis-server (apt-get install --no-install-recommends redis-server)",
   haproxy: "haproxy (apt-get install --no-install-recommends haproxy)",
   "docker-compose": "docker-compose",
+  setpriv: "util-linux",
 };
 
 export function which(tool: string): string | undefined {

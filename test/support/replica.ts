@@ -15,11 +15,16 @@ export class Replica {
     readonly url: string,
   ) {}
 
-  /** Starts `mirror-kit serve --config <dir>/<name>.yml`; resolves once it listens. */
-  static async start(name: string, dir: string, config: ConfigInput): Promise<Replica> {
+  /**
+   * Starts `mirror-kit serve --config <dir>/<name>.yml`; resolves once it listens. `user`: run it as
+   * that unprivileged uid/gid (setpriv; tests run as root), which must be able to read `dir`.
+   */
+  static async start(name: string, dir: string, config: ConfigInput, user?: { uid: number; gid: number }): Promise<Replica> {
     const file = join(dir, `${name}.yml`);
     await writeFile(file, stringify({ listen: "127.0.0.1:0", builtinUpstreams: false, logLevel: "debug", replica: name, ...config }));
-    const proc = new ManagedProcess(`replica ${name}`, process.execPath, [BIN, "serve", "--config", file], {
+    const serve = [process.execPath, BIN, "serve", "--config", file];
+    const [cmd, ...args] = user ? ["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", ...serve] : serve;
+    const proc = new ManagedProcess(`replica ${name}`, cmd as string, args, {
       env: { ...process.env, MIRROR_KIT_RUN_DIR: join(dir, `run-${name}`) },
     });
     const m = await proc.waitForLine(/"msg":"mirror-kit listening"/, 30_000);

@@ -1,7 +1,6 @@
 // The S3-compatible implementation of the cache (keys.ts documents the layout). Every replica may
 // share the bucket: blobs are written once, records are whole objects, downloads in progress are
 // named per replica. No eviction: a bucket's lifecycle rules are the way to bound it.
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
   AbortMultipartUploadCommand,
@@ -18,6 +17,7 @@ import { MirrorError, upstreamFault } from "../../oci/errors.js";
 import { isMediaType } from "../../oci/mediatypes.js";
 import { isValidTag } from "../../oci/names.js";
 import { StoreError } from "../errors.js";
+import { makeDir } from "../faults.js";
 import { AREA_SEPARATOR, ingestArea, isLeftover, sweepIngestDir } from "../ingest.js";
 import type { LinkKind, OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "../store.js";
 import { createS3Client, describeTarget, ensureBucket, isNotFound, isPreconditionFailed, reason, type S3ClientOptions, unavailable } from "./client.js";
@@ -51,7 +51,7 @@ export class S3Store implements Store {
     const store = new S3Store(createS3Client(spec, options), spec, options.replica);
     try {
       await ensureBucket(store.client, spec);
-      await mkdir(store.spoolDir, { recursive: true });
+      await makeDir(store.spoolDir);
       await sweepIngestDir(store.spoolDir, store.area);
       await store.sweepUploads();
     } catch (err) {
