@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type Dockerode from "dockerode";
 import { mirrorEndpoint } from "../cli/mirror-api.js";
-import { CANARY_PREFIX } from "../http/status-routes.js";
+import { CANARY_PREFIX } from "../http/canary.js";
 import { fail, mirrorSawImage, ok, onPath, skip, type CheckResult } from "./checks.js";
 
 const PROBE_REPO = "mirror-kit-doctor-probe";
@@ -110,35 +110,27 @@ async function findProbeImage(docker: Dockerode, wanted: string | undefined): Pr
   }
 }
 
-/** Pull a unique name through the engine; the mirror must have seen it, or the engine went around it. */
+/**
+ * Pull a unique name through the engine: the mirror serves it itself (a tiny synthetic image), so
+ * the pull succeeds without a word to Docker Hub; the mirror must have seen it, or the engine went
+ * around it. The pulled image is removed again.
+ */
 async function canary(docker: Dockerode, mirror: string): Promise<CheckResult> {
   const check = CANARY_CHECK;
   const name = `${CANARY_PREFIX}${randomBytes(8).toString("hex")}`;
   const started = Date.now();
-  // The pull fails by design (the mirror answers "unknown" and never asks upstream); only whether
-  // the mirror saw the request matters.
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, 60_000);
-    timer.unref();
-    docker.pull(`${name}:latest`, (err: unknown, stream: NodeJS.ReadableStream | undefined) => {
-      if (err || !stream) {
-        clearTimeout(timer);
-        resolve();
-        return;
-      }
-      docker.modem.followProgress(stream, () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  });
+  const pullError = await pull(docker, `${name}:latest`);
+  await docker.getImage(`${name}:latest`).remove({ force: true }).catch(() => undefined);
   let seen: boolean;
   try {
     seen = await mirrorSawImage(mirror, `${name}:latest`);
   } catch (err) {
     return fail(check, `could not ask the mirror what it saw: ${(err as Error).message}`, "fix the mirror's reachability first");
   }
-  if (seen) return ok(check, `the mirror saw dockerd's request for ${name} (${Date.now() - started} ms)`);
+  if (seen && pullError === undefined) return ok(check, `dockerd pulled ${name} from the mirror (${Date.now() - started} ms), and removed it again`);
+  if (seen) {
+    return fail(check, `the mirror saw dockerd's request for ${name}, but the pull failed (${pullError}): dockerd then asks Docker Hub instead`, "a mirror older than this doctor answers the canary 'unknown': upgrade it (mirror-kit up --build, or the image of this version); otherwise the mirror's log shows which canary request failed");
+  }
   const { base } = mirrorEndpoint(mirror);
   // dockerd lists the mirror yet went around it: it tried the mirror, failed, and fell back to
   // Docker Hub without a word. Over TLS the usual cause is a certificate dockerd does not trust.
@@ -147,4 +139,20 @@ async function canary(docker: Dockerode, mirror: string): Promise<CheckResult> {
       ? `dockerd does not trust the mirror's certificate (or cannot reach ${base.host}): sudo mkdir -p /etc/docker/certs.d/${base.host} && sudo cp ca.crt /etc/docker/certs.d/${base.host}/ca.crt (or: mirror-kit wire docker --mirror-url ${base.origin} --ca ca.crt --apply); no restart needed. The reason is in dockerd's log: journalctl -u docker | grep -i mirror`
       : `dockerd cannot reach ${base.origin} from where it runs (a VM or another network namespace, as with Docker Desktop, OrbStack, colima or Rancher Desktop): use an address the engine reaches, e.g. --mirror http://host.docker.internal:${base.port || "80"}; the reason is in dockerd's log: journalctl -u docker | grep -i mirror`;
   return fail(check, `dockerd lists the mirror but pulled ${name} without asking it: it fell back to Docker Hub silently`, fix);
+}
+
+/** docker pull through the API; the error it ended with, or undefined. Gives up after 60 s. */
+function pull(docker: Dockerode, ref: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve("no answer within 60 s"), 60_000);
+    timer.unref();
+    const done = (err: unknown) => {
+      clearTimeout(timer);
+      resolve(err ? ((err as Error).message ?? String(err)) : undefined);
+    };
+    docker.pull(ref, (err: unknown, stream: NodeJS.ReadableStream | undefined) => {
+      if (err || !stream) return done(err ?? "no progress stream");
+      docker.modem.followProgress(stream, done);
+    });
+  });
 }

@@ -9,6 +9,7 @@ import { render, seal, stampState, STAMP_PLACEHOLDER } from "./render.js";
 import { hostMirrorUrl, mirrorHostPort, mirrorLocation, type Settings } from "./settings.js";
 import { parseYaml } from "./yaml-edit.js";
 import { caChanges, caPath } from "./ca-install.js";
+import { ensureConfigPath } from "./containerd-config.js";
 
 export const WIRE_CLIENTS = ["docker", "containerd", "podman", "buildkit", "k3s"] as const;
 export type WireClient = (typeof WIRE_CLIENTS)[number];
@@ -139,25 +140,6 @@ function containerd(root: string, s: Settings, url: string, force: boolean): Fil
   const before = readIfExists(join(root, display), display);
   changes.push({ path: join(root, display), display, before, after: ensureConfigPath(before, display) });
   return changes;
-}
-
-const CONFIG_PATH_LINE = '  config_path = "/etc/containerd/certs.d"';
-
-/** config_path makes CRI read certs.d; beside the deprecated `mirrors` it is a startup error. */
-export function ensureConfigPath(before: string | null, display: string): string {
-  if (before === null || before.trim() === "") return `version = 2\n\n[plugins."io.containerd.grpc.v1.cri".registry]\n${CONFIG_PATH_LINE}\n`;
-  if (/^\s*config_path\s*=/m.test(before)) return before;
-  if (/^\s*disabled_plugins\s*=.*"cri"/m.test(before)) return before;
-  if (/registry\.mirrors/.test(before)) {
-    throw new GenerateError("CONFLICT", "uses the deprecated registry.mirrors, which containerd refuses next to config_path; move those mirrors to certs.d first", display);
-  }
-  const version = /^\s*version\s*=\s*(\d+)/m.exec(before)?.[1];
-  const section = version === "3" ? '[plugins."io.containerd.cri.v1.images".registry]' : version === "2" ? '[plugins."io.containerd.grpc.v1.cri".registry]' : null;
-  if (!section) throw new GenerateError("BAD_INPUT", `has no "version = 2" or "version = 3" line; add config_path = "/etc/containerd/certs.d" by hand`, display);
-  const lines = before.split("\n");
-  const at = lines.findIndex((l) => l.trim() === section);
-  if (at >= 0) return [...lines.slice(0, at + 1), CONFIG_PATH_LINE, ...lines.slice(at + 1)].join("\n");
-  return `${before.replace(/\n*$/, "\n")}\n${section}\n${CONFIG_PATH_LINE}\n`;
 }
 
 function upstreamViews(s: Settings, url: string) {

@@ -25,7 +25,8 @@ import type { TagStore } from "../store/store.js";
 import { byteRange, sendBlob, setBlobHeaders } from "./blob-response.js";
 import { type Importer, serveImport } from "./import-route.js";
 import { matchRoute, type Route } from "./routes.js";
-import { describeRequest, isCanary, isStatusRoute, serveStatusRoute, type StatusStreams } from "./status-routes.js";
+import { isCanary, serveCanaryBlob, serveCanaryManifest } from "./canary.js";
+import { describeRequest, isStatusRoute, serveStatusRoute, type StatusStreams } from "./status-routes.js";
 
 export interface HandlerDeps {
   config: MirrorConfig;
@@ -193,7 +194,7 @@ async function dispatch(
     case "manifest": {
       const target = readable(deps, resolveTarget(route.name, ns, deps.config), principal);
       const ref = parseReference(route.reference);
-      if (isCanary(target.name)) throw new MirrorError("MANIFEST_UNKNOWN", "mirror-kit doctor's canary: seen here, never fetched");
+      if (isCanary(target.name)) return serveCanaryManifest(res, ref, method === "HEAD");
       const answer = await deps.manifests.get(target, ref, parseAccept(req.headers.accept));
       res.statusCode = 200;
       res.setHeader("content-type", answer.mediaType);
@@ -209,6 +210,7 @@ async function dispatch(
     case "blob": {
       const target = readable(deps, resolveTarget(route.name, ns, deps.config), principal);
       const digest = parseDigest(route.digest);
+      if (isCanary(target.name)) return serveCanaryBlob(res, digest.value, method === "HEAD");
       if (method === "HEAD") {
         // HEAD answers what GET would, Range included (206 + Content-Range), without the body.
         const { size, cached } = await deps.blobs.stat(target, digest);

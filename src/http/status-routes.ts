@@ -9,6 +9,7 @@ import type { RequestEvent } from "../observe/events.js";
 import { scanInventory } from "../observe/inventory.js";
 import type { StatusModel } from "../observe/status.js";
 import { resolveTarget } from "../proxy/route.js";
+import { isCanary } from "./canary.js";
 import type { Route } from "./routes.js";
 
 /** The bundle `npm run build` writes (scripts/build-ui.mjs); the same path from src/ and dist/. */
@@ -19,17 +20,6 @@ const UI_ASSETS: Record<string, string> = {
   "app.js.map": "application/json; charset=utf-8",
   "style.css": "text/css; charset=utf-8",
 };
-/**
- * `mirror-kit doctor` pulls <prefix><random hex> through a Docker engine: the mirror records the
- * request and answers "unknown" itself, so a canary never reaches an upstream.
- */
-export const CANARY_PREFIX = "mirror-kit-canary-";
-const CANARY = /(?:^|\/)mirror-kit-canary-[0-9a-f]{16}$/;
-
-export function isCanary(name: string): boolean {
-  return CANARY.test(name);
-}
-
 /** How often a connected dashboard gets a fresh status. */
 export const STREAM_INTERVAL_MS = 2_000;
 
@@ -121,6 +111,8 @@ export function describeRequest(req: IncomingMessage, res: ServerResponse, route
     cache: typeof cache === "string" ? cache : undefined,
     client: req.socket.remoteAddress ?? "unknown",
   };
+  // doctor's canary is served by the mirror itself: shown as a pull, never counted as traffic.
+  if ((route.kind === "manifest" || route.kind === "blob") && isCanary(route.name)) event.canary = true;
   if (route.kind === "manifest") {
     try {
       const target = resolveTarget(route.name, ns, config);

@@ -18,6 +18,8 @@ export interface RequestEvent {
   name?: string;
   /** A tag or a digest. */
   reference?: string;
+  /** A request for mirror-kit doctor's canary (served by the mirror itself; not traffic). */
+  canary?: boolean;
 }
 
 /** Bytes sent to a client, from the cache or straight from a download in progress. */

@@ -140,7 +140,7 @@ export class StatusModel {
   }
 
   private onRequest(e: RequestEvent): void {
-    if ((e.route === "manifest" || e.route === "blob") && e.cache) {
+    if ((e.route === "manifest" || e.route === "blob") && e.cache && !e.canary) {
       const hit = e.cache !== "MISS";
       this.count({ requests: 1, hits: hit ? 1 : 0 });
     }
@@ -155,7 +155,7 @@ export class StatusModel {
     }
     this.pulls.push({ at: new Date(e.at).toISOString(), atMs: e.at, method: e.method, image, client: e.client, result, status: e.status });
     if (this.pulls.length > RECENT_PULLS) this.pulls.shift();
-    if (result !== "error") this.remember(image, e.at);
+    if (result !== "error" && !e.canary) this.remember(image, e.at);
   }
 
   private onServed(e: ServedEvent): void {

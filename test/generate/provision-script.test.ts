@@ -162,6 +162,8 @@ describe("provision.sh sets containerd's config_path only where it is safe", () 
   test.each([
     ["version 2 with a registry section", 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n', 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"\n'],
     ["version 3 without one", "version = 3\n", 'version = 3\n\n[plugins."io.containerd.cri.v1.images".registry]\n  config_path = "/etc/containerd/certs.d"\n'],
+    // As `containerd config default` writes it: an empty config_path (no folder at all) beside an empty mirrors table.
+    ["an empty config_path", 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = ""\n  [plugins."io.containerd.grpc.v1.cri".registry.mirrors]\n', 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"\n  [plugins."io.containerd.grpc.v1.cri".registry.mirrors]\n'],
   ])("%s: adds config_path", (_name, before, after) => {
     put("etc/containerd/config.toml", before);
     expect(run({ ...url, MIRROR_KIT_ENGINES: "containerd" }).code).toBe(0);
