@@ -7,7 +7,7 @@ import type { ServerResponse } from "node:http";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { eventually } from "../support/eventually.js";
-import { cleanUpAfterEach, digestOf, fake, get, MANIFEST_TYPE, mirrorFor, published } from "../support/fault-harness.js";
+import { cleanUpAfterEach, digestOf, fake, get, MANIFEST_TYPE, mirrorFor, published, within } from "../support/fault-harness.js";
 
 cleanUpAfterEach();
 
@@ -96,10 +96,10 @@ describe("isolation between upstreams", () => {
     const digest = digestOf(blob);
     for (const up of [a, b]) up.on(/\/blobs\//, (_req, res) => void res.writeHead(200, { "content-length": String(blob.byteLength) }).end(blob));
     const { mirror, storage } = await mirrorFor(a.url, { upstreams: { "docker.io": { url: a.url }, "b.example:5000": { url: b.url } } });
-    expect((await get(`${mirror.url}/v2/library/x/blobs/${digest}`)).body.equals(blob)).toBe(true);
+    expect(within(await get(`${mirror.url}/v2/library/x/blobs/${digest}`)).body.equals(blob)).toBe(true);
     // Publication (fsync, rename) follows the last byte; wait for it.
     await eventually(() => published(storage), (p) => p.length > 0);
-    const viaB = await get(`${mirror.url}/v2/b.example:5000/library/x/blobs/${digest}`);
+    const viaB = within(await get(`${mirror.url}/v2/b.example:5000/library/x/blobs/${digest}`));
     expect([viaB.headers["x-mirror-cache"], viaB.body.equals(blob)]).toEqual(["HIT", true]);
     expect(b.count("GET", digest)).toBe(0);
   });
@@ -220,7 +220,7 @@ describe("isolation between repositories of one upstream", () => {
     expect(other.ms).toBeLessThan(BOUND_MS);
     // Its own repository's download went on and was verified: the next pull is a hit.
     expect(await eventually(() => published(storage), (p) => p.length > 0)).toEqual([digest.slice(7)]);
-    const again = await get(`${mirror.url}/v2/library/honest/blobs/${digest}`);
+    const again = within(await get(`${mirror.url}/v2/library/honest/blobs/${digest}`));
     expect([again.headers["x-mirror-cache"], again.body.equals(blob)]).toEqual(["HIT", true]);
     expect(up.count("GET", `library/honest/blobs/${digest}`)).toBe(1);
   });
@@ -235,7 +235,7 @@ describe("bounded blobs", () => {
     up.on(/\/manifests\//, (req, res) => void res.writeHead(200, { "content-type": MANIFEST_TYPE, "docker-content-digest": digestOf(m) }).end(req.method === "HEAD" ? undefined : m));
     up.on(/\/blobs\//, (_req, res) => endless(res, state));
     const { mirror, storage } = await mirrorFor(up.url);
-    expect((await get(`${mirror.url}/v2/library/x/manifests/1`)).status).toBe(200);
+    expect(within(await get(`${mirror.url}/v2/library/x/manifests/1`)).status).toBe(200);
     const res = await timed(get(`${mirror.url}/v2/library/x/blobs/${layer}`));
     expect(res.ms).toBeLessThan(BOUND_MS);
     if (res.value.status === 200) {
@@ -265,7 +265,7 @@ describe("bounded blobs", () => {
       res.write(blob.subarray(0, 1000));
     });
     const { mirror, storage } = await mirrorFor(up.url);
-    await get(`${mirror.url}/v2/library/x/manifests/1`);
+    within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     const res = await timed(get(`${mirror.url}/v2/library/x/blobs/${digest}`));
     expect(res.ms).toBeLessThan(BOUND_MS);
     expect(res.value.status).toBeGreaterThanOrEqual(400);

@@ -199,8 +199,12 @@ describe("SIGKILL during 16 concurrent cold pulls", () => {
       expect(await readdir(join(storage, "ingest"))).toEqual([]);
       await hub.settle();
       hub.reset();
+      const restarted = Date.now();
       const after = await Promise.all(Array.from({ length: PULLS }, (_, i) => pull(second.url, i, "after")));
       expect(after.filter((p) => p.code !== 0).map((p) => p.stderr.slice(-300))).toEqual([]);
+      // Every pull completes within a bound: 16 skopeo pulls, the big layers over the paced link
+      // (about 6 s each), with slack for a loaded machine; a pull left hanging would not.
+      expect(Date.now() - restarted).toBeLessThan(90_000);
       for (const p of after) await expectExact(p);
       await hub.settle();
       // Counted at the upstream: what the cache held whole was not downloaded again; the rest once.

@@ -3,7 +3,7 @@
 // stay on the same list, and an upstream that pages forever is cut off. test/integration/referrers.test.ts
 // proves the real-registry path.
 import { describe, expect, it } from "vitest";
-import { cleanUpAfterEach, digestOf, fake, get, mirrorFor } from "../support/fault-harness.js";
+import { cleanUpAfterEach, digestOf, fake, get, mirrorFor, within } from "../support/fault-harness.js";
 
 const INDEX = "application/vnd.oci.image.index.v1+json";
 const SUBJECT = digestOf(Buffer.from("subject"));
@@ -31,7 +31,7 @@ describe("referrers from a hostile upstream", () => {
       });
       const { mirror } = await mirrorFor(up.url);
       for (let i = 0; i < 2; i++) {
-        const r = await get(`${mirror.url}${PATH}`);
+        const r = within(await get(`${mirror.url}${PATH}`));
         expect(r.status).toBe(502);
       }
       // Nothing was cached: the second request asked upstream again.
@@ -47,7 +47,7 @@ describe("referrers from a hostile upstream", () => {
       res.end(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [entry(req.url?.includes("last=") ? 2 : 1)] }));
     });
     const { mirror } = await mirrorFor(up.url);
-    const r = await get(`${mirror.url}${PATH}`);
+    const r = within(await get(`${mirror.url}${PATH}`));
     expect(r.status).toBe(200);
     expect(r.headers["x-mirror-referrers-source"]).toBe("api");
     expect((JSON.parse(r.body.toString()) as { manifests: unknown[] }).manifests).toEqual([entry(1), entry(2)]);
@@ -61,7 +61,7 @@ describe("referrers from a hostile upstream", () => {
       res.end(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [entry(1)] }));
     });
     const { mirror } = await mirrorFor(up.url);
-    const r = await get(`${mirror.url}${PATH}`);
+    const r = within(await get(`${mirror.url}${PATH}`));
     expect(r.status).toBe(200);
     expect((JSON.parse(r.body.toString()) as { manifests: unknown[] }).manifests).toEqual([entry(1)]);
     expect(up.seen.filter((s) => s.url.includes("/other/"))).toHaveLength(0);
@@ -75,7 +75,7 @@ describe("referrers from a hostile upstream", () => {
       res.end(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [entry(1)] }));
     });
     const { mirror } = await mirrorFor(up.url);
-    const r = await get(`${mirror.url}${PATH}`);
+    const r = within(await get(`${mirror.url}${PATH}`));
     expect(r.status).toBe(502);
     expect(up.count("GET", "/referrers/")).toBe(16);
   });
@@ -88,7 +88,7 @@ describe("referrers from a hostile upstream", () => {
       res.end('{"errors":[{"code":"DENIED","message":"no"}]}');
     });
     const { mirror } = await mirrorFor(up.url);
-    const r = await get(`${mirror.url}${PATH}`);
+    const r = within(await get(`${mirror.url}${PATH}`));
     expect(r.status).toBe(403);
   });
 });

@@ -3,7 +3,7 @@
 // (502), never caches what it refuses, and one repository's trouble never closes the breaker.
 import { describe, expect, it } from "vitest";
 import type { FakeUpstream } from "../support/fake-upstream.js";
-import { cleanUpAfterEach, digestOf, fake, get, MANIFEST_TYPE, mirrorFor, published } from "../support/fault-harness.js";
+import { cleanUpAfterEach, digestOf, fake, get, MANIFEST_TYPE, mirrorFor, published, within } from "../support/fault-harness.js";
 
 cleanUpAfterEach();
 
@@ -25,7 +25,7 @@ describe("the Content-Type of a manifest", () => {
     manifestRoute(up, /\/manifests\//, body, "text/html");
     const { mirror } = await mirrorFor(up.url);
     for (const url of [`${mirror.url}/v2/library/x/manifests/1`, `${mirror.url}/v2/library/x/manifests/${digestOf(body)}`]) {
-      const res = await get(url);
+      const res = within(await get(url));
       expect([res.status, res.headers["content-type"], res.headers["x-content-type-options"]]).toEqual([200, MANIFEST_TYPE, "nosniff"]);
       expect(res.body.equals(body)).toBe(true);
     }
@@ -36,7 +36,7 @@ describe("the Content-Type of a manifest", () => {
     const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "text/html", config: {}, layers: [] }));
     manifestRoute(up, /\/manifests\//, body, "text/html");
     const { mirror, storage } = await mirrorFor(up.url);
-    const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    const res = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     expect([res.status, errorCode(res), res.headers["content-type"]]).toEqual([502, "MANIFEST_INVALID", "application/json; charset=utf-8"]);
     expect(await published(storage)).toEqual([]);
   });
@@ -47,7 +47,7 @@ describe("the Content-Type of a manifest", () => {
     const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: type, config: {}, layers: [] }));
     manifestRoute(up, /\/manifests\//, body, type);
     const { mirror } = await mirrorFor(up.url, { cache: { manifestMediaTypes: [type] } });
-    const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    const res = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     expect([res.status, res.headers["content-type"]]).toEqual([200, type]);
   });
 
@@ -57,7 +57,7 @@ describe("the Content-Type of a manifest", () => {
     manifestRoute(up, /\/manifests\//, body, "application/octet-stream");
     const { mirror, storage } = await mirrorFor(up.url, { cache: { tagFreshness: "0s" } });
     for (let i = 0; i < 3; i++) {
-      const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+      const res = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
       expect([res.status, errorCode(res)]).toEqual([502, "MANIFEST_INVALID"]);
     }
     expect(await published(storage)).toEqual([]);
@@ -76,7 +76,7 @@ describe("statuses that say whose fault it is", () => {
       res.end(huge);
     });
     const { mirror, logs } = await mirrorFor(up.url);
-    const res = await get(`${mirror.url}/v2/library/x/tags/list`);
+    const res = within(await get(`${mirror.url}/v2/library/x/tags/list`));
     expect([res.status, errorCode(res)]).toEqual([502, "UNAVAILABLE"]);
     expect(res.body.toString()).toContain("?n=");
     expect(logs.join("")).not.toMatch(/at .*\.(ts|js):\d+/);
@@ -95,7 +95,7 @@ describe("statuses that say whose fault it is", () => {
       res.end(JSON.stringify({ name: "library/x", tags: page }));
     });
     const { mirror } = await mirrorFor(up.url);
-    const res = await get(`${mirror.url}/v2/library/x/tags/list`);
+    const res = within(await get(`${mirror.url}/v2/library/x/tags/list`));
     expect(res.status).toBe(200);
     const body = JSON.parse(res.body.toString()) as { tags: string[] };
     expect(body.tags.length).toBe(10_000);
@@ -117,9 +117,9 @@ describe("statuses that say whose fault it is", () => {
       res.end("no code here");
     });
     const { mirror } = await mirrorFor(up.url);
-    expect((await get(`${mirror.url}/v2/library/x/manifests/five-hundred`)).status).toBe(502);
-    expect((await get(`${mirror.url}/v2/library/x/manifests/unavailable`)).status).toBe(503);
-    expect((await get(`${mirror.url}/v2/library/x/manifests/bad-request`)).status).toBe(502);
+    expect(within(await get(`${mirror.url}/v2/library/x/manifests/five-hundred`)).status).toBe(502);
+    expect(within(await get(`${mirror.url}/v2/library/x/manifests/unavailable`)).status).toBe(503);
+    expect(within(await get(`${mirror.url}/v2/library/x/manifests/bad-request`)).status).toBe(502);
   });
 
   it("gives a 401 born of an upstream refusal a WWW-Authenticate challenge", async () => {
@@ -134,7 +134,7 @@ describe("statuses that say whose fault it is", () => {
       res.end("go away");
     });
     const { mirror } = await mirrorFor(up.url);
-    const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    const res = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     expect([res.status, errorCode(res), res.headers["www-authenticate"]]).toEqual([401, "UNAUTHORIZED", 'Basic realm="mirror-kit"']);
   });
 
@@ -142,7 +142,7 @@ describe("statuses that say whose fault it is", () => {
     const up = await fake();
     const { mirror } = await mirrorFor(up.url);
     for (const path of ["/v2/", "/v2/nothing", `/v2/library/x/blobs/sha256:${"a".repeat(64)}`, "/healthz"]) {
-      const res = await get(`${mirror.url}${path}`);
+      const res = within(await get(`${mirror.url}${path}`));
       expect([path, res.headers["x-content-type-options"]]).toEqual([path, "nosniff"]);
     }
   });
@@ -167,9 +167,9 @@ describe("the circuit breaker counts only the network", () => {
       res.end(JSON.stringify({ token: "bad\ntoken" }));
     });
     const { mirror } = await mirrorFor(up.url, { upstream: { breakerCooldown: "5m" } });
-    const poisoned = await get(`${mirror.url}/v2/library/poisoned/manifests/1`);
+    const poisoned = within(await get(`${mirror.url}/v2/library/poisoned/manifests/1`));
     expect([poisoned.status, errorCode(poisoned)]).toEqual([502, "UNAVAILABLE"]);
-    const healthy = await get(`${mirror.url}/v2/library/healthy/manifests/1`);
+    const healthy = within(await get(`${mirror.url}/v2/library/healthy/manifests/1`));
     expect(healthy.status).toBe(200);
   });
 
@@ -183,19 +183,19 @@ describe("the circuit breaker counts only the network", () => {
     });
     const { mirror } = await mirrorFor(up.url, { upstream: { breakerCooldown: "5m" } });
     for (let i = 0; i < 5; i++) {
-      expect((await get(`${mirror.url}/v2/library/missing/manifests/${i}`)).status).toBe(404);
-      expect((await get(`${mirror.url}/v2/library/private/manifests/${i}`)).status).toBe(401);
+      expect(within(await get(`${mirror.url}/v2/library/missing/manifests/${i}`)).status).toBe(404);
+      expect(within(await get(`${mirror.url}/v2/library/private/manifests/${i}`)).status).toBe(401);
     }
-    expect((await get(`${mirror.url}/v2/library/healthy/manifests/1`)).status).toBe(200);
+    expect(within(await get(`${mirror.url}/v2/library/healthy/manifests/1`)).status).toBe(200);
   });
 
   it("an upstream that stops answering opens it: the next miss fails fast with 503", async () => {
     const up = await fake();
     const { mirror } = await mirrorFor(up.url, { upstream: { breakerCooldown: "5m" } });
     await up.close();
-    const first = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    const first = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     expect([first.status, errorCode(first)]).toEqual([503, "UNAVAILABLE"]);
-    const second = await get(`${mirror.url}/v2/library/y/manifests/1`);
+    const second = within(await get(`${mirror.url}/v2/library/y/manifests/1`));
     expect([second.status, errorCode(second)]).toEqual([503, "UNAVAILABLE"]);
     expect(second.body.toString()).toContain("skipped");
   });

@@ -11,7 +11,7 @@ import { createLogger } from "../../src/observe/log.js";
 import { startMirror } from "../../src/server.js";
 import { eventually } from "../support/eventually.js";
 import type { FakeUpstream } from "../support/fake-upstream.js";
-import { cleanUpAfterEach, cleanups, digestOf, fake, get, MANIFEST_TYPE, published } from "../support/fault-harness.js";
+import { cleanUpAfterEach, cleanups, digestOf, fake, get, MANIFEST_TYPE, published, within } from "../support/fault-harness.js";
 import { run } from "../support/process.js";
 import { makeTempDir, removeTempDir } from "../support/scratch.js";
 
@@ -77,11 +77,11 @@ describe("a cache made read-only while serving", () => {
     serveBlobs(up, [cachedBlob, newBlob]);
     serveManifests(up);
     const { mirror, storage } = await mirrorOnTmpfs(up, "16m");
-    const before = await get(`${mirror.url}/v2/library/x/manifests/before`);
+    const before = within(await get(`${mirror.url}/v2/library/x/manifests/before`));
     expect(before.status, before.body.toString()).toBe(200);
-    expect((await get(`${mirror.url}/v2/library/x/blobs/${digestOf(cachedBlob)}`)).body.equals(cachedBlob)).toBe(true);
+    expect(within(await get(`${mirror.url}/v2/library/x/blobs/${digestOf(cachedBlob)}`)).body.equals(cachedBlob)).toBe(true);
     await eventually(() => published(storage), (p) => p.includes(digestOf(cachedBlob).slice(7)));
-    expect((await get(`${mirror.url}/healthz`)).status).toBe(200);
+    expect(within(await get(`${mirror.url}/healthz`)).status).toBe(200);
 
     await run("mount", ["-o", "remount,ro", storage]);
     cleanups.push(async () => void (await run("mount", ["-o", "remount,rw", storage], { allowFailure: true })));
@@ -101,16 +101,16 @@ describe("a cache made read-only while serving", () => {
 
     // A manifest fetched now is served, said to be unstored, and not fetched again on the next pull.
     const getsBefore = up.count("GET", "/manifests/");
-    const first = await get(`${mirror.url}/v2/library/x/manifests/after`);
+    const first = within(await get(`${mirror.url}/v2/library/x/manifests/after`));
     expect([first.status, first.headers["x-mirror-cache"], first.headers["x-mirror-stored"]]).toEqual([200, "MISS", "no"]);
-    const again = await get(`${mirror.url}/v2/library/x/manifests/after`);
+    const again = within(await get(`${mirror.url}/v2/library/x/manifests/after`));
     expect([again.status, again.body.equals(first.body)]).toEqual([200, true]);
     expect(up.count("GET", "/manifests/") - getsBefore).toBe(1);
 
     // What is cached keeps being served.
-    const hit = await get(`${mirror.url}/v2/library/x/blobs/${digestOf(cachedBlob)}`);
+    const hit = within(await get(`${mirror.url}/v2/library/x/blobs/${digestOf(cachedBlob)}`));
     expect([hit.status, hit.headers["x-mirror-cache"], hit.body.equals(cachedBlob)]).toEqual([200, "HIT", true]);
-    expect((await get(`${mirror.url}/v2/library/x/manifests/before`)).status).toBe(200);
+    expect(within(await get(`${mirror.url}/v2/library/x/manifests/before`)).status).toBe(200);
 
     // Writable again: healthy again (the probe is at most a second old).
     await run("mount", ["-o", "remount,rw", storage]);
@@ -136,7 +136,7 @@ describe("a full disk", () => {
     expect(await published(storage)).toEqual([]);
     expect(await readdir(join(storage, "ingest"))).toEqual([]);
     // What fits is still cached.
-    expect((await get(`${mirror.url}/v2/library/x/blobs/${digestOf(small)}`)).body.equals(small)).toBe(true);
+    expect(within(await get(`${mirror.url}/v2/library/x/blobs/${digestOf(small)}`)).body.equals(small)).toBe(true);
     expect(await eventually(() => published(storage), (p) => p.length > 0)).toEqual([digestOf(small).slice(7)]);
   });
 
@@ -161,10 +161,10 @@ describe("a full disk", () => {
     const next = randomBytes(600 * 1024);
     serveBlobs(up, [old, next]);
     const { mirror, storage } = await mirrorOnTmpfs(up, "1m", { cache: { maxSize: "900KB", evictionGrace: "1ms" } });
-    expect((await get(`${mirror.url}/v2/library/x/blobs/${digestOf(old)}`)).body.equals(old)).toBe(true);
+    expect(within(await get(`${mirror.url}/v2/library/x/blobs/${digestOf(old)}`)).body.equals(old)).toBe(true);
     await eventually(() => published(storage), (p) => p.length > 0);
     await new Promise((r) => setTimeout(r, 20)); // past the eviction grace
-    const res = await get(`${mirror.url}/v2/library/x/blobs/${digestOf(next)}`);
+    const res = within(await get(`${mirror.url}/v2/library/x/blobs/${digestOf(next)}`));
     expect(res.body.equals(next)).toBe(true);
     expect(res.headers["x-mirror-stored"]).toBeUndefined();
     expect(await eventually(() => published(storage), (p) => p.includes(digestOf(next).slice(7)))).toEqual([digestOf(next).slice(7)]);

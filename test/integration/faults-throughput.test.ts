@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { ServerResponse } from "node:http";
 import { describe, expect, it } from "vitest";
 import { eventually } from "../support/eventually.js";
-import { cleanUpAfterEach, digestOf, fake, get, mirrorFor, published } from "../support/fault-harness.js";
+import { cleanUpAfterEach, digestOf, fake, get, mirrorFor, published, within } from "../support/fault-harness.js";
 
 cleanUpAfterEach();
 
@@ -91,7 +91,7 @@ describe("blob throughput floor", () => {
     expect(await published(storage)).toEqual([]);
     expect(await eventually(() => readdir(join(storage, "ingest")), (entries) => entries.length === 0)).toEqual([]);
     // Not cached, and the failure is not sticky: the next request asks upstream again.
-    await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    within(await get(`${mirror.url}/v2/library/x/blobs/${digest}`), 2 * PER_ATTEMPT_MS);
     expect(up.count("GET", digest)).toBe(4);
   });
 });

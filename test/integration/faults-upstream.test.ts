@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { FakeUpstream } from "../support/fake-upstream.js";
-import { cleanUpAfterEach, cleanups, digestOf, fake, get, MANIFEST_TYPE, mirrorFor, published } from "../support/fault-harness.js";
+import { cleanUpAfterEach, cleanups, digestOf, fake, get, MANIFEST_TYPE, mirrorFor, published, within } from "../support/fault-harness.js";
 
 cleanUpAfterEach();
 
@@ -19,7 +19,7 @@ describe("manifests from a misbehaving upstream", () => {
       res.end(req.method === "HEAD" ? undefined : body);
     });
     const { mirror, storage } = await mirrorFor(up.url);
-    const res = await get(`${mirror.url}/v2/library/x/manifests/latest`);
+    const res = within(await get(`${mirror.url}/v2/library/x/manifests/latest`));
     expect(res.status).toBe(502);
     expect(JSON.parse(res.body.toString()).errors[0].code).toBe("DIGEST_INVALID");
     expect(await published(storage)).toEqual([]);
@@ -42,12 +42,12 @@ describe("manifests from a misbehaving upstream", () => {
       res.end(req.method === "HEAD" ? undefined : body);
     });
     const { mirror } = await mirrorFor(up.url, { cache: { tagFreshness: "0s" } });
-    expect((await get(`${mirror.url}/v2/library/x/manifests/1`)).headers["x-mirror-cache"]).toBe("MISS");
+    expect(within(await get(`${mirror.url}/v2/library/x/manifests/1`)).headers["x-mirror-cache"]).toBe("MISS");
     limited = true;
-    const stale = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    const stale = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     expect([stale.status, stale.headers["x-mirror-cache"]]).toEqual([200, "STALE"]);
     expect(stale.body.equals(body)).toBe(true);
-    const uncached = await get(`${mirror.url}/v2/library/x/manifests/2`);
+    const uncached = within(await get(`${mirror.url}/v2/library/x/manifests/2`));
     expect(uncached.status).toBe(429);
     expect(JSON.parse(uncached.body.toString()).errors[0].code).toBe("TOOMANYREQUESTS");
   });
@@ -67,9 +67,9 @@ describe("manifests from a misbehaving upstream", () => {
       res.end(req.method === "HEAD" ? undefined : body);
     });
     const { mirror } = await mirrorFor(up.url, { cache: { tagFreshness: "0s" } });
-    await get(`${mirror.url}/v2/library/x/manifests/1`);
+    within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     broken = true;
-    const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    const res = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     expect([res.status, res.headers["x-mirror-cache"]]).toEqual([200, "STALE"]);
   });
 });
@@ -100,9 +100,9 @@ describe("upstream authentication", () => {
     const tokens = { issued: 0 };
     tokenUpstream(up, `${up.url}/token`, body, tokens);
     const { mirror, logs } = await mirrorFor(up.url, { cache: { tagFreshness: "0s" } }, { username: "robot", password: "hunter2-secret" });
-    const first = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    const first = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     expect(first.status).toBe(200);
-    const second = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    const second = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     expect(second.headers["x-mirror-cache"]).toBe("REVALIDATED");
     expect(tokens.issued).toBe(1);
     const tokenRequest = up.seen.find((r) => r.url.startsWith("/token"));
@@ -127,7 +127,7 @@ describe("upstream authentication", () => {
       res.end(JSON.stringify({ token: "good-token" }));
     });
     const { mirror } = await mirrorFor(up.url, {}, { username: "robot", password: "hunter2-secret" });
-    const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    const res = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     expect(res.status).toBe(200);
     const asked = stranger.seen.filter((r) => r.url.startsWith("/token"));
     expect(asked.length).toBe(1);
@@ -159,7 +159,7 @@ describe("upstream authentication", () => {
       res.end(blob);
     });
     const { mirror } = await mirrorFor(up.url, {}, { username: "robot", password: "hunter2-secret" });
-    const res = await get(`${mirror.url}/v2/library/x/blobs/${digest}`);
+    const res = within(await get(`${mirror.url}/v2/library/x/blobs/${digest}`));
     expect(res.body.equals(blob)).toBe(true);
     expect(cdn.seen.length).toBe(1);
     expect(cdn.seen[0]?.headers.authorization).toBeUndefined();
@@ -181,7 +181,7 @@ describe("upstream authentication", () => {
       res.end(req.method === "HEAD" ? undefined : body);
     });
     const { mirror } = await mirrorFor(up.url, {}, { username: "u", password: "p" });
-    expect((await get(`${mirror.url}/v2/library/x/manifests/1`)).status).toBe(200);
+    expect(within(await get(`${mirror.url}/v2/library/x/manifests/1`)).status).toBe(200);
   });
 
   it("answers UNAUTHORIZED when upstream refuses and the mirror has no credentials", async () => {
@@ -192,7 +192,7 @@ describe("upstream authentication", () => {
       res.end();
     });
     const { mirror } = await mirrorFor(up.url);
-    const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+    const res = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     expect([res.status, JSON.parse(res.body.toString()).errors[0].code]).toEqual([401, "UNAUTHORIZED"]);
   });
 });
@@ -208,11 +208,11 @@ describe("an unreachable upstream", () => {
     });
     const url = up.url;
     const { mirror } = await mirrorFor(url, { cache: { tagFreshness: "0s" } });
-    await get(`${mirror.url}/v2/library/x/manifests/1`);
+    within(await get(`${mirror.url}/v2/library/x/manifests/1`));
     await up.close();
     cleanups.splice(cleanups.indexOf(cleanups[0] as () => Promise<void>), 1);
     for (let i = 0; i < 5; i++) {
-      const res = await get(`${mirror.url}/v2/library/x/manifests/1`);
+      const res = within(await get(`${mirror.url}/v2/library/x/manifests/1`));
       expect([res.status, res.headers["x-mirror-cache"]]).toEqual([200, "STALE"]);
     }
     const text = (await get(`${mirror.url}/metrics`)).body.toString();

@@ -5,7 +5,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { request } from "undici";
-import { afterEach } from "vitest";
+import { afterEach, expect } from "vitest";
 import type { ConfigInput } from "../../src/config/schema.js";
 import { createLogger } from "../../src/observe/log.js";
 import { startMirror, type RunningMirror } from "../../src/server.js";
@@ -59,20 +59,42 @@ export async function mirrorFor(upstream: string, extra: ConfigInput = {}, upstr
   return { mirror, storage, logs };
 }
 
-export async function get(url: string, headers: Record<string, string> = {}) {
+/**
+ * What a client of the fault suites may wait for one answer, whatever the fault: generous for a
+ * loaded 2-core CI machine, far below a hang (undici's own timeouts are 5 minutes).
+ */
+export const CLIENT_BOUND_MS = 8_000;
+
+/** A GET to the end of its body (or its failure), with how long the client waited: `ms`. */
+export async function get(url: string, headers: Record<string, string> = {}, method: "GET" | "HEAD" = "GET") {
+  const started = Date.now();
   let res: Awaited<ReturnType<typeof request>>;
   try {
-    res = await request(url, { headers });
+    res = await request(url, { headers, method });
   } catch (error) {
     // The connection was cut before the response headers went out: also a failed download.
-    return { status: 0, headers: {} as Record<string, string>, body: Buffer.alloc(0), error: error as Error };
+    return { status: 0, headers: {} as Record<string, string>, body: Buffer.alloc(0), error: error as Error, ms: Date.now() - started };
   }
   try {
     const body = Buffer.from(await res.body.arrayBuffer());
-    return { status: res.statusCode, headers: res.headers, body, error: undefined as Error | undefined };
+    return { status: res.statusCode, headers: res.headers, body, error: undefined as Error | undefined, ms: Date.now() - started };
   } catch (error) {
-    return { status: res.statusCode, headers: res.headers, body: Buffer.alloc(0), error: error as Error };
+    return { status: res.statusCode, headers: res.headers, body: Buffer.alloc(0), error: error as Error, ms: Date.now() - started };
   }
+}
+
+/** Asserts the client's wait was under `bound` (CLIENT_BOUND_MS unless said); returns the answer. */
+export function within<T extends { ms: number }>(answer: T, bound = CLIENT_BOUND_MS): T {
+  expect(answer.ms, "how long the client waited (ms)").toBeLessThan(bound);
+  return answer;
+}
+
+/** Runs `work` and asserts it took less than `bound` (CLIENT_BOUND_MS unless said). */
+export async function timedWithin<T>(work: Promise<T>, bound = CLIENT_BOUND_MS): Promise<T> {
+  const started = Date.now();
+  const value = await work;
+  expect(Date.now() - started, "how long the client waited (ms)").toBeLessThan(bound);
+  return value;
 }
 
 export async function published(storage: string): Promise<string[]> {
