@@ -313,8 +313,9 @@ export const configSchema = z
          * throughputWindow of waiting on upstream (time the mirror's clients or disk hold the download
          * back does not count). Slower, the connection is cut and the download resumed with a Range
          * request: once from the upstream itself when the slow one was the parent (not with
-         * parent.fallback: false), else counted in maxResumes, then failed. Default 16KB; must be
-         * greater than zero.
+         * parent.fallback: false), else counted in maxResumes, then failed. A client of another
+         * repository sharing that download judges it by the same floor over min(throughputWindow, 5s)
+         * and, below it, continues from its own repository. Default 16KB; must be greater than zero.
          */
         minThroughput: size.refine((v) => v > 0, "must be greater than zero (a trickle would hold every client of the blob)").default(16 * 1024),
         /** How long the blob pace is measured before it is judged (minThroughput). Default 30s. */
