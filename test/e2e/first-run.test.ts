@@ -4,16 +4,15 @@
 // the dind service's own daemon pulling through the mirror (counted at the upstream, seen at the mirror).
 import { readFile, realpath, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parse, stringify } from "yaml";
+import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ComposeProject, freePort } from "../support/containers/compose-project.js";
 import { buildSmallImage, type RunnableImage } from "../support/containers/e2e-fixtures.js";
 import { dockerApi } from "../support/containers/engine.js";
 import { E2eHarness, RUN_LABEL } from "../support/containers/harness.js";
+import { expectDaemonPullsThroughMirror, hostOverride } from "../support/containers/compose-dind.js";
 import { PackedCli } from "../support/containers/packed.js";
 import { RegistryContainer } from "../support/containers/registry-container.js";
-import { machineCapabilities } from "../support/containers/vm-container.js";
-import { blobsOf } from "../support/fixtures/image.js";
 import { pushImage } from "../support/fixtures/push.js";
 
 /** The dind image the user's Compose file names; the harness's VM image (its own dockerd) stands in for it. */
@@ -31,35 +30,6 @@ services:
 
 interface Compose {
   services: Record<string, { image?: string; command?: string[]; build?: unknown; environment?: Record<string, string> }>;
-}
-
-/**
- * What only this machine needs, kept out of the user's file: `privileged` is refused here (the
- * host's bounding set lacks a capability it asks for; see vm-container.ts), so the builder gets the
- * capabilities the host has; the mirror joins the network of the stand-in upstream registry.
- */
-function hostOverride(h: E2eHarness): string {
-  const labels = { [RUN_LABEL]: h.labels[RUN_LABEL] };
-  return stringify({
-    services: {
-      builder: { privileged: false, cap_add: machineCapabilities(), security_opt: ["seccomp=unconfined", "apparmor=unconfined"], labels },
-      "mirror-kit": { networks: ["default", "upstream"], labels },
-    },
-    networks: { upstream: { external: true, name: h.network.getName() } },
-  });
-}
-
-/** The mirror's access-log entries (JSON lines, msg "request") for one path fragment. */
-function mirrorRequests(lines: string[], pathIncludes: string): { method: string; path: string; status: number }[] {
-  return lines
-    .map((l) => {
-      try {
-        return JSON.parse(l) as { msg?: string; method: string; path: string; status: number };
-      } catch {
-        return undefined;
-      }
-    })
-    .filter((e): e is { msg: string; method: string; path: string; status: number } => e?.msg === "request" && e.path.includes(pathIncludes));
 }
 
 describe("from the packed tarball, with nothing published", () => {
@@ -85,37 +55,10 @@ describe("from the packed tarball, with nothing published", () => {
     await h?.cleanup();
   });
 
-  /** The builder's daemon pulls probe:1 through the mirror; the upstream serves each blob once. */
-  async function pullThroughMirror(project: ComposeProject): Promise<void> {
-    await project.waitHealthy("mirror-kit");
-    // dockerd inside the builder lists the mirror once it is up.
-    let mirrors = "";
-    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 500))) {
-      mirrors = await project.exec("builder", ["docker", "info", "--format", "{{json .RegistryConfig.Mirrors}}"]).catch(() => "");
-      if (mirrors) break;
-    }
-    expect(JSON.parse(mirrors)).toEqual(["http://mirror-kit:5000/"]);
-
-    const pull = await project.exec("builder", ["docker", "pull", "probe:1"]);
-    expect(/Digest: (sha256:[0-9a-f]{64})/.exec(pull)?.[1]).toBe(probe.image.manifest.digest);
-    expect((await project.exec("builder", ["docker", "run", "--rm", "--network", "none", "probe:1"])).trim()).toBe(probe.marker);
-    // dockerd never gave up on the mirror (Docker Hub itself is unreachable here anyway).
-    expect((await project.logLines("builder")).filter((l) => /Attempting next endpoint|Not continuing with pull/.test(l))).toEqual([]);
-
-    await hub.settle();
-    const seen = await project.logLines("mirror-kit");
-    expect(mirrorRequests(seen, "/v2/library/probe/manifests/1").filter((e) => e.status === 200).length).toBeGreaterThanOrEqual(1);
-    for (const blob of blobsOf(probe.image)) {
-      expect(await hub.count({ method: "GET", pathIncludes: `/blobs/${blob.digest}` }), await hub.describe({ method: "GET" })).toBe(1);
-      expect(mirrorRequests(seen, `/v2/library/probe/blobs/${blob.digest}`).filter((e) => e.method === "GET" && e.status === 200)).toHaveLength(1);
-    }
-  }
-
   it("npx <tarball> init --yes wires the dind service, `mirror-kit image` builds the mirror from the package, docker-compose up, and the dind daemon pulls through it", async () => {
     const dir = await h.tempDir("first-run");
     await writeFile(join(dir, "compose.yaml"), USER_COMPOSE);
-    const override = join(await h.tempDir("first-run-host"), "host.yaml");
-    await writeFile(override, hostOverride(h));
+    const override = await hostOverride(h, "builder");
     const port = await freePort();
     // A tag of this run's own: the engine is shared with other suites (a user would keep the default).
     const image = `mirror-kit-e2e/first-run:${h.labels[RUN_LABEL].slice(0, 8)}`;
@@ -143,6 +86,6 @@ describe("from the packed tarball, with nothing published", () => {
     const project = new ComposeProject(h, [join(dir, "compose.yaml"), override]);
     await project.run(["up", "--detach", "--no-build"]);
     expect((await dockerApi().getContainer(await project.containerId("mirror-kit")).inspect()).Config.Image).toBe(image);
-    await pullThroughMirror(project);
+    await expectDaemonPullsThroughMirror(project, "builder", "http://mirror-kit:5000", "probe:1", probe, hub);
   }, 1_200_000);
 });

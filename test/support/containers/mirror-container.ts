@@ -14,7 +14,15 @@ export interface MirrorOptions {
   port?: number;
   /** Arguments after the image name (default: the image's CMD, `serve`). */
   command?: string[];
+  /**
+   * Serve HTTPS with these host files (e.g. what `mirror-kit cert` wrote), copied in as users mount
+   * them: root's, the key 0600, so the image must read them before it drops to its service user.
+   */
+  tls?: { certFile: string; keyFile: string };
 }
+
+/** Where the TLS files go inside the container (the path `init --ca` mounts them at, too). */
+const TLS_DIR = "/etc/mirror-kit/tls";
 
 export interface StopResult {
   exitCode: number;
@@ -30,6 +38,7 @@ export class MirrorContainer {
     private readonly h: E2eHarness,
     readonly container: StartedTestContainer,
     readonly port: number,
+    readonly scheme: "http" | "https",
   ) {
     this.hostPort = container.getMappedPort(port);
   }
@@ -38,27 +47,38 @@ export class MirrorContainer {
     const port = opts.port ?? 5000;
     const image = new GenericContainer(h.img.mirrorKit);
     if (opts.command) image.withCommand(opts.command);
+    const env = { ...opts.env };
+    const ready = Wait.forHttp("/healthz", port).forStatusCode(200);
+    if (opts.tls) {
+      image.withCopyFilesToContainer([
+        { source: opts.tls.certFile, target: `${TLS_DIR}/server.crt`, mode: 0o644 },
+        { source: opts.tls.keyFile, target: `${TLS_DIR}/server.key`, mode: 0o600 },
+      ]);
+      Object.assign(env, { MIRROR_KIT_TLS_CERT: `${TLS_DIR}/server.crt`, MIRROR_KIT_TLS_KEY: `${TLS_DIR}/server.key` });
+      // The test process does not trust the CA; the clients under test do.
+      ready.usingTls().allowInsecure();
+    }
     const container = h.track(
       await image
         .withLabels(h.labels)
         .withNetwork(h.network)
         .withNetworkAliases(opts.alias)
         .withExposedPorts(port)
-        .withEnvironment(opts.env)
-        .withWaitStrategy(Wait.forHttp("/healthz", port).forStatusCode(200))
+        .withEnvironment(env)
+        .withWaitStrategy(ready)
         .withStartupTimeout(60_000)
         .start(),
     );
-    return new MirrorContainer(h, container, port);
+    return new MirrorContainer(h, container, port, opts.tls ? "https" : "http");
   }
 
   get id(): string {
     return this.container.getId();
   }
 
-  /** From the test process. */
+  /** From the test process (over https, only with a client that trusts the CA). */
   get url(): string {
-    return `http://127.0.0.1:${this.hostPort}`;
+    return `${this.scheme}://127.0.0.1:${this.hostPort}`;
   }
 
   /** The published port on the host: what a user writes after the host's address. */
@@ -68,7 +88,7 @@ export class MirrorContainer {
 
   /** How VMs and containers reach it: the host's address on their network, then the published port. */
   get viaHostUrl(): string {
-    return `http://${this.h.gateway}:${this.hostPort}`;
+    return `${this.scheme}://${this.h.gateway}:${this.hostPort}`;
   }
 
   metric(name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -126,4 +146,23 @@ export class MirrorContainer {
   async health(): Promise<string | undefined> {
     return (await dockerApi().getContainer(this.id).inspect()).State.Health?.Status;
   }
+}
+
+export interface MirrorRequest {
+  method: string;
+  path: string;
+  status: number;
+}
+
+/** The mirror's access-log entries (JSON lines, msg "request") whose path holds `pathIncludes`. */
+export function mirrorRequests(lines: readonly string[], pathIncludes: string): MirrorRequest[] {
+  return lines
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Partial<MirrorRequest> & { msg?: string };
+      } catch {
+        return undefined;
+      }
+    })
+    .filter((e): e is MirrorRequest & { msg: string } => e?.msg === "request" && typeof e.path === "string" && e.path.includes(pathIncludes));
 }
