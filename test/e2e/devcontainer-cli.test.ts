@@ -1,6 +1,7 @@
 // The Dev Containers CLI (@devcontainers/cli) on a project after `mirror-kit init`: `devcontainer up`
 // installs the generated local Feature on a base image with its own Docker engine, `devcontainer exec
-// … docker pull` goes through the mirror; `devcontainer features test` passes for plugins/devcontainer-feature.
+// … docker pull` goes through the mirror, over plain HTTP and, after `init --ca`, over TLS with the CA
+// `mirror-kit cert` made; `devcontainer features test` passes for plugins/devcontainer-feature.
 import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +9,7 @@ import { devcontainerBaseImage } from "../support/containers/dind-base.js";
 import { buildSmallImage, type RunnableImage } from "../support/containers/e2e-fixtures.js";
 import { dockerApi, REPO_ROOT } from "../support/containers/engine.js";
 import { E2eHarness, RUN_LABEL } from "../support/containers/harness.js";
-import { MirrorContainer } from "../support/containers/mirror-container.js";
+import { MirrorContainer, mirrorRequests } from "../support/containers/mirror-container.js";
 import { RegistryContainer } from "../support/containers/registry-container.js";
 import { blobsOf } from "../support/fixtures/image.js";
 import { pushImage } from "../support/fixtures/push.js";
@@ -31,13 +32,18 @@ describe("the Dev Containers CLI runs the generated Feature", () => {
   let h: E2eHarness;
   let hub: RegistryContainer;
   let mirror: MirrorContainer;
+  let tlsMirror: MirrorContainer;
   let base: string;
   let app: RunnableImage;
+  let secureApp: RunnableImage;
   let project: string;
+  let tlsProject: string;
+  let tlsDir: string;
   const imagesBefore = new Set<string>();
 
   const devcontainer = (args: readonly string[], allowFailure = false): Promise<RunResult> =>
     run(CLI, args, { timeoutMs: 300_000, allowFailure, env: { ...process.env } });
+  const mirrorKit = (args: readonly string[]): Promise<RunResult> => run(process.execPath, [join(REPO_ROOT, "dist", "cli", "main.js"), ...args]);
 
   beforeAll(async () => {
     h = await E2eHarness.start();
@@ -61,12 +67,30 @@ describe("the Dev Containers CLI runs the generated Feature", () => {
     mirror = await MirrorContainer.start(h, { alias: "mirror", env: { MIRROR_KIT_UPSTREAMS: `docker.io=${hub.internalUrl}` } });
 
     // A project whose dev container runs its own Docker engine (only local images and Features here).
-    project = await h.tempDir("devcontainer-project");
-    await mkdir(join(project, ".devcontainer"));
-    const config = `// a dev container with a Docker engine inside\n{\n  "name": "app",\n  "image": ${JSON.stringify(base)},\n  "runArgs": ["--label", "${RUN_LABEL}=${h.labels[RUN_LABEL]}"]\n}\n`;
-    await writeFile(join(project, ".devcontainer", "devcontainer.json"), config);
-    await run(process.execPath, [join(REPO_ROOT, "dist", "cli", "main.js"), "init", "--dir", project, "--yes", "--port", String(mirror.publishedPort)]);
+    const newProject = async (name: string): Promise<string> => {
+      const dir = await h.tempDir(`devcontainer-${name}`);
+      await mkdir(join(dir, ".devcontainer"));
+      const config = `// a dev container with a Docker engine inside\n{\n  "name": "${name}",\n  "image": ${JSON.stringify(base)},\n  "runArgs": ["--label", "${RUN_LABEL}=${h.labels[RUN_LABEL]}"]\n}\n`;
+      await writeFile(join(dir, ".devcontainer", "devcontainer.json"), config);
+      return dir;
+    };
+    project = await newProject("app");
+    await mirrorKit(["init", "--dir", project, "--yes", "--port", String(mirror.publishedPort)]);
     await expectNoInstallsAfter(join(project, ".devcontainer", "mirror-kit", "devcontainer-feature.json"));
+
+    // The same over TLS, as a user sets it up: a CA and a certificate naming the host as dev containers
+    // see it, the mirror serving it, and init --ca given the folder cert wrote.
+    secureApp = await buildSmallImage();
+    await pushImage(hub, "team/secure", secureApp.image, "1");
+    tlsDir = join(await h.tempDir("devcontainer-tls"), "mirror-kit-tls");
+    await mirrorKit(["cert", "--dir", tlsDir, "--san", "host.docker.internal"]);
+    tlsMirror = await MirrorContainer.start(h, {
+      alias: "mirror-tls",
+      env: { MIRROR_KIT_UPSTREAMS: `docker.io=${hub.internalUrl}` },
+      tls: { certFile: join(tlsDir, "server.crt"), keyFile: join(tlsDir, "server.key") },
+    });
+    tlsProject = await newProject("app-tls");
+    await mirrorKit(["init", "--dir", tlsProject, "--yes", "--ca", tlsDir, "--port", String(tlsMirror.publishedPort)]);
   }, 600_000);
 
   afterAll(async () => {
@@ -91,6 +115,37 @@ describe("the Dev Containers CLI runs the generated Feature", () => {
     await hub.settle();
     for (const blob of blobsOf(app.image)) {
       expect(await hub.count({ method: "GET", pathIncludes: `/blobs/${blob.digest}` }), await hub.describe({ method: "GET" })).toBe(1);
+    }
+  }, 400_000);
+
+  it("after init --ca, devcontainer up installs the CA in certs.d and docker pull inside goes through the mirror over https", async () => {
+    const up = await devcontainer(["up", "--workspace-folder", tlsProject, "--log-format", "json"], true);
+    expect(up.stdout.trim().split("\n").pop() ?? "", `devcontainer up:\n${up.stderr.slice(-4000)}`).toContain('"outcome":"success"');
+    const hostPort = `host.docker.internal:${tlsMirror.publishedPort}`;
+    const exec = (script: string) => devcontainer(["exec", "--workspace-folder", tlsProject, "sh", "-c", script], true);
+    const files = await exec(`cat /etc/docker/daemon.json; cat /etc/docker/certs.d/${hostPort}/ca.crt`);
+    expect(files.code, files.stdout + files.stderr).toBe(0);
+    // The Feature wrote the https mirror and nothing insecure, and the CA where this dockerd looks for that mirror.
+    expect(files.stdout).toContain(`"https://${hostPort}"`);
+    expect(files.stdout).not.toContain("insecure-registries");
+    expect(files.stdout).toContain(await readFile(join(tlsDir, "ca.crt"), "utf8"));
+
+    const pull = await exec(
+      "for i in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; docker info --format '{{json .RegistryConfig.Mirrors}}'; docker pull team/secure:1 && docker run --rm --network none team/secure:1",
+    );
+    const out = pull.stdout + pull.stderr;
+    expect(pull.code, out).toBe(0);
+    expect(out).toContain(`https://${hostPort}/`);
+    expect(out).toContain(`Digest: ${secureApp.image.manifest.digest}`);
+    expect(out).toContain(secureApp.marker);
+    await hub.settle();
+    const seen = await tlsMirror.logLines();
+    // A layer the first test's image shares (same bytes) was fetched once more by that test's own mirror.
+    const pulledByPlainMirror = new Set(blobsOf(app.image).map((b) => b.digest));
+    for (const blob of blobsOf(secureApp.image)) {
+      expect(mirrorRequests(seen, `/v2/team/secure/blobs/${blob.digest}`).filter((r) => r.method === "GET" && r.status === 200)).toHaveLength(1);
+      const expected = pulledByPlainMirror.has(blob.digest) ? 2 : 1;
+      expect(await hub.count({ method: "GET", pathIncludes: `/blobs/${blob.digest}` }), await hub.describe({ method: "GET" })).toBe(expected);
     }
   }, 400_000);
 
