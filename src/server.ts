@@ -129,12 +129,12 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   for (const warning of exposureWarnings({ ...config, port })) log.warn(warning);
   if (config.parent) {
     const direct = [...new Set([...config.upstreams.values()].filter((u) => u.username !== undefined).map((u) => u.name))];
-    log.info({ parent: config.parent.url.origin, fallback: config.parent.fallback, ...(direct.length > 0 ? { directWithCredentials: direct } : {}) }, "chained: upstreams are fetched through the parent mirror");
+    log.info({ parent: config.parent.url.origin, fallback: config.parent.fallback, mirrorId: upstreams.mirrorId, ...(direct.length > 0 ? { directWithCredentials: direct } : {}) }, "chained: upstreams are fetched through the parent mirror");
   }
   if (config.cacheMaxBytes > 0 && config.cacheMaxBytes < SMALL_CACHE_CAP) {
     log.warn({ maxSize: describeSize(config.cacheMaxBytes) }, "cache.maxSize is below 1 MiB: nearly everything will be evicted (a size without a unit is bytes; write e.g. 20GB)");
   }
-  log.info({ url, listen: `${config.host}:${port}`, storage: config.store.driver === "s3" ? `s3 ${describeTarget(config.store)}` : config.storage, upstreams: [...new Set([...config.upstreams.values()].map((u) => u.name))], defaultUpstream: config.defaultUpstream.name, maxSize: config.cacheMaxBytes > 0 ? describeSize(config.cacheMaxBytes) : "no cap" }, "mirror-kit listening");
+  log.info({ url, listen: `${config.host}:${port}`, mirrorId: upstreams.mirrorId, storage: config.store.driver === "s3" ? `s3 ${describeTarget(config.store)}` : config.storage, upstreams: [...new Set([...config.upstreams.values()].map((u) => u.name))], defaultUpstream: config.defaultUpstream.name, maxSize: config.cacheMaxBytes > 0 ? describeSize(config.cacheMaxBytes) : "no cap" }, "mirror-kit listening");
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = 10_000): Promise<void> => {

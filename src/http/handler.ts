@@ -17,6 +17,7 @@ import type { ManifestService } from "../proxy/manifests.js";
 import type { ReferrersService } from "../proxy/referrers.js";
 import { resolveTarget, type Target } from "../proxy/route.js";
 import type { Upstreams } from "../proxy/upstreams.js";
+import { parseVia, VIA_HEADER, withHops } from "../upstream/hops.js";
 import type { Coordinator } from "../cluster/coordinator.js";
 import type { StatusModel } from "../observe/status.js";
 import { storageFault, storageUnavailable } from "../store/faults.js";
@@ -91,7 +92,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
     });
     deps.auth
       .check(req, url.pathname)
-      .then((principal) => dispatch(deps, route, url, req, res, principal))
+      .then((principal) => withHops(deps.upstreams.mirrorId, parseVia(req.headers[VIA_HEADER]), () => dispatch(deps, route, url, req, res, principal)))
       .catch((err: unknown) => fail(deps, id, req, res, err));
   };
 }

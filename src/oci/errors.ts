@@ -45,7 +45,7 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
 
 export interface MirrorErrorOptions extends MirrorKitErrorOptions {
   /** Replaces the table's status for this one error; only the builders below use it. */
-  status?: 404 | 502 | 503 | 504;
+  status?: 404 | 502 | 503 | 504 | 508;
 }
 
 /** An error a registry client sees: its code is the OCI code, its status comes from the table. */

@@ -11,6 +11,7 @@ import { redactUrl } from "../upstream/errors.js";
 import { CircuitBreaker } from "../upstream/breaker.js";
 import { RateLimitBudget } from "../upstream/budget.js";
 import { UpstreamClient } from "../upstream/client.js";
+import { newMirrorId } from "../upstream/hops.js";
 import { ChainedClient } from "../upstream/parent.js";
 import { createTransport, type Transport } from "../upstream/transport.js";
 import type { UpstreamTrust } from "../upstream/trust.js";
@@ -22,6 +23,9 @@ export class Upstreams {
   private parentBreaker: CircuitBreaker | undefined;
   /** Replicas sharing a Redis: what one learns about an upstream's rate limit, all learn. */
   private coordinator: Coordinator | undefined;
+
+  /** This mirror's id in the via header of requests to its parent (upstream/hops.ts). */
+  readonly mirrorId = newMirrorId();
 
   constructor(
     private readonly config: MirrorConfig,
@@ -57,7 +61,7 @@ export class Upstreams {
       // An upstream's credentials are its own: one that has them is never fetched through the parent.
       c =
         parent && upstream.username === undefined
-          ? new ChainedClient(upstream, parent, dispatcher, breaker, (this.parentBreaker ??= new CircuitBreaker(this.config.breakerCooldownMs)), this.log, this.metrics, budget)
+          ? new ChainedClient(upstream, parent, this.mirrorId, dispatcher, breaker, (this.parentBreaker ??= new CircuitBreaker(this.config.breakerCooldownMs)), this.log, this.metrics, budget)
           : new UpstreamClient(upstream, dispatcher, breaker, this.log, this.metrics, budget);
       this.clients.set(upstream.name, c);
     }

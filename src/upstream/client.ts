@@ -3,6 +3,7 @@
 import { Buffer } from "node:buffer";
 import type { Dispatcher } from "undici";
 import type { UpstreamConfig } from "../config/resolve.js";
+import type { MirrorKitErrorOptions } from "../errors.js";
 import { parseRateLimit, parseRetryAfter } from "../observe/events.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
@@ -11,6 +12,7 @@ import { requestKind, type RateLimitBudget } from "./budget.js";
 import { parseChallenge, type Challenge } from "./challenge.js";
 import { withDeadline } from "./deadline.js";
 import { redactUrl, UpstreamError } from "./errors.js";
+import { LOOP_HEADER } from "./hops.js";
 import { type CachedToken, parseTokenResponse, TokenCache } from "./tokens.js";
 
 export type UpstreamResponse = Dispatcher.ResponseData;
@@ -309,9 +311,13 @@ export async function ensureOk(upstream: string, res: UpstreamResponse, what: st
   } catch {
     // Not an OCI error body; the status says enough.
   }
+  // A parent mirror's 508 (a chaining loop) names the loop in a header, which a HEAD answer keeps too.
+  // Only mirror ids and arrows are kept, so nothing else an upstream sends is passed on.
+  const loop = res.statusCode === 508 ? /^[0-9a-f ->]{1,300}$/.exec(headerString(res.headers[LOOP_HEADER]) ?? "")?.[0] : undefined;
+  if (loop && !message.includes("chaining loop")) message = `${what}: chaining loop: ${loop} (one of these mirrors must not name the next as its parent)`;
   // The wait a 429 or 503 asks for goes on to the client as whole seconds, never the raw header.
   const wait = res.statusCode === 429 || res.statusCode === 503 ? parseRetryAfter(headerString(res.headers["retry-after"])) : undefined;
-  const headers = wait !== undefined ? { headers: { "retry-after": String(Math.min(Math.ceil(wait / 1000), MAX_RETRY_AFTER_S)) } } : undefined;
+  const headers: MirrorKitErrorOptions | undefined = wait !== undefined ? { headers: { "retry-after": String(Math.min(Math.ceil(wait / 1000), MAX_RETRY_AFTER_S)) } } : loop ? { headers: { [LOOP_HEADER]: loop } } : undefined;
   throw new UpstreamError(upstream, "status", message, res.statusCode, ociCode, headers);
 }
 

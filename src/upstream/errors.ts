@@ -2,6 +2,7 @@
 // decide between "serve stale", "fail fast" and "pass the answer on".
 import { MirrorKitError, type MirrorKitErrorOptions } from "../errors.js";
 import { MirrorError, upstreamFault, type ErrorCode } from "../oci/errors.js";
+import { LOOP_HEADER } from "./hops.js";
 
 export type UpstreamFailure =
   /** No HTTP answer: refused, reset, DNS, timeout, circuit open. */
@@ -53,6 +54,9 @@ export class UpstreamError extends MirrorKitError {
         return new MirrorError("UNAUTHORIZED", `${where} requires authentication the mirror could not provide`);
       case 403:
         return new MirrorError("DENIED", `${where} denied access`);
+      case 508:
+        // A parent mirror saw the request come back to it (a chaining loop): passed on with its reason.
+        return new MirrorError("UNAVAILABLE", `${where}: ${this.message}`, undefined, { status: 508, ...(this.headers?.[LOOP_HEADER] ? { headers: { [LOOP_HEADER]: this.headers[LOOP_HEADER] } } : {}) });
       case 429:
         return new MirrorError("TOOMANYREQUESTS", `${where} is rate limiting this mirror; try again later`, undefined, this.retryAfter());
       default:

@@ -8,12 +8,14 @@ import type { CircuitBreaker } from "./breaker.js";
 import type { RateLimitBudget } from "./budget.js";
 import { discard, type FetchOptions, UpstreamClient, type UpstreamResponse } from "./client.js";
 import { UpstreamError } from "./errors.js";
+import { VIA_HEADER, viaForParent } from "./hops.js";
 
 /** One upstream as the parent mirror serves it: the parent's URL and credentials, ?ns= the upstream. */
 class ViaParent extends UpstreamClient {
   constructor(
     private readonly upstream: UpstreamConfig,
     parent: ParentConfig,
+    private readonly mirrorId: string,
     dispatcher: Dispatcher,
     breaker: CircuitBreaker,
     log: Logger,
@@ -43,6 +45,11 @@ class ViaParent extends UpstreamClient {
     url.searchParams.set("ns", this.upstream.name);
     return url;
   }
+
+  // Every mirror this request passed, then this one: a mirror-kit parent refuses what comes back to it.
+  override fetch(method: "GET" | "HEAD", path: string, options: FetchOptions): Promise<UpstreamResponse> {
+    return super.fetch(method, path, { ...options, headers: { ...options.headers, [VIA_HEADER]: viaForParent(this.mirrorId) } });
+  }
 }
 
 /**
@@ -53,10 +60,13 @@ class ViaParent extends UpstreamClient {
 export class ChainedClient extends UpstreamClient {
   private readonly parent: ViaParent;
   private warnedAt = 0;
+  private loopWarnedAt = 0;
 
   constructor(
     config: UpstreamConfig,
     private readonly parentConfig: ParentConfig,
+    /** This mirror's id in the via header (hops.ts). */
+    mirrorId: string,
     dispatcher: Dispatcher,
     breaker: CircuitBreaker,
     /** One breaker for the parent, shared by every upstream: a parent that is down is down for all. */
@@ -67,7 +77,14 @@ export class ChainedClient extends UpstreamClient {
     budget: RateLimitBudget,
   ) {
     super(config, dispatcher, breaker, chainLog, metrics, budget);
-    this.parent = new ViaParent(config, parentConfig, dispatcher, parentBreaker, chainLog, metrics, budget);
+    this.parent = new ViaParent(config, parentConfig, mirrorId, dispatcher, parentBreaker, chainLog, metrics, budget);
+  }
+
+  /** The parent answered 508: the chain leads back to a mirror this request came through. Once a minute. */
+  private warnLoop(): void {
+    if (Date.now() - this.loopWarnedAt < 60_000) return;
+    this.loopWarnedAt = Date.now();
+    this.chainLog.error({ upstream: this.name, parent: this.parentConfig.url.origin }, "chaining loop: the parent mirror leads back to a mirror this request came through (508); check each mirror's parent setting");
   }
 
   /** The upstream itself, unless the config keeps this mirror behind its parent (fallback: false). */
@@ -86,6 +103,7 @@ export class ChainedClient extends UpstreamClient {
       // The parent's health always feeds its breaker, even for a fill's own resume loop: a parent
       // that is down is then skipped at once instead of costing a connect timeout per resume.
       const res = await this.parent.fetch(method, path, { ...options, breaker: true });
+      if (res.statusCode === 508) this.warnLoop();
       if (res.statusCode < 500 || !this.parentConfig.fallback) return res;
       await discard(res);
       failure = new UpstreamError(this.parent.name, "status", `status ${res.statusCode}`, res.statusCode);
