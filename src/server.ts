@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Authenticator } from "./auth/guard.js";
 import { ClusterEviction } from "./cluster/eviction.js";
 import { startCoordinator } from "./cluster/start.js";
-import { ConfigError, parseConfig, SMALL_CACHE_CAP, type ConfigInput } from "./config/schema.js";
+import { parseConfig, SMALL_CACHE_CAP, type ConfigInput } from "./config/schema.js";
 import { resolveConfig, type MirrorConfig } from "./config/resolve.js";
 import { describeSize } from "./config/sizes.js";
 import { MirrorKitError } from "./errors.js";
@@ -26,7 +26,6 @@ import { loadUpstreamTrust } from "./upstream/trust.js";
 import { SizeCap } from "./store/evict.js";
 import { openStore } from "./store/open.js";
 import { describeTarget } from "./store/s3/target.js";
-import { isEvictable } from "./store/store.js";
 import { exposureWarnings } from "./tls/exposure.js";
 import { StorageHealth } from "./store/health.js";
 import { createListener, type TlsFiles } from "./tls/listener.js";
@@ -61,21 +60,18 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const metrics = new Metrics({ processMetrics: options.processMetrics });
   const auth = new Authenticator(config.auth, log);
   await auth.start();
-  const store = await openStore(config.store, { replica: config.replica });
-  // A cap the backend cannot enforce would be a setting silently dropped.
-  if (config.cacheMaxBytes > 0 && !isEvictable(store)) {
-    await store.close();
-    throw new ConfigError(`invalid configuration:\n  cache.maxSize: the ${config.store.driver} storage driver cannot evict; remove the cap`);
-  }
+  // Last uses reach the other replicas' evictors well within the grace that protects them.
+  const store = await openStore(config.store, { replica: config.replica, useFlushMs: Math.min(15_000, Math.max(250, Math.floor(config.evictionGraceMs / 4))) });
   const freshness = new FreshnessPolicy(config.tagRules, config.semverTagsImmutable);
   const upstreams = new Upstreams(config, log, metrics, trust);
-  const status = await StatusModel.start({ config, metrics, log, breakers: upstreams });
+  const status = await StatusModel.start({ config, metrics, log, breakers: upstreams, store });
   store.onPublish = (n) => status.published(n);
   // Redis (config redis): what the replicas of one store agree on. Unreachable, the replica starts anyway.
   const { coordinator, flight } = await startCoordinator(config, log);
   if (coordinator) upstreams.shareWith(coordinator);
   let cap: SizeCap | undefined;
-  if (config.cacheMaxBytes > 0 && isEvictable(store)) {
+  // Every store opens with a catalog (OpenedStore), so every driver enforces a cap.
+  if (config.cacheMaxBytes > 0) {
     const sizeCap = (cap = new SizeCap(
       store,
       config.cacheMaxBytes,

@@ -63,8 +63,8 @@ export async function runPrune(a: PruneArgs, out: Out, env: Env = process.env): 
   let freed = 0;
   if (age !== undefined) {
     // Least recently used first, never a layer a kept image still needs, never a pinned image (as the size cap).
-    const keep = await pinnedDigests(store.layout, pinned);
-    const r = await evict(store.layout, { target: 0, protectAfter: Date.now() - age, keep });
+    const keep = await pinnedDigests(store, pinned);
+    const r = await evict(store, { target: 0, protectAfter: Date.now() - age, keep });
     deleted += r.evicted.length;
     freed += r.sizeBefore - r.sizeAfter;
   }

@@ -3,6 +3,7 @@
 import type { CommandModule } from "yargs";
 import type { Output } from "../generate/init.js";
 import { type CachedRepository, scanInventory } from "../observe/inventory.js";
+import { FsStore } from "../store/fs-store.js";
 import type { StatusV1 } from "../observe/status-types.js";
 import { DEFAULT_MIRROR, getJson, shownMirror } from "./mirror-api.js";
 import { renderRepositories, renderStatus } from "./status-view.js";
@@ -25,7 +26,7 @@ export interface LsArgs {
 }
 
 export async function runLs(args: LsArgs, deps: { stdout: Output }): Promise<CachedRepository[]> {
-  const repos = args.storage !== undefined ? await scanInventory(args.storage) : (await getJson<{ repositories: CachedRepository[] }>(args.mirror, "/api/v1/repositories")).repositories;
+  const repos = args.storage !== undefined ? await scanInventory(FsStore.view(args.storage)) : (await getJson<{ repositories: CachedRepository[] }>(args.mirror, "/api/v1/repositories")).repositories;
   deps.stdout.write(args.json ? `${JSON.stringify(repos, null, 2)}\n` : renderRepositories(repos));
   return repos;
 }

@@ -263,8 +263,6 @@ function resolveStorage(cfg: ParsedConfig): { storage: string; store: StoreSpec;
   const replica = cfg.replica ?? hostname();
   if (typeof cfg.storage === "string") return { storage: cfg.storage, store: { driver: "filesystem", root: cfg.storage }, replica };
   if (cfg.storage.driver === "filesystem") return { storage: cfg.storage.root, store: cfg.storage, replica };
-  // The S3 store cannot evict (a bucket lifecycle rule is the way): a cap would be silently dropped.
-  if (cfg.cache.maxSize > 0) throw new ConfigError("invalid configuration:\n  cache.maxSize: the s3 storage driver cannot evict; remove the cap and bound the bucket with a lifecycle rule");
   const { accessKey, secretKey, endpoint, ...rest } = cfg.storage;
   const store: S3Spec = { ...rest, rootDirectory: rest.rootDirectory.replace(/^\/+|\/+$/g, ""), ...(endpoint ? { endpoint } : {}), ...(accessKey !== undefined ? { accessKey, secretKey } : {}) };
   return { storage: store.spool, store, replica };

@@ -133,8 +133,8 @@ storage:
     await expect(loadConfig({ file: await file(yaml) })).rejects.toThrow(message);
   });
 
-  it("refuses a cache.maxSize with S3 storage, which cannot evict", async () => {
-    await expect(loadConfig({ file: await file("storage: {driver: s3, bucket: abc}\ncache: {maxSize: 20GB}\n") })).rejects.toThrow(/\n  cache\.maxSize: the s3 storage driver cannot evict/);
+  it("takes a cache.maxSize with S3 storage, which evicts", async () => {
+    expect((await loadConfig({ file: await file("storage: {driver: s3, bucket: abc}\ncache: {maxSize: 20GB}\n") })).config.cacheMaxBytes).toBe(20 * 1024 ** 3);
   });
 
   it("refuses storage.filesystem beside storage.s3 (one driver)", async () => {

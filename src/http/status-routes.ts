@@ -6,7 +6,6 @@ import type { MirrorConfig } from "../config/resolve.js";
 import { MirrorError } from "../oci/errors.js";
 import { parseReference } from "../oci/names.js";
 import type { RequestEvent } from "../observe/events.js";
-import { scanInventory } from "../observe/inventory.js";
 import type { StatusModel } from "../observe/status.js";
 import { resolveTarget } from "../proxy/route.js";
 import { isCanary } from "./canary.js";
@@ -62,7 +61,7 @@ export async function serveStatusRoute(route: StatusRoute, req: IncomingMessage,
     case "status":
       return sendJson(res, await status.snapshot(), method);
     case "repositories":
-      return sendJson(res, { repositories: await scanInventory(config.storage) }, method);
+      return sendJson(res, { repositories: await status.repositories() }, method);
     case "status-events":
       return streams.add(res, status);
     case "dashboard":

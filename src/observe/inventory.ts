@@ -1,10 +1,8 @@
 // What the cache holds, image by image: every cached tag with the bytes its image occupies and
-// when it was last used. Reads the storage folder only (never writes, never touches a file's
-// mtime), so `mirror-kit ls --storage` is safe beside a running mirror.
-import { readFile, stat } from "node:fs/promises";
+// when it was last used. Reads through the store's catalog only (never writes, never counts as a
+// use), so `mirror-kit ls` is safe beside a running mirror, on a folder or a bucket.
 import { parseDigest, type Digest } from "../oci/digest.js";
-import { FsStore } from "../store/fs-store.js";
-import type { Layout } from "../store/layout.js";
+import type { CatalogStore, ContentEntry } from "../store/store.js";
 
 export interface CachedTag {
   tag: string;
@@ -24,16 +22,15 @@ export interface CachedRepository {
   tags: CachedTag[];
 }
 
-export async function scanInventory(root: string): Promise<CachedRepository[]> {
-  const store = FsStore.view(root);
-  const sizes = new Map<string, number | undefined>();
+export async function scanInventory(store: CatalogStore): Promise<CachedRepository[]> {
+  const content = new Map((await store.listContent()).map((e) => [e.digest, e]));
   const out: CachedRepository[] = [];
   for (const repo of await store.listRepositories()) {
     const tags: CachedTag[] = [];
     for (const tag of await store.listTags(repo.upstream, repo.name)) {
       const record = await store.getTag(repo.upstream, repo.name, tag);
       if (!record) continue;
-      const image = await measure(store.layout, parseDigest(record.digest), sizes);
+      const image = await measure(store, parseDigest(record.digest), content);
       // A tag whose manifest was evicted is no longer cached content.
       if (!image) continue;
       tags.push({ tag, digest: record.digest, mediaType: record.mediaType, sizeBytes: image.bytes, lastUsed: image.usedAt, checkedAt: record.checkedAt });
@@ -44,35 +41,30 @@ export async function scanInventory(root: string): Promise<CachedRepository[]> {
 }
 
 /** The cached bytes of a manifest (an index counts its cached children), or undefined when not cached. */
-async function measure(layout: Layout, digest: Digest, sizes: Map<string, number | undefined>): Promise<{ bytes: number; usedAt: number } | undefined> {
-  const path = layout.blob(digest);
-  let body: string;
-  let usedAt: number;
-  try {
-    [body, usedAt] = await Promise.all([readFile(path, "utf8"), stat(path).then((s) => s.mtimeMs)]);
-  } catch {
-    return undefined;
-  }
+async function measure(store: CatalogStore, digest: Digest, content: Map<string, ContentEntry>): Promise<{ bytes: number; usedAt: number } | undefined> {
+  const entry = content.get(digest.value);
+  const body = entry ? await store.readContent(digest).then((b) => b?.toString("utf8"), () => undefined) : undefined;
+  if (!entry || body === undefined) return undefined;
   const counted = new Set<string>([digest.value]);
-  let bytes = Buffer.byteLength(body);
-  const add = async (d: unknown): Promise<void> => {
+  let bytes = entry.size;
+  const add = (d: unknown): void => {
     if (typeof d !== "string" || counted.has(d)) return;
     counted.add(d);
-    bytes += (await blobSize(layout, d, sizes)) ?? 0;
+    bytes += content.get(d)?.size ?? 0;
   };
   const doc = parseManifest(body);
-  for (const r of [doc.config, ...(doc.layers ?? [])]) await add(r?.digest);
+  for (const r of [doc.config, ...(doc.layers ?? [])]) add(r?.digest);
   for (const child of doc.manifests ?? []) {
     const cd = typeof child?.digest === "string" ? parseDigestOrUndefined(child.digest) : undefined;
-    if (!cd || counted.has(cd.value)) continue;
     // An index's platforms that were never pulled are not here, and take no space.
-    const childBody = await readFile(layout.blob(cd), "utf8").catch(() => undefined);
+    if (!cd || counted.has(cd.value) || !content.has(cd.value)) continue;
+    const childBody = await store.readContent(cd).then((b) => b?.toString("utf8"), () => undefined);
     if (childBody === undefined) continue;
-    await add(cd.value);
+    add(cd.value);
     const c = parseManifest(childBody);
-    for (const r of [c.config, ...(c.layers ?? [])]) await add(r?.digest);
+    for (const r of [c.config, ...(c.layers ?? [])]) add(r?.digest);
   }
-  return { bytes, usedAt };
+  return { bytes, usedAt: entry.usedAt };
 }
 
 interface ManifestDoc {
@@ -96,12 +88,4 @@ function parseDigestOrUndefined(value: string): Digest | undefined {
   } catch {
     return undefined;
   }
-}
-
-async function blobSize(layout: Layout, value: string, sizes: Map<string, number | undefined>): Promise<number | undefined> {
-  if (sizes.has(value)) return sizes.get(value);
-  const d = parseDigestOrUndefined(value);
-  const size = d ? await stat(layout.blob(d)).then((s) => s.size, () => undefined) : undefined;
-  sizes.set(value, size);
-  return size;
 }

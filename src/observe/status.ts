@@ -3,9 +3,10 @@
 import type { MirrorConfig, UpstreamConfig } from "../config/resolve.js";
 import { cacheUsage } from "../store/evict.js";
 import type { EvictionReport } from "../store/evict.js";
-import { Layout } from "../store/layout.js";
+import { FsStore } from "../store/fs-store.js";
+import type { CatalogStore } from "../store/store.js";
 import type { FillEndEvent, FillProgressEvent, FillStartEvent, RequestEvent, ServedEvent, UpstreamEvent } from "./events.js";
-import { scanInventory } from "./inventory.js";
+import { type CachedRepository, scanInventory } from "./inventory.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import { loadStats, MAX_REMEMBERED_IMAGES, saveStats, type PersistedStats } from "./stats-file.js";
@@ -22,6 +23,8 @@ export interface StatusOptions {
   metrics: Metrics;
   log: Logger;
   breakers: BreakerView;
+  /** The store whose usage and images are shown (a bucket too); default: the storage folder, read only. */
+  store?: CatalogStore;
   now?: () => number;
 }
 
@@ -56,7 +59,10 @@ export class StatusModel {
   private readonly pulls: (PullStatus & { atMs: number; method: string })[] = [];
   private inventory: { at: number; largest: Promise<ImageSize[]> } | undefined;
 
+  private readonly store: CatalogStore;
+
   private constructor(private readonly o: StatusOptions) {
+    this.store = o.store ?? FsStore.view(o.config.storage);
     this.now = o.now ?? Date.now;
     this.startedAt = this.now();
     this.windows = new TrafficWindows(this.now);
@@ -68,7 +74,7 @@ export class StatusModel {
     const { stats, problem } = await loadStats(o.config.storage, model.startedAt);
     if (problem) o.log.warn(problem);
     model.stats = stats;
-    const usage = await cacheUsage(new Layout(o.config.storage));
+    const usage = await cacheUsage(model.store);
     model.size = usage.bytes;
     model.objects = usage.objects;
     model.publishGauges();
@@ -258,10 +264,15 @@ export class StatusModel {
     return out;
   }
 
+  /** Every cached image by repository (GET /api/v1/repositories, the dashboard). */
+  repositories(): Promise<CachedRepository[]> {
+    return scanInventory(this.store);
+  }
+
   /** The largest cached images; the scan is shared for a few seconds and redone after a publish. */
   private largest(now: number): Promise<ImageSize[]> {
     if (!this.inventory || now - this.inventory.at > INVENTORY_TTL_MS) {
-      const largest = scanInventory(this.o.config.storage).then(
+      const largest = this.repositories().then(
         (repos) =>
           repos
             .flatMap((r) => r.tags.map((t) => ({ image: `${r.upstream}/${r.name}:${t.tag}`, sizeBytes: t.sizeBytes, lastUsed: new Date(t.lastUsed).toISOString() })))

@@ -54,7 +54,7 @@ describe("eviction under a size cap", () => {
     const newLayer = await blob(s, "new-layer".repeat(200), minutes(10));
     const fresh = await image(s, "new", [newCfg, shared, newLayer], minutes(11));
 
-    const r = await evict(s.layout, { target: 1, protectAfter: minutes(100) });
+    const r = await evict(s, { target: 1, protectAfter: minutes(100) });
     // Everything goes eventually when the target is tiny; order is what matters here.
     expect(r.evicted.map((e) => e.digest).indexOf(shared.value)).toBeGreaterThan(r.evicted.map((e) => e.digest).indexOf(fresh.value));
     expect(r.evicted.map((e) => e.digest).indexOf(old.value)).toBeLessThan(r.evicted.map((e) => e.digest).indexOf(fresh.value));
@@ -68,9 +68,9 @@ describe("eviction under a size cap", () => {
     const a = await image(s, "a", [a1, shared], minutes(2));
     const b1 = await blob(s, "b".repeat(3000), minutes(5));
     const b = await image(s, "b", [b1, shared], minutes(5));
-    const before = (await evict(s.layout, { target: Number.MAX_SAFE_INTEGER, protectAfter: 0 })).sizeBefore;
+    const before = (await evict(s, { target: Number.MAX_SAFE_INTEGER, protectAfter: 0 })).sizeBefore;
 
-    const r = await evict(s.layout, { target: before - 3000, protectAfter: minutes(100) });
+    const r = await evict(s, { target: before - 3000, protectAfter: minutes(100) });
     expect(r.sizeAfter).toBeLessThanOrEqual(before - 3000);
     // Image a (least recently used) is gone; b and the layer it shares with a are whole.
     expect(await s.getManifest(a)).toBeUndefined();
@@ -84,7 +84,7 @@ describe("eviction under a size cap", () => {
   it("never evicts what was used inside the grace period", async () => {
     const s = await store();
     const recent = await blob(s, "recent".repeat(1000), minutes(50));
-    const r = await evict(s.layout, { target: 0, protectAfter: minutes(40) });
+    const r = await evict(s, { target: 0, protectAfter: minutes(40) });
     expect(r.evicted).toEqual([]);
     expect(await s.statBlob(recent)).toBe(6000);
   });
@@ -96,7 +96,7 @@ describe("eviction under a size cap", () => {
     await open?.readInto(Buffer.alloc(open.size), 0);
     await open?.close();
     await new Promise((r) => setTimeout(r, 50));
-    const r = await evict(s.layout, { target: 0, protectAfter: Date.now() - 60_000 });
+    const r = await evict(s, { target: 0, protectAfter: Date.now() - 60_000 });
     expect(r.evicted).toEqual([]);
   });
 
@@ -107,9 +107,9 @@ describe("eviction under a size cap", () => {
     const pinned = await image(s, "22", [cfg, layer], minutes(1));
     const otherLayer = await blob(s, "other".repeat(300), minutes(50));
     const other = await image(s, "other", [otherLayer], minutes(50));
-    const keep = await pinnedDigests(s.layout, (_u, name, tag) => name === "library/app" && tag === "22");
+    const keep = await pinnedDigests(s, (_u, name, tag) => name === "library/app" && tag === "22");
     expect([...keep]).toEqual([pinned.value]);
-    const r = await evict(s.layout, { target: 0, protectAfter: minutes(100), keep });
+    const r = await evict(s, { target: 0, protectAfter: minutes(100), keep });
     expect(r.evicted.map((e) => e.digest)).toContain(other.value);
     for (const d of [pinned, layer, cfg]) expect(await s.statBlob(d), d.value).toBeDefined();
     expect(await s.getTag("docker.io", "library/app", "22")).toBeDefined();

@@ -1,19 +1,8 @@
-// Keeping the cache under its size cap: least recently used first, and never a blob that a kept
-// manifest still references, so eviction cannot leave an image half there (distribution#2367).
-import { readdir, readFile, rm, rmdir, stat } from "node:fs/promises";
-import { join } from "node:path";
+// Keeping the cache under its size cap, for any store that lists its content (ContentCatalog):
+// least recently used first, never a blob that a kept manifest still references, so eviction
+// cannot leave an image half there (distribution#2367), never a pinned image, never what is being read.
 import { parseDigest } from "../oci/digest.js";
-import type { Layout } from "./layout.js";
-import type { Evictable } from "./store.js";
-
-interface Entry {
-  digest: string;
-  size: number;
-  usedAt: number;
-  /** Digests this blob references when it is a manifest or an index. */
-  children: string[];
-  manifest: boolean;
-}
+import type { CatalogStore, ContentEntry } from "./store.js";
 
 export interface EvictionReport {
   sizeBefore: number;
@@ -30,161 +19,78 @@ export interface EvictOptions {
   keep?: ReadonlySet<string>;
 }
 
-export async function evict(layout: Layout, options: EvictOptions): Promise<EvictionReport> {
-  const entries = await scanBlobs(layout);
-  const byDigest = new Map(entries.map((e) => [e.digest, e]));
-  await readReferences(layout, byDigest);
+// A manifest's references never change (it is named by its digest): read once per store.
+const referenceMemo = new WeakMap<object, Map<string, string[]>>();
+
+/** The digests a manifest or index references (config, layers, index entries); [] when unreadable. */
+export async function referencesOf(store: CatalogStore, digest: string): Promise<string[]> {
+  let memo = referenceMemo.get(store);
+  if (!memo) referenceMemo.set(store, (memo = new Map()));
+  const known = memo.get(digest);
+  if (known) return known;
+  let refs: string[] = [];
+  try {
+    const body = await store.readContent(parseDigest(digest));
+    if (body === undefined) return [];
+    const doc = JSON.parse(body.toString("utf8")) as { config?: { digest?: unknown }; layers?: { digest?: unknown }[]; manifests?: { digest?: unknown }[] };
+    refs = [doc.config, ...(doc.layers ?? []), ...(doc.manifests ?? [])].map((r) => r?.digest).filter((d): d is string => typeof d === "string");
+  } catch {
+    // An unreadable manifest references nothing; it is evicted like any other blob.
+  }
+  if (memo.size >= 100_000) memo.clear();
+  memo.set(digest, refs);
+  return refs;
+}
+
+export async function evict(store: CatalogStore, options: EvictOptions): Promise<EvictionReport> {
+  const entries = await store.listContent();
+  const inUse = store.inUse?.() ?? new Set<string>();
+  const children = new Map<string, string[]>();
+  for (const e of entries) if (e.manifest) children.set(e.digest, await referencesOf(store, e.digest));
   const refs = new Map<string, number>();
-  for (const e of entries) for (const c of e.children) refs.set(c, (refs.get(c) ?? 0) + 1);
+  for (const list of children.values()) for (const c of list) refs.set(c, (refs.get(c) ?? 0) + 1);
 
   const sizeBefore = entries.reduce((n, e) => n + e.size, 0);
   let size = sizeBefore;
   const evicted: { digest: string; size: number }[] = [];
   const gone = new Set<string>();
-  const oldestFirst = [...entries].sort((a, b) => a.usedAt - b.usedAt);
+  const oldestFirst: ContentEntry[] = [...entries].sort((a, b) => a.usedAt - b.usedAt);
   // Evicting a manifest frees its layers only for later candidates, so repeat until nothing moves.
   for (let progress = true; progress && size > options.target; ) {
     progress = false;
     for (const e of oldestFirst) {
       if (size <= options.target) break;
-      if (gone.has(e.digest) || e.usedAt > options.protectAfter || (refs.get(e.digest) ?? 0) > 0 || options.keep?.has(e.digest)) continue;
-      if (e.manifest) {
-        // Metadata first: a manifest without it is a miss, never a blob of unknown type.
-        await rm(layout.manifestMeta(parseDigest(e.digest)), { force: true });
-        for (const c of e.children) refs.set(c, (refs.get(c) ?? 1) - 1);
-      }
-      await rm(layout.blob(parseDigest(e.digest)), { force: true });
+      if (gone.has(e.digest) || e.usedAt > options.protectAfter || (refs.get(e.digest) ?? 0) > 0 || options.keep?.has(e.digest) || inUse.has(e.digest)) continue;
+      // Metadata goes first (deleteContent): a manifest without it is a miss, never a blob of unknown type.
+      await store.deleteContent(parseDigest(e.digest));
+      for (const c of children.get(e.digest) ?? []) refs.set(c, (refs.get(c) ?? 1) - 1);
       gone.add(e.digest);
       evicted.push({ digest: e.digest, size: e.size });
       size -= e.size;
       progress = true;
     }
   }
-  if (gone.size > 0) await forgetRemoved(layout, gone);
+  if (gone.size > 0) await store.forget(gone);
   return { sizeBefore, sizeAfter: size, evicted };
 }
 
 /** Bytes and count of published content (blobs and manifests), as eviction sees it. */
-export async function cacheUsage(layout: Layout): Promise<{ bytes: number; objects: number }> {
-  const entries = await scanBlobs(layout);
+export async function cacheUsage(store: CatalogStore): Promise<{ bytes: number; objects: number }> {
+  const entries = await store.listContent();
   return { bytes: entries.reduce((n, e) => n + e.size, 0), objects: entries.length };
 }
 
-async function scanBlobs(layout: Layout): Promise<Entry[]> {
-  const out: Entry[] = [];
-  const root = join(layout.root, "blobs");
-  for (const algorithm of await list(root)) {
-    for (const prefix of await list(join(root, algorithm))) {
-      for (const hex of await list(join(root, algorithm, prefix))) {
-        const s = await stat(join(root, algorithm, prefix, hex)).catch(() => undefined);
-        if (s?.isFile()) out.push({ digest: `${algorithm}:${hex}`, size: s.size, usedAt: s.mtimeMs, children: [], manifest: false });
-      }
-    }
-  }
-  return out;
-}
-
-/** Fill in the children of every cached manifest (config, layers, index entries). */
-async function readReferences(layout: Layout, entries: Map<string, Entry>): Promise<void> {
-  const root = join(layout.root, "manifests");
-  for (const algorithm of await list(root)) {
-    for (const prefix of await list(join(root, algorithm))) {
-      for (const file of await list(join(root, algorithm, prefix))) {
-        const entry = entries.get(`${algorithm}:${file.replace(/\.json$/, "")}`);
-        if (!entry) continue;
-        entry.manifest = true;
-        try {
-          const doc = JSON.parse(await readFile(layout.blob(parseDigest(entry.digest)), "utf8")) as {
-            config?: { digest?: unknown };
-            layers?: { digest?: unknown }[];
-            manifests?: { digest?: unknown }[];
-          };
-          const refs = [doc.config, ...(doc.layers ?? []), ...(doc.manifests ?? [])];
-          entry.children = refs.map((r) => r?.digest).filter((d): d is string => typeof d === "string");
-        } catch {
-          // An unreadable manifest references nothing; it is evicted like any other blob.
-        }
-      }
-    }
-  }
-}
-
-/**
- * After content was deleted: remove the tags that point at it and every repository link to it
- * (_manifests and _layers), so no repository claims to hold what is gone, then the folders this
- * left empty.
- */
-export async function forgetRemoved(layout: Layout, gone: ReadonlySet<string>): Promise<void> {
-  const walk = async (dir: string): Promise<void> => {
-    for (const entry of await list(dir)) {
-      const path = join(dir, entry);
-      if (entry === "_tags") {
-        for (const tag of await list(path)) {
-          const rec = await readFile(join(path, tag), "utf8").then((t) => JSON.parse(t) as { digest?: string }, () => undefined);
-          if (rec?.digest && gone.has(rec.digest)) await rm(join(path, tag), { force: true });
-        }
-      } else if (entry === "_manifests" || entry === "_layers") {
-        for (const algorithm of await list(path)) {
-          for (const hex of await list(join(path, algorithm))) {
-            if (gone.has(`${algorithm}:${hex}`)) await rm(join(path, algorithm, hex), { force: true });
-          }
-        }
-      } else if (!entry.startsWith("_")) {
-        await walk(path);
-      }
-    }
-  };
-  await walk(layout.repositoriesDir);
-  await removeEmptyFolders(layout.repositoriesDir);
-}
-
-/**
- * Remove the folders under repositories/ that hold nothing any more (a repository whose last tag and
- * links went), deepest first; `root` itself stays. rmdir removes only an empty folder, so a tag or
- * link written meanwhile keeps its folder (and the store recreates a folder removed under a write).
- */
-export async function removeEmptyFolders(root: string): Promise<void> {
-  const tidy = async (dir: string): Promise<boolean> => {
-    let empty = true;
-    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-      if (!entry.isDirectory() || !(await tidy(join(dir, entry.name)))) empty = false;
-    }
-    if (!empty || dir === root) return false;
-    return rmdir(dir).then(
-      () => true,
-      () => false, // not empty after all (written meanwhile), or already gone
-    );
-  };
-  await tidy(root);
-}
-
-/** Digests of the tags `pinned` selects: walked from repositories/<upstream>/<name…>/_tags. */
-export async function pinnedDigests(layout: Layout, pinned: (upstream: string, name: string, tag: string) => boolean): Promise<Set<string>> {
+/** Digests of the tags `pinned` selects. */
+export async function pinnedDigests(store: CatalogStore, pinned: (upstream: string, name: string, tag: string) => boolean): Promise<Set<string>> {
   const out = new Set<string>();
-  const walk = async (upstream: string, dir: string, parts: string[]): Promise<void> => {
-    for (const entry of await list(dir)) {
-      if (entry === "_tags") {
-        for (const file of await list(join(dir, entry))) {
-          const tag = file.replace(/\.json$/, "");
-          if (!pinned(upstream, parts.join("/"), tag)) continue;
-          const rec = await readFile(join(dir, entry, file), "utf8").then((t) => JSON.parse(t) as { digest?: unknown }, () => undefined);
-          if (typeof rec?.digest === "string") out.add(rec.digest);
-        }
-      } else if (!entry.startsWith("_")) {
-        await walk(upstream, join(dir, entry), [...parts, entry]);
-      }
+  for (const repo of await store.listRepositories()) {
+    for (const tag of await store.listTags(repo.upstream, repo.name)) {
+      if (!pinned(repo.upstream, repo.name, tag)) continue;
+      const rec = await store.getTag(repo.upstream, repo.name, tag);
+      if (rec) out.add(rec.digest);
     }
-  };
-  for (const upstream of await list(layout.repositoriesDir)) await walk(upstream, join(layout.repositoriesDir, upstream), []);
-  return out;
-}
-
-async function list(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch {
-    return [];
   }
+  return out;
 }
 
 /**
@@ -201,7 +107,7 @@ export class SizeCap {
   rerun: () => unknown = () => this.trigger();
 
   constructor(
-    private readonly store: Evictable,
+    private readonly store: CatalogStore,
     private readonly maxBytes: number,
     private readonly report: (r: EvictionReport) => void,
     private readonly onError: (err: unknown) => void,
@@ -226,8 +132,8 @@ export class SizeCap {
     await this.trigger();
     const target = Math.max(0, (this.size ?? 0) - bytes);
     // Pinned tags stay pinned when room is made too.
-    const keep = this.pinned ? await this.store.pinnedDigests(this.pinned) : undefined;
-    const r = await this.store.evict({ target, protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
+    const keep = this.pinned ? await pinnedDigests(this.store, this.pinned) : undefined;
+    const r = await evict(this.store, { target, protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
     this.size = r.sizeAfter;
     this.report(r);
   }
@@ -243,8 +149,8 @@ export class SizeCap {
       do {
         this.again = false;
         try {
-          const keep = this.pinned ? await this.store.pinnedDigests(this.pinned) : undefined;
-          const r = await this.store.evict({ target: Math.floor(this.maxBytes * 0.9), protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
+          const keep = this.pinned ? await pinnedDigests(this.store, this.pinned) : undefined;
+          const r = await evict(this.store, { target: Math.floor(this.maxBytes * 0.9), protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
           this.size = r.sizeAfter;
           freed += r.sizeBefore - r.sizeAfter;
           this.report(r);

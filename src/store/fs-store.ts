@@ -9,8 +9,8 @@ import { MirrorError, upstreamFault } from "../oci/errors.js";
 import { isMediaType } from "../oci/mediatypes.js";
 import { isValidTag } from "../oci/names.js";
 import { Layout } from "./layout.js";
-import type { Evictable, LinkKind, OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
-import { cacheUsage, evict, type EvictOptions, pinnedDigests } from "./evict.js";
+import type { ContentCatalog, LinkKind, OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
+import * as catalog from "./fs-catalog.js";
 import { FsBlobWriter } from "./writer.js";
 import { StoreError } from "./errors.js";
 import { makeDir } from "./faults.js";
@@ -32,7 +32,7 @@ export interface FsStoreOptions {
   replica?: string;
 }
 
-export class FsStore implements Store, Evictable {
+export class FsStore implements Store, ContentCatalog {
   readonly layout: Layout;
   /** Called with the size of every newly published blob or manifest (eviction keeps its total). */
   onPublish: (size: number) => void = () => undefined;
@@ -44,13 +44,15 @@ export class FsStore implements Store, Evictable {
     root: string,
     /** Prefix of this process's files in ingest/: its own ingest area. */
     private readonly area: string,
+    /** Reads count as uses (refresh mtime); off for a view, which must change nothing. */
+    private readonly touches = true,
   ) {
     this.layout = new Layout(root);
   }
 
   /** A store over a folder another process may be using (`mirror-kit ls`): read only, nothing created or removed. */
   static view(root: string): FsStore {
-    return new FsStore(root, ingestArea(`view-${process.pid}-${randomBytes(4).toString("hex")}`));
+    return new FsStore(root, ingestArea(`view-${process.pid}-${randomBytes(4).toString("hex")}`), false);
   }
 
   /**
@@ -132,20 +134,33 @@ export class FsStore implements Store, Evictable {
     return join(this.layout.ingestDir, `${this.area}tmp`);
   }
 
-  evict(options: EvictOptions) {
-    return evict(this.layout, options);
+  listContent() {
+    return catalog.listContent(this.layout);
   }
 
-  usage() {
-    return cacheUsage(this.layout);
+  readContent(d: Digest) {
+    return catalog.readContent(this.layout, d);
   }
 
-  pinnedDigests(pinned: (upstream: string, name: string, tag: string) => boolean) {
-    return pinnedDigests(this.layout, pinned);
+  deleteContent(d: Digest) {
+    return catalog.deleteContent(this.layout, d);
+  }
+
+  listLinks(upstream: string, name: string, kind: LinkKind) {
+    return catalog.listLinks(this.layout, upstream, name, kind);
+  }
+
+  unlink(upstream: string, name: string, kind: LinkKind, d: Digest) {
+    return catalog.unlink(this.layout, upstream, name, kind, d);
+  }
+
+  forget(gone: ReadonlySet<string>) {
+    return catalog.forgetRemoved(this.layout, gone);
   }
 
   /** Mark a blob as used now (best effort: a failed touch only makes eviction less precise). */
   private touch(d: Digest): void {
+    if (!this.touches) return;
     const now = Date.now();
     if ((this.touched.get(d.value) ?? 0) > now - TOUCH_INTERVAL_MS) return;
     if (this.touched.size >= TOUCH_MEMORY) this.touched.clear();

@@ -1,13 +1,11 @@
-// Removing images from a cache folder on purpose (`mirror-kit rm`): the tag and the repository's
-// links go, then whatever only that image used — its manifests, config and layers — while anything
-// another kept tag or manifest still references stays. Metadata before content, as eviction does;
-// no repository link (_manifests, _layers) is left pointing at deleted content.
-import { readdir, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
-import { parseDigest, type Digest } from "../oci/digest.js";
+// Removing images from a cache on purpose (`mirror-kit rm`, `prune --unused`), for any store that
+// lists its content: the tag and the repository's links go, then whatever only that image used — its
+// manifests, config and layers — while anything another kept tag or manifest still references
+// stays. Metadata before content, as eviction does; no repository link (_manifests, _layers) is left
+// pointing at deleted content, and a folder store loses the repository folders left empty.
+import { parseDigest } from "../oci/digest.js";
 import { indexEntries } from "../oci/mediatypes.js";
-import { forgetRemoved, removeEmptyFolders } from "./evict.js";
-import type { FsStore } from "./fs-store.js";
+import type { CatalogStore } from "./store.js";
 
 export interface RemoveReport {
   /** Tags (or digest references) that were removed. */
@@ -17,26 +15,18 @@ export interface RemoveReport {
 }
 
 /** Digests of a manifest and everything it references that is in the cache (index children too). */
-async function closure(store: FsStore, root: string, out = new Set<string>()): Promise<Set<string>> {
+async function closure(store: CatalogStore, root: string, out = new Set<string>()): Promise<Set<string>> {
   if (out.has(root)) return out;
   out.add(root);
-  const m = await store.getManifest(parseDigest(root));
-  if (!m) return out;
-  for (const child of indexEntries(m.body)) await closure(store, child.digest, out);
+  // Read without counting as a use: `rm` and `prune` must not make what they walk look recent.
+  const body = await store.readContent(parseDigest(root)).catch(() => undefined);
+  if (!body) return out;
+  for (const child of indexEntries(body)) await closure(store, child.digest, out);
   try {
-    const doc = JSON.parse(m.body.toString("utf8")) as { config?: { digest?: unknown }; layers?: { digest?: unknown }[] };
+    const doc = JSON.parse(body.toString("utf8")) as { config?: { digest?: unknown }; layers?: { digest?: unknown }[] };
     for (const d of [doc.config, ...(doc.layers ?? [])]) if (typeof d?.digest === "string") out.add(d.digest);
   } catch {
     // Not JSON: references nothing.
-  }
-  return out;
-}
-
-async function links(store: FsStore, upstream: string, name: string): Promise<string[]> {
-  const dir = join(store.layout.repository(upstream, name), "_manifests");
-  const out: string[] = [];
-  for (const algorithm of await readdir(dir).catch(() => [] as string[])) {
-    for (const hex of await readdir(join(dir, algorithm)).catch(() => [] as string[])) out.push(`${algorithm}:${hex}`);
   }
   return out;
 }
@@ -45,7 +35,7 @@ async function links(store: FsStore, upstream: string, name: string): Promise<st
  * Remove `tag` (or every reference to `digest`) of upstream/name. Returns undefined when the cache
  * holds no such image.
  */
-export async function removeImage(store: FsStore, upstream: string, name: string, ref: { tag?: string; digest?: string }): Promise<RemoveReport | undefined> {
+export async function removeImage(store: CatalogStore, upstream: string, name: string, ref: { tag?: string; digest?: string }): Promise<RemoveReport | undefined> {
   let roots: string[];
   const references: string[] = [];
   if (ref.digest) {
@@ -75,8 +65,8 @@ export async function removeImage(store: FsStore, upstream: string, name: string
   for (const r of roots) await closure(store, r, removed);
   for (const d of removed) {
     if (stillTagged.has(d)) continue;
-    await rm(store.layout.manifestLink(upstream, name, parseDigest(d)), { force: true });
-    await rm(store.layout.blobLink(upstream, name, parseDigest(d)), { force: true });
+    await store.unlink(upstream, name, "manifest", parseDigest(d));
+    await store.unlink(upstream, name, "blob", parseDigest(d));
   }
 
   // What every other repository still holds (tags and links) keeps its content.
@@ -86,25 +76,22 @@ export async function removeImage(store: FsStore, upstream: string, name: string
   const gone = new Set<string>();
   for (const value of removed) {
     if (kept.has(value)) continue;
-    const d: Digest = parseDigest(value);
-    await rm(store.layout.manifestMeta(d), { force: true });
+    const d = parseDigest(value);
     const existed = (await store.statBlob(d)) !== undefined;
-    await rm(store.layout.blob(d), { force: true });
+    await store.deleteContent(d);
     gone.add(value);
     if (existed) deleted++;
   }
   // Other repositories may hold a layer link to deleted content (a blob fetched by digest alone).
-  // Either way the repository's own folder goes once nothing is left in it: ls would list it.
-  if (gone.size > 0) await forgetRemoved(store.layout, gone);
-  else await removeEmptyFolders(store.layout.repositoriesDir);
+  await store.forget(gone);
   return { references, deleted };
 }
 
 /** Everything some repository still reaches: its tags and manifest links, and all they reference. */
-export async function referenced(store: FsStore): Promise<Set<string>> {
+export async function referenced(store: CatalogStore): Promise<Set<string>> {
   const kept = new Set<string>();
   for (const repo of await store.listRepositories()) {
-    const roots = await links(store, repo.upstream, repo.name);
+    const roots = await store.listLinks(repo.upstream, repo.name, "manifest");
     for (const tag of await store.listTags(repo.upstream, repo.name)) {
       const d = (await store.getTag(repo.upstream, repo.name, tag))?.digest;
       if (d) roots.push(d);
@@ -116,33 +103,20 @@ export async function referenced(store: FsStore): Promise<Set<string>> {
 
 /**
  * Delete what no repository reaches any more (blobs of images that were removed or evicted, layers
- * fetched by digest alone), except what was used after `protectAfter`: a pull may be in progress.
+ * fetched by digest alone), except what was used after `protectAfter` or is being read: a pull may
+ * be in progress.
  */
-export async function pruneUnreferenced(store: FsStore, protectAfter: number): Promise<{ deleted: number; bytes: number }> {
+export async function pruneUnreferenced(store: CatalogStore, protectAfter: number): Promise<{ deleted: number; bytes: number }> {
   const kept = await referenced(store);
-  const root = join(store.layout.root, "blobs");
+  const inUse = store.inUse?.() ?? new Set<string>();
   const gone = new Set<string>();
   let bytes = 0;
-  for (const algorithm of await readdir(root).catch(() => [] as string[])) {
-    for (const prefix of await readdir(join(root, algorithm)).catch(() => [] as string[])) {
-      for (const hex of await readdir(join(root, algorithm, prefix)).catch(() => [] as string[])) {
-        const value = `${algorithm}:${hex}`;
-        if (kept.has(value)) continue;
-        let d: Digest;
-        try {
-          d = parseDigest(value);
-        } catch {
-          continue; // not ours: never delete what we cannot name
-        }
-        const s = await stat(store.layout.blob(d)).catch(() => undefined);
-        if (!s?.isFile() || s.mtimeMs > protectAfter) continue;
-        await rm(store.layout.manifestMeta(d), { force: true });
-        await rm(store.layout.blob(d), { force: true });
-        gone.add(value);
-        bytes += s.size;
-      }
-    }
+  for (const e of await store.listContent()) {
+    if (kept.has(e.digest) || e.usedAt > protectAfter || inUse.has(e.digest)) continue;
+    await store.deleteContent(parseDigest(e.digest));
+    gone.add(e.digest);
+    bytes += e.size;
   }
-  if (gone.size > 0) await forgetRemoved(store.layout, gone);
+  await store.forget(gone);
   return { deleted: gone.size, bytes };
 }

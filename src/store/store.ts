@@ -1,7 +1,6 @@
 // The cache's interfaces: small, so a second backend (object storage, memory) could implement them.
 import type { Hash } from "node:crypto";
 import type { Digest } from "../oci/digest.js";
-import type { EvictionReport, EvictOptions } from "./evict.js";
 
 export interface BlobStore {
   /** Size of a published blob, or undefined when absent. */
@@ -55,21 +54,44 @@ export interface BlobWriter {
   close(): Promise<void>;
 }
 
-/**
- * Optional capability of a store: it can evict least recently used content under a size cap. A
- * store without it refuses a configured cache.maxSize at start.
- */
-export interface Evictable {
-  evict(options: EvictOptions): Promise<EvictionReport>;
-  /** Bytes and count of published content, as eviction counts it. */
-  usage(): Promise<{ bytes: number; objects: number }>;
-  /** Digests of the manifests the tags selected by `pinned` point at (never evicted). */
-  pinnedDigests(pinned: (upstream: string, name: string, tag: string) => boolean): Promise<Set<string>>;
+/** One published blob or manifest, as eviction, `rm` and `prune` see it. */
+export interface ContentEntry {
+  digest: string;
+  size: number;
+  /** When it was last read or written (ms since epoch); eviction takes the least recent first. */
+  usedAt: number;
+  /** It has manifest metadata (its references keep other content). */
+  manifest: boolean;
 }
 
-export function isEvictable(store: object): store is Evictable {
-  const s = store as Partial<Evictable>;
-  return typeof s.evict === "function" && typeof s.usage === "function" && typeof s.pinnedDigests === "function";
+/**
+ * What a backend lists and deletes so that one eviction policy (evict.ts), `rm` and `prune`
+ * (remove.ts) and the inventory work on any store.
+ */
+export interface ContentCatalog {
+  listContent(): Promise<ContentEntry[]>;
+  /** Published bytes, read without counting as a use (eviction reading a manifest's references). */
+  readContent(d: Digest): Promise<Buffer | undefined>;
+  /** Delete published content: its manifest metadata first, then its bytes. Absent is no error. */
+  deleteContent(d: Digest): Promise<void>;
+  /** The digests repository `name` of `upstream` links as `kind`. */
+  listLinks(upstream: string, name: string, kind: LinkKind): Promise<string[]>;
+  unlink(upstream: string, name: string, kind: LinkKind, d: Digest): Promise<void>;
+  /** Remove every tag that points at, and every repository link to, content in `gone`. */
+  forget(gone: ReadonlySet<string>): Promise<void>;
+  /** Digests this process is reading right now: eviction keeps them whatever their last use. */
+  inUse?(): ReadonlySet<string>;
+}
+
+export type CatalogStore = Store & ContentCatalog;
+
+/**
+ * A store with a catalog can evict under a size cap (evict.ts runs the one policy over it); a store
+ * without one refuses a configured cache.maxSize at start.
+ */
+export function isEvictable(store: object): store is CatalogStore {
+  const s = store as Partial<ContentCatalog>;
+  return typeof s.listContent === "function" && typeof s.deleteContent === "function" && typeof s.forget === "function" && typeof s.readContent === "function";
 }
 
 export interface OpenBlob {

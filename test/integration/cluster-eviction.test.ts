@@ -7,6 +7,8 @@ import { clusterEvictionSuite } from "../support/cluster-eviction.js";
 clusterEvictionSuite("a shared folder", async () => {
   let root = "";
   return {
+    // An open file stays readable after eviction unlinks it.
+    openBlobs: "readable",
     storage: (_replica, dir) => (root = join(dir, "store")),
     async published() {
       const out = new Map<string, number>();

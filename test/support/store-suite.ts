@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { type Digest, digestOf } from "../../src/oci/digest.js";
 import { MirrorError } from "../../src/oci/errors.js";
 import type { OpenedStore } from "../../src/store/open.js";
+import { cacheUsage, evict, pinnedDigests } from "../../src/store/evict.js";
 import { isEvictable, type BlobWriter } from "../../src/store/store.js";
 
 export interface StoreHarness {
@@ -12,8 +13,13 @@ export interface StoreHarness {
   open(replica: string): Promise<OpenedStore>;
   /** What the backend holds outside published content (ingest areas, uploads in progress). */
   leftovers(): Promise<string[]>;
-  /** Mark a published blob as last used at `when` (eviction orders by it). */
-  setUsedAt?(store: OpenedStore, d: Digest, when: Date): Promise<void>;
+  /**
+   * What eviction does with a blob a reader of this process holds open: keeps it ("kept"), or
+   * removes it while the open reader goes on reading it to the end ("readable").
+   */
+  openBlobs: "kept" | "readable";
+  /** Make the uses a store recorded visible to the other replicas now (a backend that batches them). */
+  shareUses?(store: OpenedStore): Promise<void>;
   /** Remove everything the suite created. */
   cleanup(): Promise<void>;
 }
@@ -25,6 +31,8 @@ function content(n: number): { data: Buffer; d: Digest } {
   const data = randomBytes(n);
   return { data, d: digestOf(data) };
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function readAll(store: OpenedStore, d: Digest): Promise<Buffer | undefined> {
   const blob = await store.openBlob(d);
@@ -248,7 +256,6 @@ export function storeSuite(name: string, makeHarness: () => Promise<StoreHarness
       const a = await open("a");
       const harness = await h();
       if (!isEvictable(a)) throw new Error("not evictable");
-      const old = new Date(Date.now() - 3_600_000);
       const put = async (data: Buffer): Promise<Digest> => {
         const d = digestOf(data);
         const w = await a.createWriter(d);
@@ -256,18 +263,17 @@ export function storeSuite(name: string, makeHarness: () => Promise<StoreHarness
         await w.verify(data.byteLength);
         await w.publish();
         await w.close();
-        await harness.setUsedAt?.(a, d, old);
         return d;
       };
       const layer = randomBytes(50_000);
       const layerDigest = await put(layer);
       const lone = await put(randomBytes(60_000));
+      // Last uses are compared with this instant; a store may keep times to the second.
+      await sleep(1_100);
+      const recentSince = Date.now();
+      await sleep(1_100);
       const recentData = randomBytes(70_000);
-      const rw = await a.createWriter(digestOf(recentData));
-      await rw.write([recentData]);
-      await rw.verify();
-      await rw.publish();
-      await rw.close();
+      await put(recentData);
       const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST, config: { digest: layerDigest.value }, layers: [] }));
       const manifest = digestOf(body);
       await a.putManifest(manifest, MANIFEST, body);
@@ -277,18 +283,20 @@ export function storeSuite(name: string, makeHarness: () => Promise<StoreHarness
       const iw = await a.createWriter(inflightDigest);
       await iw.write([inflight.subarray(0, 20_000)]);
 
-      const keep = await a.pinnedDigests((_u, n) => n === "evict/me");
-      const first = await a.evict({ target: 0, protectAfter: Date.now() - 600_000, keep });
-      // Only the old blob nothing references: the layer is the pinned manifest's, the other is recent.
-      expect(first.evicted.map((e) => e.digest)).toEqual([lone.value]);
+      const keep = await pinnedDigests(a, (_u, n) => n === "evict/me");
+      const first = await evict(a, { target: 0, protectAfter: recentSince, keep });
+      // Of this test's content, only the old blob nothing references: the layer is the pinned
+      // manifest's, the other is recent (what earlier tests left is old too, and goes as well).
+      const mine = new Set([layerDigest.value, lone.value, digestOf(recentData).value, manifest.value, inflightDigest.value]);
+      expect(first.evicted.map((e) => e.digest).filter((d) => mine.has(d))).toEqual([lone.value]);
       expect(await a.statBlob(lone)).toBeUndefined();
 
-      // A reader holding a blob open keeps reading it when eviction removes it meanwhile.
+      // A reader holding a blob open keeps reading it, whatever eviction does meanwhile.
       const reader = await a.openBlob(digestOf(recentData));
       if (!reader) throw new Error("recent blob missing");
-      const second = await a.evict({ target: 0, protectAfter: Date.now() + 60_000, keep });
+      const second = await evict(a, { target: 0, protectAfter: Date.now() + 60_000, keep });
       const gone = second.evicted.map((e) => e.digest);
-      expect(gone).toContain(digestOf(recentData).value);
+      expect(gone.includes(digestOf(recentData).value)).toBe(harness.openBlobs === "readable");
       expect(gone).not.toContain(layerDigest.value);
       expect(gone).not.toContain(manifest.value);
       const buf = Buffer.alloc(recentData.byteLength);
@@ -300,6 +308,8 @@ export function storeSuite(name: string, makeHarness: () => Promise<StoreHarness
       }
       await reader.close();
       expect(buf.subarray(0, pos).equals(recentData)).toBe(true);
+      // Once closed, a kept blob is evicted like any other.
+      if (harness.openBlobs === "kept") expect((await evict(a, { target: 0, protectAfter: Date.now() + 60_000, keep })).evicted.map((e) => e.digest)).toEqual([digestOf(recentData).value]);
       // The download in progress finishes and publishes as if nothing happened.
       await iw.write([inflight.subarray(20_000)]);
       await iw.verify(40_000);
@@ -307,7 +317,29 @@ export function storeSuite(name: string, makeHarness: () => Promise<StoreHarness
       await iw.close();
       expect((await readAll(a, inflightDigest))?.equals(inflight)).toBe(true);
       expect((await readAll(a, layerDigest))?.equals(layer)).toBe(true);
-      expect((await a.usage()).bytes).toBe(second.sizeAfter + 40_000);
+      expect((await cacheUsage(a)).bytes).toBe(body.byteLength + layer.byteLength + 40_000);
+    });
+
+    it("keeps what another replica read within the grace, and evicts it once that use is older", async () => {
+      const a = await open("a");
+      const b = await open("b");
+      if (!isEvictable(a)) throw new Error("not evictable");
+      const { data, d } = content(30_000);
+      const w = await a.createWriter(d);
+      await w.write([data]);
+      await w.verify();
+      await w.publish();
+      await w.close();
+      await sleep(1_100);
+      const before = Date.now();
+      await sleep(1_100);
+      // Replica b serves it: a read there is a use every replica's evictor sees.
+      expect((await readAll(b, d))?.equals(data)).toBe(true);
+      await (await h()).shareUses?.(b);
+      expect((await evict(a, { target: 0, protectAfter: before })).evicted.map((e) => e.digest)).not.toContain(d.value);
+      expect(await a.statBlob(d)).toBe(30_000);
+      expect((await evict(a, { target: 0, protectAfter: Date.now() + 60_000 })).evicted.map((e) => e.digest)).toContain(d.value);
+      expect(await b.statBlob(d)).toBeUndefined();
     });
   });
 }

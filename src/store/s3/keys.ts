@@ -9,6 +9,9 @@
 //                                                 so a restarted replica aborts only its own
 //   <root>/ingest/claims/<algorithm>/<hex>       who is completing a multipart upload of that digest:
 //                                                 taken with If-None-Match: *, so only one replica publishes
+//   <root>/usage/<replica>.json                  {"<digest>": <ms>}: when that replica last read each
+//                                                 blob (written at most every few seconds, not per hit);
+//                                                 eviction merges them with the blobs' LastModified
 import type { Digest } from "../../oci/digest.js";
 import type { LinkKind } from "../store.js";
 
@@ -26,6 +29,23 @@ export class Keys {
 
   get repositories(): string {
     return this.key("repositories") + "/";
+  }
+
+  get blobs(): string {
+    return this.key("blobs") + "/";
+  }
+
+  get manifests(): string {
+    return this.key("manifests") + "/";
+  }
+
+  get usage(): string {
+    return this.key("usage") + "/";
+  }
+
+  /** A replica's record of last uses; `area` is its ingest area name (safe characters only). */
+  usageOf(area: string): string {
+    return `${this.usage}${area.replace(/~$/, "")}.json`;
   }
 
   /** Everything under the root (multipart uploads are listed by it). */

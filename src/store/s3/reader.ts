@@ -18,6 +18,8 @@ export class S3BlobReader implements OpenBlob {
     private readonly key: string,
     readonly size: number,
     private readonly etag: string | undefined,
+    /** Told once when the reader closes (the store's use log counts open readers). */
+    private onClose: () => void = () => undefined,
   ) {}
 
   async readInto(buffer: Buffer, position: number): Promise<number> {
@@ -48,6 +50,9 @@ export class S3BlobReader implements OpenBlob {
 
   async close(): Promise<void> {
     this.drop();
+    const done = this.onClose;
+    this.onClose = () => undefined;
+    done();
   }
 
   private async reopen(position: number): Promise<void> {

@@ -1,16 +1,8 @@
 // The S3-compatible implementation of the cache (keys.ts documents the layout). Every replica may
 // share the bucket: blobs are written once, records are whole objects, downloads in progress are
-// named per replica. No eviction: a bucket's lifecycle rules are the way to bound it.
+// named per replica. Evictable through its catalog (catalog.ts), last uses kept by use-log.ts.
 import { join } from "node:path";
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from "@aws-sdk/client-s3";
+import { AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { S3Spec } from "../../config/resolve.js";
 import { type Digest, digestOf, parseDigest } from "../../oci/digest.js";
 import { MirrorError, upstreamFault } from "../../oci/errors.js";
@@ -19,41 +11,60 @@ import { isValidTag } from "../../oci/names.js";
 import { StoreError } from "../errors.js";
 import { makeDir } from "../faults.js";
 import { AREA_SEPARATOR, ingestArea, isLeftover, sweepIngestDir } from "../ingest.js";
-import type { LinkKind, OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "../store.js";
+import type { ContentCatalog, LinkKind, OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "../store.js";
+import * as catalog from "./catalog.js";
 import { createS3Client, describeTarget, ensureBucket, isNotFound, isPreconditionFailed, reason, type S3ClientOptions, unavailable } from "./client.js";
 import { Keys } from "./keys.js";
+import { listObjects } from "./list.js";
 import { S3BlobReader } from "./reader.js";
+import { UseLog } from "./use-log.js";
 import { CLAIM_STALE_MS, S3BlobWriter, type S3WriterContext } from "./writer.js";
 
 export interface S3StoreOptions extends S3ClientOptions {
   replica: string;
+  /**
+   * How often this replica writes its last uses (eviction order); default 15 s. `false`: reads are
+   * not recorded and nothing is cleaned up at open (a command reading the bucket beside the mirror).
+   */
+  useFlushMs?: number | false;
 }
 
-export class S3Store implements Store {
+const USE_FLUSH_MS = 15_000;
+
+export class S3Store implements Store, ContentCatalog {
   /** Called with the size of every newly published blob or manifest. */
   onPublish: (size: number) => void = () => undefined;
   readonly keys: Keys;
   private readonly area: string;
   private readonly spoolDir: string;
+  private readonly uses: UseLog | undefined;
+  private readonly catalog: catalog.CatalogContext;
 
   private constructor(
     readonly client: S3Client,
     private readonly spec: S3Spec,
     private readonly replica: string,
+    useFlushMs: number | false,
   ) {
     this.keys = new Keys(spec.rootDirectory);
     this.area = ingestArea(replica);
     this.spoolDir = join(spec.spool, "ingest");
+    if (useFlushMs !== false) this.uses = new UseLog({ client, bucket: spec.bucket, keys: this.keys, area: this.area, flushMs: useFlushMs });
+    this.catalog = { client, bucket: spec.bucket, keys: this.keys, ...(this.uses ? { uses: this.uses } : {}) };
   }
 
   /** Connect, create the bucket when missing (unless told not to), and clear this replica's leftovers. */
   static async open(spec: S3Spec, options: S3StoreOptions): Promise<S3Store> {
-    const store = new S3Store(createS3Client(spec, options), spec, options.replica);
+    const flush = options.useFlushMs ?? USE_FLUSH_MS;
+    const store = new S3Store(createS3Client(spec, options), spec, options.replica, flush);
     try {
       await ensureBucket(store.client, spec);
       await makeDir(store.spoolDir);
-      await sweepIngestDir(store.spoolDir, store.area);
-      await store.sweepUploads();
+      if (flush !== false) {
+        await sweepIngestDir(store.spoolDir, store.area);
+        await store.sweepUploads();
+        await store.uses?.start();
+      }
     } catch (err) {
       store.client.destroy();
       if (err instanceof StoreError) throw err;
@@ -63,7 +74,44 @@ export class S3Store implements Store {
   }
 
   async close(): Promise<void> {
+    await this.uses?.close();
     this.client.destroy();
+  }
+
+  listContent() {
+    return catalog.listContent(this.catalog);
+  }
+
+  readContent(d: Digest): Promise<Buffer | undefined> {
+    return this.getBytes(this.keys.blob(d), `reading ${d.value}`);
+  }
+
+  async deleteContent(d: Digest): Promise<void> {
+    // Metadata first: a manifest without it is a miss, never a blob of unknown type.
+    await this.remove(this.keys.manifestMeta(d), `removing ${d.value}`);
+    await this.remove(this.keys.blob(d), `removing ${d.value}`);
+    this.uses?.forget([d.value]);
+  }
+
+  listLinks(upstream: string, name: string, kind: LinkKind) {
+    return catalog.listLinks(this.catalog, upstream, name, kind);
+  }
+
+  unlink(upstream: string, name: string, kind: LinkKind, d: Digest): Promise<void> {
+    return this.remove(this.keys.link(upstream, name, kind, d), `removing ${d.value} from ${name}`);
+  }
+
+  forget(gone: ReadonlySet<string>) {
+    return catalog.forgetRemoved(this.catalog, gone);
+  }
+
+  /** Write this replica's recorded uses now (they are otherwise written every useFlushMs). */
+  async flushUses(): Promise<void> {
+    await this.uses?.flush();
+  }
+
+  inUse(): ReadonlySet<string> {
+    return this.uses?.inUse() ?? new Set();
   }
 
   /** Can the bucket be written now? A small object put and deleted (/healthz). */
@@ -80,7 +128,9 @@ export class S3Store implements Store {
   async openBlob(d: Digest): Promise<OpenBlob | undefined> {
     const head = await this.head(this.keys.blob(d), `looking up ${d.value}`);
     if (!head) return undefined;
-    return new S3BlobReader(this.client, this.spec.bucket, this.keys.blob(d), head.size, head.etag);
+    const uses = this.uses;
+    uses?.opened(d.value);
+    return new S3BlobReader(this.client, this.spec.bucket, this.keys.blob(d), head.size, head.etag, () => uses?.closed(d.value));
   }
 
   createWriter(d: Digest): Promise<S3BlobWriter> {
@@ -92,7 +142,12 @@ export class S3Store implements Store {
       replica: this.replica,
       chunkSize: this.spec.chunkSize,
       spoolDir: this.spoolDir,
-      onPublish: (n) => this.onPublish(n),
+      onPublish: (n) => {
+        // Published now: a download that took longer than the eviction grace is not "old" (a
+        // multipart object's LastModified is when its upload began).
+        this.uses?.touch(d.value);
+        this.onPublish(n);
+      },
     };
     return S3BlobWriter.create(ctx, d);
   }
@@ -108,7 +163,9 @@ export class S3Store implements Store {
     }
     if (typeof mediaType !== "string" || !isMediaType(mediaType)) return undefined;
     const body = await this.getBytes(this.keys.blob(d), `reading manifest ${d.value}`);
-    return body ? { mediaType, body } : undefined;
+    if (!body) return undefined;
+    this.uses?.touch(d.value);
+    return { mediaType, body };
   }
 
   async putManifest(d: Digest, mediaType: string, body: Uint8Array): Promise<void> {
@@ -119,6 +176,7 @@ export class S3Store implements Store {
     await this.put(this.keys.manifestMeta(d), JSON.stringify({ mediaType }), `storing manifest ${d.value}`);
     try {
       await this.client.send(new PutObjectCommand({ Bucket: this.spec.bucket, Key: this.keys.blob(d), Body: body, IfNoneMatch: "*" }));
+      this.uses?.touch(d.value);
       this.onPublish(body.byteLength);
     } catch (err) {
       if (!isPreconditionFailed(err)) throw unavailable(err, `storing manifest ${d.value}`);
@@ -143,12 +201,8 @@ export class S3Store implements Store {
     return this.put(this.keys.tag(upstream, name, tag), JSON.stringify(record), `storing tag ${tag}`);
   }
 
-  async deleteTag(upstream: string, name: string, tag: string): Promise<void> {
-    try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.spec.bucket, Key: this.keys.tag(upstream, name, tag) }));
-    } catch (err) {
-      if (!isNotFound(err)) throw unavailable(err, `removing tag ${tag}`);
-    }
+  deleteTag(upstream: string, name: string, tag: string): Promise<void> {
+    return this.remove(this.keys.tag(upstream, name, tag), `removing tag ${tag}`);
   }
 
   async listTags(upstream: string, name: string): Promise<string[]> {
@@ -245,21 +299,15 @@ export class S3Store implements Store {
     }
   }
 
-  /** Every key under `prefix` (with `delimiter`: only the next level, as common prefixes). */
-  private async list(Prefix: string, Delimiter?: string): Promise<{ keys: { key: string; modified: number }[]; prefixes: string[] }> {
-    const keys: { key: string; modified: number }[] = [];
-    const prefixes: string[] = [];
-    let ContinuationToken: string | undefined;
+  private list(prefix: string, delimiter?: string) {
+    return listObjects(this.client, this.spec.bucket, prefix, delimiter);
+  }
+
+  private async remove(Key: string, what: string): Promise<void> {
     try {
-      do {
-        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.spec.bucket, Prefix, ...(Delimiter ? { Delimiter } : {}), ...(ContinuationToken ? { ContinuationToken } : {}) }));
-        for (const o of page.Contents ?? []) if (o.Key) keys.push({ key: o.Key, modified: o.LastModified?.getTime() ?? 0 });
-        for (const p of page.CommonPrefixes ?? []) if (p.Prefix) prefixes.push(p.Prefix);
-        ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (ContinuationToken);
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.spec.bucket, Key }));
     } catch (err) {
-      throw unavailable(err, `listing ${Prefix}`);
+      if (!isNotFound(err)) throw unavailable(err, what);
     }
-    return { keys, prefixes };
   }
 }

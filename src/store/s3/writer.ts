@@ -115,6 +115,12 @@ export class S3BlobWriter implements BlobWriter {
     const upload = this.upload as Upload;
     if (await exists(client, bucket, key)) return this.lost();
     if (!(await this.claim())) return this.lost(true);
+    // The winner removes its claim once its object is complete: a claim taken after that must
+    // look again, or a replica that checked before the winner completed would publish a second time.
+    if (await exists(client, bucket, key)) {
+      await this.unclaim();
+      return this.lost();
+    }
     try {
       upload.parts.sort((a, b) => a.PartNumber - b.PartNumber);
       // If-None-Match here too, for servers that honour it on completion (AWS); the claim covers those that do not.
