@@ -84,13 +84,15 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     const mirror = await runServe(args, process.env);
     // What healthcheck asks when run without flags: the address this process really listens on.
     const tls = mirror.config.tls;
-    const record = await recordServe(mirror.url, tls ? { certFile: tls.certFile, keyFile: tls.keyFile, clientAuth: tls.clientCAFiles.length > 0 } : undefined);
+    // Not awaited before the handlers below: a SIGTERM right after "listening" (a loaded machine)
+    // must shut down cleanly, not end the process by the signal's default action.
+    const record = recordServe(mirror.url, tls ? { certFile: tls.certFile, keyFile: tls.keyFile, clientAuth: tls.clientCAFiles.length > 0 } : undefined);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       process.stderr.write(`mirror-kit: ${signal}, shutting down\n`);
-      mirror.close().then(() => record.remove().then(() => process.exit(0)), () => process.exit(1));
+      mirror.close().then(() => record.then((r) => r.remove()).then(() => process.exit(0)), () => process.exit(1));
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
