@@ -2,6 +2,7 @@
 // runCert is what tests call; the files themselves are made in src/tls/ca.ts.
 import { relative } from "node:path";
 import type { CommandModule } from "yargs";
+import { VIRTUALBOX_HOST } from "../generate/tls-material.js";
 import type { CertResult } from "../tls/ca.js";
 
 export interface CertArgs {
@@ -27,8 +28,10 @@ export async function runCert(args: CertArgs, out: { write(s: string): unknown }
     "next steps:",
     `  1. serve with it:   mirror-kit serve --tls-cert ${show(f.serverCert)} --tls-key ${show(f.serverKey)}`,
     "     (a running mirror picks up a re-issued certificate by itself, or on SIGHUP)",
-    `  2. trust the CA on each client machine: mirror-kit wire docker --mirror https://HOST:5000 --ca ${show(f.caCert)} --apply`,
+    `  2. trust the CA on each client machine: mirror-kit wire docker --mirror-url https://HOST:5000 --ca ${show(f.caCert)} --apply`,
     "     (or copy ca.crt to /etc/docker/certs.d/HOST:5000/ca.crt, /etc/containers/certs.d/HOST:5000/ca.crt)",
+    `  or wire a project's VMs, dev containers and Compose stack: mirror-kit init --ca ${show(f.dir)}`,
+    `     (Compose needs --san mirror-kit, dev containers --san host.docker.internal, VirtualBox VMs --san ${VIRTUALBOX_HOST})`,
     "  3. another name or address later: run this again with --san NAME; the CA is kept",
   ];
   out.write(`${lines.join("\n")}\n`);

@@ -10,7 +10,8 @@ import { planDevcontainer } from "./devcontainer.js";
 import { GenerateError } from "./errors.js";
 import { isNoop, readIfExists, unifiedDiff, unlessEdited, writeChanges, type FileChange } from "./files.js";
 import { packageVersion } from "./render.js";
-import { DEFAULT_IMAGE, DEFAULT_PORT, resolveSettings, type Settings, type SettingsInput } from "./settings.js";
+import { DEFAULT_IMAGE, DEFAULT_PORT, resolveSettings, vmMirrorUrl, type Settings, type SettingsInput } from "./settings.js";
+import { covers, VIRTUALBOX_HOST } from "./tls-material.js";
 import { parseYaml } from "./yaml-edit.js";
 import { planVagrant } from "./vagrant.js";
 import { planPrefetchStep, PREFETCH_SCRIPT } from "./prefetch-step.js";
@@ -155,6 +156,11 @@ function plan(cwd: string, found: Detected, s: Settings, o: InitOptions): { chan
   if (want.vagrant) {
     if (!found.vagrantfile) throw new GenerateError("NOT_FOUND", `not found in ${cwd}; create one (vagrant init) or drop --vagrant`, "Vagrantfile");
     changes.push(...planVagrant(cwd, found.vagrantfile, s, force));
+    // The provisioner finds the host per provider inside the VM; VirtualBox's NAT address is the one a
+    // certificate made on the host does not name by itself.
+    if (s.ca?.server && !vmMirrorUrl(s) && !covers(s.ca.server, VIRTUALBOX_HOST)) {
+      notes.push(`Vagrantfile: VirtualBox VMs reach this host as ${VIRTUALBOX_HOST}, which ${relative(cwd, s.ca.server.certFile)} does not name; with VirtualBox, run \`mirror-kit cert --dir ${relative(cwd, dirname(s.ca.server.certFile)) || "."} --san ${VIRTUALBOX_HOST}\` (the CA is kept)`);
+    }
   }
   if (want.devcontainer) {
     if (found.devcontainers.length === 0) {

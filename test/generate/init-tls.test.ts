@@ -126,3 +126,35 @@ describe("the devcontainer Feature with --ca", () => {
     expect(readFileSync(join(dir, ".devcontainer/devcontainer.json"), "utf8")).toBe('{ "image": "debian" }\n');
   });
 });
+
+describe("the Vagrant provisioning with --ca", () => {
+  const vagrantProject = () => {
+    const dir = tempDir("mk-tls-vagrant-");
+    writeFileSync(join(dir, "Vagrantfile"), 'Vagrant.configure("2") do |config|\n  config.vm.box = "debian/bookworm64"\nend\n');
+    return dir;
+  };
+
+  test("a certificate that does not name VirtualBox's 10.0.2.2 gets a note with the cert --san that adds it", async () => {
+    const out = new Sink();
+    await runInit({ yes: true, ca: FIXTURE }, { cwd: vagrantProject(), stdout: out, isTTY: false });
+    expect(out.text).toContain("VirtualBox VMs reach this host as 10.0.2.2, which");
+    expect(out.text).toMatch(/run `mirror-kit cert --dir \S*tls-fixture --san 10\.0\.2\.2` \(the CA is kept\)/);
+  });
+
+  test("no note when the host is given (checked instead) or the certificate names 10.0.2.2", async () => {
+    const given = new Sink();
+    await runInit({ yes: true, ca: FIXTURE, host: "192.0.2.10" }, { cwd: vagrantProject(), stdout: given, isTTY: false });
+    expect(given.text).not.toContain("VirtualBox");
+    const dir = tempDir("mk-tls-vbox-");
+    await issueCertificates({ dir, sans: ["10.0.2.2"], host: { name: "mirror-host", addresses: [] } });
+    const named = new Sink();
+    await runInit({ yes: true, ca: dir }, { cwd: vagrantProject(), stdout: named, isTTY: false });
+    expect(named.text).not.toContain("VirtualBox");
+  });
+
+  test("a --host the certificate does not name is refused", async () => {
+    await expect(runInit({ yes: true, ca: narrow, host: "10.9.8.7" }, { cwd: vagrantProject(), stdout: new Sink(), isTTY: false })).rejects.toThrow(
+      `does not cover "10.9.8.7", the name VMs use to reach the mirror; add it with \`mirror-kit cert --dir ${narrow} --san 10.9.8.7\``,
+    );
+  });
+});
