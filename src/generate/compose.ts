@@ -181,7 +181,10 @@ export function daemonNotes(text: string, display: string, s: Settings): string[
   const services = ((doc.toJS() as Js | null)?.services ?? {}) as Record<string, Js | null>;
   return allDaemonServices(doc).map((name) => {
     const wiring = planDaemonWiring(services[name]!, s);
-    if (wiring.kind === "manual") return `${display}: service ${name} runs its own Docker daemon, but ${wiring.why}; add ${planFlags(services[name]!, s)} to its dockerd by hand`;
+    if (wiring.kind === "manual") {
+      const ca = s.ca ? `, and mount ${s.ca.file} read-only at ${daemonCaTarget(services[name]!, s)}` : "";
+      return `${display}: service ${name} runs its own Docker daemon, but ${wiring.why}; add ${planFlags(services[name]!, s)} to its dockerd by hand${ca}`;
+    }
     return `${display}: service ${name} runs its own Docker daemon; it pulls through the mirror (${wiring.kind === "flags" ? wiring.flags[0] : "--registry-mirror already set"})`;
   });
 }

@@ -72,4 +72,12 @@ describe.each(["all-three", "compose-only", "devcontainer", "vagrant"])("example
     expect(out.text).toContain("everything is up to date");
     expect(readTree(dir)).toEqual(first);
   });
+
+  test("a project wired over plain HTTP first is moved to the same TLS tree by init --ca", async () => {
+    const dir = withCa();
+    await runInit({ yes: true }, { cwd: dir, stdout: new Sink(), isTTY: false });
+    await runInit({ yes: true, ca: join(dir, "mirror-kit-tls") }, { cwd: dir, stdout: new Sink(), isTTY: false });
+    const generated = Object.fromEntries(Object.entries(readTree(dir)).filter(([rel]) => !rel.startsWith("mirror-kit-tls/")));
+    expect(generated).toEqual(readTree(join(REPO, "test/generate/golden-tls", name)));
+  });
 });

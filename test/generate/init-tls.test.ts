@@ -6,7 +6,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, test } from "vitest";
 import { parse } from "yaml";
-import { mergeCompose } from "../../src/generate/compose.js";
+import { daemonNotes, mergeCompose } from "../../src/generate/compose.js";
 import { renderFeature } from "../../src/generate/devcontainer.js";
 import { GenerateError } from "../../src/generate/errors.js";
 import { runInit } from "../../src/generate/init.js";
@@ -62,7 +62,14 @@ describe("the Compose wiring with --ca", () => {
     expect(merge(upgraded)).toBe(upgraded);
   });
 
-  test("a certificate that does not name mirror-kit is refused with the command that fixes it", () => {
+  test("a daemon whose command init cannot extend is named with the https flag and the CA mount to add by hand", () => {
+    const notes = daemonNotes("services:\n  ci:\n    image: docker:dind\n    command: sh -c 'dockerd-entrypoint.sh --tls=false'\n", "compose.yaml", s);
+    expect(notes).toEqual([
+      `compose.yaml: service ci runs its own Docker daemon, but its command is a string with quotes or variables, which mirror-kit does not rewrite; add --registry-mirror=https://mirror-kit:5000 to its dockerd by hand, and mount ${join(FIXTURE, "ca.crt")} read-only at /etc/docker/certs.d/mirror-kit:5000/ca.crt`,
+    ]);
+  });
+
+    test("a certificate that does not name mirror-kit is refused with the command that fixes it", () => {
     const err = (() => {
       try {
         merge("services:\n  ci:\n    image: docker:dind\n", resolveSettings({ ca: narrow }));
