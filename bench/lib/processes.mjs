@@ -1,7 +1,7 @@
 // The processes a benchmark run needs: Debian's docker-registry as upstream and as proxy peer, and
 // mirror-kit's CLI, each on a free loopback port with its own temp storage, stopped and removed after.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -215,7 +215,9 @@ export async function startMirrorKit(workspace, { cli, upstreamUrl, nodeArgs, en
   const args = [...nodeArgs, cli, "serve", "--listen", `127.0.0.1:${port}`, "--storage", storage, "--upstream", `docker.io=${upstreamUrl}`, "--log-level", "silent"];
   const service = new Service(workspace, "mirror-kit", process.execPath, args, env);
   service.storage = storage;
-  service.child.stdout.resume();
+  // BENCH_MIRROR_STDOUT=FILE keeps what the server prints (e.g. --trace-gc among BENCH_MIRROR_NODE_ARGS).
+  if (process.env.BENCH_MIRROR_STDOUT) service.child.stdout.pipe(createWriteStream(process.env.BENCH_MIRROR_STDOUT, { flags: "a" }));
+  else service.child.stdout.resume();
   const url = `http://127.0.0.1:${port}`;
   await service.ready(url);
   return {

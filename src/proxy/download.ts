@@ -1,6 +1,7 @@
-// One blob GET from an upstream that survives dropped connections: the body as a stream of chunks,
-// resumed with a Range request from the last byte received. Errors in the consumer are not the
-// upstream's: they end the download (the generator is returned), they are never retried.
+// One blob GET from an upstream that survives dropped connections: the body as a stream of chunk
+// batches, resumed with a Range request from the last byte received. Errors in the consumer are not
+// the upstream's: they end the download (the generator is returned), they are never retried.
+import type { Readable } from "node:stream";
 import type { Digest } from "../oci/digest.js";
 import { MirrorError, upstreamFault } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
@@ -24,7 +25,91 @@ export interface DownloadOptions {
   onStart(size: number | undefined): void | Promise<void>;
 }
 
-export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
+/**
+ * Chunks queued from upstream before the body is paused (the consumer is busy with the disk or the
+ * hash); the socket then waits in the kernel's buffers.
+ */
+const QUEUE_HIGH_WATER = 2 * 1024 * 1024;
+
+/**
+ * The chunks of a body as they arrive, taken in batches: everything that came while the consumer
+ * was busy, in one array, so a busy consumer pays one await for many chunks, not one per chunk.
+ * 'data' events rather than the stream's async iterator, which joins buffered chunks (a copy of
+ * every byte). Bytes that arrived before an error are still handed out; the error comes next.
+ */
+class BodyBatches {
+  private queue: Buffer[] = [];
+  private queued = 0;
+  private paused = false;
+  private ended = false;
+  private failure: unknown;
+  private wake: (() => void) | undefined;
+
+  /** `skip`: bytes at the start the consumer already has (an upstream that ignored Range). */
+  constructor(
+    private readonly body: Readable,
+    private skip: number,
+  ) {
+    body.on("data", (chunk: Buffer) => this.push(chunk));
+    body.once("end", () => {
+      this.ended = true;
+      this.signal();
+    });
+    body.once("error", (err) => {
+      this.failure ??= err;
+      this.signal();
+    });
+    // Destroyed without an error (undici aborted it): not an end, a truncated body.
+    body.once("close", () => {
+      if (!this.ended) this.failure ??= Object.assign(new Error("upstream body closed before its end"), { code: "UND_ERR_SOCKET" });
+      this.signal();
+    });
+  }
+
+  private push(chunk: Buffer): void {
+    if (this.skip > 0) {
+      if (this.skip >= chunk.byteLength) {
+        this.skip -= chunk.byteLength;
+        return;
+      }
+      chunk = chunk.subarray(this.skip);
+      this.skip = 0;
+    }
+    this.queue.push(chunk);
+    this.queued += chunk.byteLength;
+    if (this.queued >= QUEUE_HIGH_WATER && !this.paused) {
+      this.paused = true;
+      this.body.pause();
+    }
+    this.signal();
+  }
+
+  private signal(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** The next chunks (at least one), or undefined at the body's end; `waiting` is told before it waits. */
+  async next(waiting: () => void): Promise<Buffer[] | undefined> {
+    while (this.queue.length === 0) {
+      if (this.failure !== undefined) throw this.failure;
+      if (this.ended) return undefined;
+      waiting();
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+    const batch = this.queue;
+    this.queue = [];
+    this.queued = 0;
+    if (this.paused) {
+      this.paused = false;
+      this.body.resume();
+    }
+    return batch;
+  }
+}
+
+export async function* download(o: DownloadOptions): AsyncGenerator<Buffer[]> {
   let received = 0;
   let size: number | undefined;
   let resumes = 0;
@@ -38,8 +123,9 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
     if (size !== undefined && received === size && received > 0) return;
     let res: UpstreamResponse | undefined;
     try {
-      res = await request(o, received, direct);
-      if (res === undefined) return;
+      const answer = await request(o, received, direct);
+      if (answer === undefined) return;
+      res = answer.res;
       if (!started) {
         started = true;
         const length = Number(headerString(res.headers["content-length"]));
@@ -63,20 +149,21 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
       timer.unref();
       let ended = false;
       try {
-        const chunks = body[Symbol.asyncIterator]();
+        const batches = new BodyBatches(body, answer.skip);
+        // Only the wait in next() counts for the floor: while suspended at the yield, readers and the disk hold it.
+        const waiting = () => meter.waiting();
         for (;;) {
-          // Only this wait counts for the floor: while suspended at the yield, readers and the disk hold it.
-          meter.waiting();
-          const next = await chunks.next();
-          if (next.done) {
+          const batch = await batches.next(waiting);
+          if (batch === undefined) {
             ended = true;
             break;
           }
-          const chunk = next.value as Buffer;
-          const why = meter.arrived(chunk.byteLength);
+          let bytes = 0;
+          for (const chunk of batch) bytes += chunk.byteLength;
+          const why = meter.arrived(bytes);
           if (why) throw (slow = tooSlow(why));
-          received += chunk.byteLength;
-          yield chunk;
+          received += bytes;
+          yield batch;
         }
       } finally {
         clearInterval(timer);
@@ -115,9 +202,10 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer> {
 
 /**
  * GET the blob, or the rest of it from `offset`; undefined when upstream says there is no rest
- * (416 for a range starting at the blob's end).
+ * (416 for a range starting at the blob's end). `skip`: leading bytes of the body the caller
+ * already has (an upstream that answered a Range request with the whole blob).
  */
-async function request(o: DownloadOptions, offset: number, direct: boolean): Promise<UpstreamResponse | undefined> {
+async function request(o: DownloadOptions, offset: number, direct: boolean): Promise<{ res: UpstreamResponse; skip: number } | undefined> {
   const { client, digest, name } = o;
   const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
   // The breaker is for the registry's health; a download's own retries must not trip it, nor be
@@ -126,7 +214,7 @@ async function request(o: DownloadOptions, offset: number, direct: boolean): Pro
   const res = await client.exchange(`blob ${digest.value}`, (signal) => client.fetch("GET", `${name}/blobs/${digest.value}`, { headers, scope: `repository:${name}:pull`, signal, breaker: false, direct }), o.signal);
   if (offset === 0) {
     await ensureOk(client.name, res, `blob ${digest.value}`);
-    return res;
+    return { res, skip: 0 };
   }
   if (res.statusCode === 416 && headerString(res.headers["content-range"]) === `bytes */${offset}`) {
     res.body.destroy();
@@ -134,32 +222,14 @@ async function request(o: DownloadOptions, offset: number, direct: boolean): Pro
   }
   if (res.statusCode === 206) {
     const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(headerString(res.headers["content-range"]) ?? "");
-    if (range && Number(range[1]) === offset) return res;
+    if (range && Number(range[1]) === offset) return { res, skip: 0 };
     res.body.destroy();
     throw upstreamFault("UNAVAILABLE", `upstream ${client.name} answered a resume with an unexpected Content-Range`);
   }
   await ensureOk(client.name, res, `blob ${digest.value}`);
   // A 200 to a Range request is the whole blob again: skip what we already have (the same
   // content-addressed bytes; verification at the end proves it).
-  return skipPrefix(res, offset);
-}
-
-/** A body minus its first `skip` bytes (an upstream that ignored our Range header). */
-function skipPrefix(res: UpstreamResponse, skip: number): UpstreamResponse {
-  const source = res.body;
-  let left = skip;
-  const body = (async function* () {
-    for await (const chunk of source) {
-      const buf = chunk as Buffer;
-      if (left >= buf.byteLength) {
-        left -= buf.byteLength;
-        continue;
-      }
-      yield left > 0 ? buf.subarray(left) : buf;
-      left = 0;
-    }
-  })();
-  return { ...res, body: Object.assign(body, { destroy: () => source.destroy() }) as unknown as UpstreamResponse["body"] };
+  return { res, skip: offset };
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {

@@ -81,6 +81,8 @@ export class BlobFill {
   /** In-memory slabs covering [window start, received): everything not yet on disk, plus a little. */
   private window: Chunk[] = [];
   private flushing: Promise<void> | undefined;
+  /** The write round in progress (part of `flushing`). */
+  private round: Promise<void> | undefined;
   /** A failed disk write: final for this fill (never retried upstream). */
   private writeError: MirrorError | undefined;
   /**
@@ -211,11 +213,11 @@ export class BlobFill {
           this.resolveReady();
         },
       });
-      for await (const chunk of body) {
-        this.receive(chunk);
+      for await (const batch of body) {
+        this.receive(batch);
         if (this.writeError) throw this.writeError;
         if (this.passthrough) await this.slowestReaderNear();
-        else if (this.received - (writer as BlobWriter).written > MAX_UNWRITTEN) await this.flushed();
+        else if (this.received - (writer as BlobWriter).written > MAX_UNWRITTEN) await this.roomToRead(writer as BlobWriter);
       }
       await this.flushed();
       if (this.passthrough) {
@@ -300,33 +302,37 @@ export class BlobFill {
   }
 
   /**
-   * Take a chunk from upstream: copied into the window's slabs (the chunk itself is dropped at
-   * once, so the allocator reuses it for the next socket read); readers can have it at once, the
-   * disk gets it in batches.
+   * Take chunks from upstream: copied into the window's slabs (the chunks themselves are dropped
+   * at once, so the allocator reuses them for the next socket reads); readers can have them at
+   * once, the disk gets them in batches. Counted once per batch, not per chunk.
    */
-  private receive(buf: Buffer): void {
-    if (this.size !== undefined && this.received + buf.byteLength > this.size) {
+  private receive(batch: readonly Buffer[]): void {
+    let bytes = 0;
+    for (const buf of batch) bytes += buf.byteLength;
+    if (this.size !== undefined && this.received + bytes > this.size) {
       throw upstreamFault("SIZE_INVALID", `upstream sent more than the ${this.size} bytes expected for ${this.o.digest.value}; cut off, not cached`);
     }
     // No length from the answer, a manifest or a HEAD: an endless body must not fill ingest/.
-    if (this.size === undefined && this.received + buf.byteLength > this.o.maxBlobBytes) {
+    if (this.size === undefined && this.received + bytes > this.o.maxBlobBytes) {
       throw upstreamFault("SIZE_INVALID", `upstream sent no length for ${this.o.digest.value} and more than upstream.maxBlobSize (${this.o.maxBlobBytes} bytes); cut off, not cached`);
     }
-    for (let at = 0; at < buf.byteLength; ) {
-      let last = this.window[this.window.length - 1];
-      if (!last || last.len === SLAB_SIZE) {
-        last = { pos: this.received, slab: takeSlab(), len: 0 };
-        this.window.push(last);
+    for (const buf of batch) {
+      for (let at = 0; at < buf.byteLength; ) {
+        let last = this.window[this.window.length - 1];
+        if (!last || last.len === SLAB_SIZE) {
+          last = { pos: this.received, slab: takeSlab(), len: 0 };
+          this.window.push(last);
+        }
+        const n = buf.copy(last.slab.buf, last.len, at);
+        last.len += n;
+        at += n;
+        this.received += n;
       }
-      const n = buf.copy(last.slab.buf, last.len, at);
-      last.len += n;
-      at += n;
-      this.received += n;
+      if (this.passthrough) this.passthrough.hash.update(buf);
     }
-    this.o.metrics.upstreamBytes.inc({ upstream: this.o.client.name }, buf.byteLength);
+    this.o.metrics.upstreamBytes.inc({ upstream: this.o.client.name }, bytes);
     this.o.metrics.events.emit("fillProgress", { digest: this.o.digest.value, received: this.received, size: this.size });
-    if (this.passthrough) this.passthrough.hash.update(buf);
-    else this.flushing ??= this.flush();
+    if (!this.passthrough) this.flushing ??= this.flush();
     this.wake();
   }
 
@@ -338,7 +344,8 @@ export class BlobFill {
     const writer = this.writer as BlobWriter;
     try {
       while (writer.written < this.received && !this.writeError && !this.passthrough) {
-        await writer.write(this.views(writer.written, this.received, Number.MAX_SAFE_INTEGER).buffers);
+        this.round = writer.write(this.views(writer.written, this.received, Number.MAX_SAFE_INTEGER).buffers);
+        await this.round;
         this.trimWindow(writer.written);
       }
     } catch (err) {
@@ -354,6 +361,16 @@ export class BlobFill {
     } finally {
       this.flushing = undefined;
     }
+  }
+
+  /**
+   * Too much is not on disk yet: wait for write rounds to land, one at a time, so upstream is read
+   * again as soon as one has (not only once the disk has caught up completely).
+   */
+  private async roomToRead(writer: BlobWriter): Promise<void> {
+    // A failed round has set writeError, or switched to pass-through, by the time this wakes.
+    while (this.flushing && this.round && this.received - writer.written > MAX_UNWRITTEN && !this.writeError) await this.round.catch(() => undefined);
+    if (this.writeError) throw this.writeError;
   }
 
   private async flushed(): Promise<void> {
