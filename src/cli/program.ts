@@ -3,8 +3,9 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { exitStatus } from "../errors.js";
-import { commands } from "./commands.js";
+import { loadCommands } from "./commands.js";
 
+const commands = await loadCommands(hideBin(process.argv));
 const cli = yargs(hideBin(process.argv))
   .scriptName("mirror-kit")
   .usage("$0 <command> [options]")
