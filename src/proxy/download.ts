@@ -8,7 +8,7 @@ import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import { ensureOk, headerString, type UpstreamClient, type UpstreamResponse } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
-import { PaceMeter, type ThroughputFloor } from "./pace.js";
+import { PaceMeter, type ThroughputFloor, tickGap, tickInterval } from "./pace.js";
 
 export interface DownloadOptions {
   client: UpstreamClient;
@@ -139,13 +139,13 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer[]> {
       o.signal.addEventListener("abort", stop, { once: true });
       // Aborted between the answer and here (orphan timeout, shutdown): the listener came too late.
       if (o.signal.aborted) stop();
-      const meter = new PaceMeter(o.floor);
+      const meter = new PaceMeter(o.floor, Date.now, tickGap(o.floor));
       const tooSlow = (why: string) => new UpstreamError(o.client.name, "timeout", `blob ${o.digest.value}: ${why}`);
       // A body that sends nothing at all is judged too, without waiting for undici's idle timeout.
       const timer = setInterval(() => {
         const why = meter.tick();
         if (why) body.destroy((slow = tooSlow(why)));
-      }, Math.max(100, Math.min(1_000, o.floor.windowMs / 4)));
+      }, tickInterval(o.floor));
       timer.unref();
       let ended = false;
       try {

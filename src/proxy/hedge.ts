@@ -6,7 +6,7 @@ import { MirrorError } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
 import type { OpenBlob } from "../store/store.js";
 import type { BlobFill, FillReader } from "./fill.js";
-import { PaceMeter, type ThroughputFloor } from "./pace.js";
+import { PaceMeter, type ThroughputFloor, tickGap, tickInterval } from "./pace.js";
 import { type Batch, batchOf, SLAB_SIZE, takeSlab } from "./slabs.js";
 
 /**
@@ -45,7 +45,8 @@ export function hedgedReader(o: HedgeOptions): FillReader {
   return {
     async *read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Batch> {
       const patience = Math.min(o.floor.windowMs, JOINER_PATIENCE_MS);
-      const meter = new PaceMeter({ bytesPerSecond: o.floor.bytesPerSecond, windowMs: patience });
+      const judged = { bytesPerSecond: o.floor.bytesPerSecond, windowMs: patience };
+      const meter = new PaceMeter(judged, Date.now, tickGap(judged));
       const seen = hasher(o.digest.algorithm);
       const stop = new AbortController();
       const onAbort = () => stop.abort();
@@ -62,7 +63,7 @@ export function hedgedReader(o: HedgeOptions): FillReader {
             stop.abort();
           }
         },
-        Math.max(100, Math.min(1_000, patience / 4)),
+        tickInterval(judged),
       );
       timer.unref();
       const batches = current.read(start, end, stop.signal);

@@ -51,4 +51,23 @@ describe("PaceMeter (blob throughput floor)", () => {
       expect(m.tick()).toBeUndefined();
     }
   });
+
+  it("does not count a wait the process itself was held through (a timer far later than its interval)", () => {
+    let now = 0;
+    const m = new PaceMeter({ bytesPerSecond: 1000, windowMs: 1000 }, () => now, 300);
+    m.waiting();
+    for (let i = 0; i < 4; i++) {
+      now += 100;
+      expect(m.tick()).toBeUndefined();
+    }
+    now += 5_000; // the event loop was blocked: the next tick comes 5 s late
+    expect(m.tick()).toBeUndefined();
+    // Upstream's own silence still counts: 600 ms more of on-time ticks close the window, slow.
+    let verdict: string | undefined;
+    for (let i = 0; i < 6; i++) {
+      now += 100;
+      verdict = m.tick();
+    }
+    expect(verdict).toMatch(/0 bytes in 1\.0 s/);
+  });
 });

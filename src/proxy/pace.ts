@@ -1,12 +1,22 @@
 // The blob throughput floor (upstream.minThroughput over upstream.throughputWindow): a body that keeps
 // arriving too slowly is judged failed. Only time spent waiting on upstream counts, never time the
-// mirror's own readers or disk held the download back.
+// mirror's readers, its disk or a starved process held the download back.
 
 export interface ThroughputFloor {
   /** Slowest acceptable pace, bytes per second. */
   readonly bytesPerSecond: number;
   /** How long the pace is measured before it is judged. */
   readonly windowMs: number;
+}
+
+/** How often a meter's timer ticks: a few times per window, at least every second. */
+export function tickInterval(floor: ThroughputFloor): number {
+  return Math.max(100, Math.min(1_000, floor.windowMs / 4));
+}
+
+/** A tick this late means the process was held, not upstream (PaceMeter's maxTickGapMs). */
+export function tickGap(floor: ThroughputFloor): number {
+  return 3 * tickInterval(floor);
 }
 
 /**
@@ -19,11 +29,19 @@ export class PaceMeter {
   private bytes = 0;
   private waitedMs = 0;
   private waitingSince: number | undefined;
+  private lastTick: number;
 
   constructor(
     readonly floor: ThroughputFloor,
     private readonly now: () => number = Date.now,
-  ) {}
+    /**
+     * Ticks further apart than this mean the process itself was held (a blocked event loop, a
+     * starved CPU): that time is not upstream's, and is not counted. Infinity: every gap counts.
+     */
+    private readonly maxTickGapMs = Number.POSITIVE_INFINITY,
+  ) {
+    this.lastTick = now();
+  }
 
   waiting(): void {
     this.waitingSince ??= this.now();
@@ -39,7 +57,15 @@ export class PaceMeter {
 
   /** Judge the read in progress; undefined while the pace is fine, else why it is not. */
   tick(): string | undefined {
+    const now = this.now();
+    const previous = this.lastTick;
+    this.lastTick = now;
     if (this.waitingSince === undefined) return undefined;
+    if (now - previous > this.maxTickGapMs) {
+      // This timer came late: the wait since the last tick was the process's, not upstream's.
+      this.waitingSince = Math.max(this.waitingSince, now);
+      return undefined;
+    }
     this.account();
     return this.judge();
   }
