@@ -3,9 +3,14 @@
 import { isAbsolute, relative } from "node:path";
 import { render, seal, packageVersion, STAMP_PLACEHOLDER } from "./render.js";
 import { CONTAINER_PORT, CONTAINER_STORAGE, type Settings } from "./settings.js";
-import { requireServerPair } from "./tls-material.js";
+import { requireCoverage, requireServerPair } from "./tls-material.js";
 
 export const SERVICE_NAME = "mirror-kit";
+/** The prefetch step as a Compose service (init --prefetch); prefetch never pulls either of the two. */
+export const PREFETCH_SERVICE = "mirror-kit-prefetch";
+/** Where the prefetch service sees the project (read-only) and the CA of an https mirror. */
+const CONTAINER_PROJECT = "/project";
+const CONTAINER_CA = "/etc/mirror-kit/ca.crt";
 /** Where the service finds the certificate and key `init --ca` found beside the CA (mounted read-only). */
 export const CONTAINER_TLS_DIR = "/etc/mirror-kit/tls";
 
@@ -17,6 +22,7 @@ export const CONTAINER_TLS_DIR = "/etc/mirror-kit/tls";
 export function composeSource(file: string, composeDir?: string): string {
   if (!composeDir) return file;
   const rel = relative(composeDir, file);
+  if (rel === "") return ".";
   return isAbsolute(rel) || rel.startsWith("../") ? rel : `./${rel}`;
 }
 
@@ -29,12 +35,30 @@ export interface ComposeView {
   volumeName: string | null;
   environment: { name: string; valueYaml: string }[] | null;
   healthcheckTestYaml: string;
+  prefetch: { commandYaml: string; mounts: string[] } | null;
+}
+
+/**
+ * The prefetch service: `mirror-kit prefetch` in the mirror's own image against the mirror over the
+ * Compose network, on the project folder (`project`: the folder init ran in).
+ */
+function prefetchView(s: Settings, project: string, composeDir?: string): ComposeView["prefetch"] {
+  const url = `${s.ca ? "https" : "http"}://${SERVICE_NAME}:${CONTAINER_PORT}`;
+  const mounts = [`${composeSource(project, composeDir)}:${CONTAINER_PROJECT}:ro`];
+  const command = ["prefetch", "--mirror", url];
+  if (s.ca) {
+    requireCoverage(s.ca, SERVICE_NAME, `the prefetch service (${PREFETCH_SERVICE}) would`);
+    mounts.push(`${composeSource(s.ca.file, composeDir)}:${CONTAINER_CA}:ro`);
+    command.push("--ca", CONTAINER_CA);
+  }
+  return { commandYaml: JSON.stringify([...command, CONTAINER_PROJECT]), mounts };
 }
 
 /** The image's own `mirror-kit healthcheck`: it finds the port and scheme however serve was configured. */
 export const HEALTHCHECK_TEST = ["CMD", "node", "/app/dist/cli/healthcheck-main.js"];
 
-export function composeView(s: Settings, composeDir?: string): ComposeView {
+/** prefetchProject: with init --prefetch, the project folder the prefetch service warms the mirror with. */
+export function composeView(s: Settings, composeDir?: string, prefetchProject?: string): ComposeView {
   const custom = s.upstreams.filter((u) => u.custom);
   const vars: { name: string; valueYaml: string }[] = [];
   const mounts = [`${s.storage.kind === "volume" ? s.storage.name : s.storage.path}:${CONTAINER_STORAGE}`];
@@ -59,10 +83,11 @@ export function composeView(s: Settings, composeDir?: string): ComposeView {
     environment: env,
     // JSON is valid YAML flow syntax and quotes the JavaScript safely.
     healthcheckTestYaml: JSON.stringify(HEALTHCHECK_TEST),
+    prefetch: prefetchProject === undefined ? null : prefetchView(s, prefetchProject, composeDir),
   };
 }
 
 /** The standalone fragment (plugins/compose/compose.mirror-kit.yaml and `init` with no compose file). */
-export function renderComposeFragment(s: Settings, composeDir?: string): string {
-  return seal(render("compose/compose.mirror-kit.yaml", composeView(s, composeDir)));
+export function renderComposeFragment(s: Settings, composeDir?: string, prefetchProject?: string): string {
+  return seal(render("compose/compose.mirror-kit.yaml", composeView(s, composeDir, prefetchProject)));
 }

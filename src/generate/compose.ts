@@ -2,7 +2,7 @@
 // run their own dockerd a way to reach the host; user text outside the edited spots stays byte-exact.
 import { isDeepStrictEqual } from "node:util";
 import { Document, isMap, Pair, Scalar, YAMLMap, type Node } from "yaml";
-import { composeSource, renderComposeFragment, SERVICE_NAME } from "./compose-view.js";
+import { composeSource, PREFETCH_SERVICE, renderComposeFragment, SERVICE_NAME } from "./compose-view.js";
 import { caMount, daemonCaTarget, daemonMirrorUrl, mountCa, mountsAt, planDaemonWiring, wireDaemonCommand } from "./compose-dind.js";
 import { GenerateError } from "./errors.js";
 import { seal, stampState, STAMP_PLACEHOLDER } from "./render.js";
@@ -19,19 +19,20 @@ type Js = Record<string, unknown>;
  * Returns the new text of the Compose file (equal to `text` when nothing needs to change). `composeDir`
  * is the file's folder: host paths it mounts (the TLS files of --ca) are written relative to it.
  */
-export function mergeCompose(text: string, display: string, s: Settings, force: boolean, composeDir?: string): string {
+export function mergeCompose(text: string, display: string, s: Settings, force: boolean, composeDir?: string, prefetchProject?: string): string {
   // Windows line endings: merge on \n and put the user's endings back.
-  if (text.includes("\r\n")) return mergeCompose(text.replace(/\r\n/g, "\n"), display, s, force, composeDir).replace(/\n/g, "\r\n");
-  const fragment = renderComposeFragment(s, composeDir);
+  if (text.includes("\r\n")) return mergeCompose(text.replace(/\r\n/g, "\n"), display, s, force, composeDir, prefetchProject).replace(/\n/g, "\r\n");
+  const fragment = renderComposeFragment(s, composeDir, prefetchProject);
   if (text.trim() === "") return fragment;
   const original = Y.parseYaml(text, display);
   checkShape(original, display);
   const layout = Y.detectLayout(text);
   const fragDoc = Y.parseYaml(fragment, "compose fragment");
-  const ourService = fragDoc.getIn(["services", SERVICE_NAME], true) as Node;
+  const ours = [SERVICE_NAME, PREFETCH_SERVICE].filter((name) => fragDoc.hasIn(["services", name]));
   const volumeName = s.storage.kind === "volume" ? s.storage.name : null;
 
-  let out = upsertService(text, display, ourService, layout, force);
+  let out = text;
+  for (const name of ours) out = upsertService(out, display, name, fragDoc.getIn(["services", name], true) as Node, layout, force);
   if (volumeName) out = ensureVolume(out, display, volumeName, layout);
   for (const name of dockerDaemonServices(Y.parseYaml(out, display))) out = ensureHostGateway(out, display, name, layout);
   const wirings = daemonWirings(original, s);
@@ -41,7 +42,7 @@ export function mergeCompose(text: string, display: string, s: Settings, force: 
 
   // Prove the splices did exactly what was meant: same data as the original plus our additions.
   const expected = original.toJS() as Js;
-  applyExpected(expected, fragDoc.toJS() as Js, volumeName, dockerDaemonServices(original));
+  applyExpected(expected, fragDoc.toJS() as Js, ours, volumeName, dockerDaemonServices(original));
   for (const [name, wiring] of wirings) ((expected.services as Record<string, Js>)[name]!).command = wiring.command;
   for (const [name, mount] of caMounts) {
     const svc = (expected.services as Record<string, Js>)[name]!;
@@ -70,14 +71,14 @@ function checkShape(doc: Document.Parsed, display: string): void {
   }
 }
 
-function upsertService(text: string, display: string, ours: Node, layout: Y.Layout, force: boolean): string {
+function upsertService(text: string, display: string, name: string, ours: Node, layout: Y.Layout, force: boolean): string {
   const doc = Y.parseYaml(text, display);
   const services = doc.get("services", true);
-  if (!Y.isBlockMap(services)) return viaDocument(doc, ["services", SERVICE_NAME], ours, layout);
+  if (!Y.isBlockMap(services)) return viaDocument(doc, ["services", name], ours, layout);
   const keyCol = Y.column(text, (services.items[0]!.key as Node).range![0]);
   const prefix = " ".repeat(keyCol);
-  const block = seal(`${prefix}# managed by mirror-kit init; ${STAMP_PLACEHOLDER}\n${Y.renderPair(new Pair(SERVICE_NAME, ours), layout, prefix)}`);
-  const existing = services.items.find((p) => Y.scalarString(p.key) === SERVICE_NAME);
+  const block = seal(`${prefix}# managed by mirror-kit init; ${STAMP_PLACEHOLDER}\n${Y.renderPair(new Pair(name, ours), layout, prefix)}`);
+  const existing = services.items.find((p) => Y.scalarString(p.key) === name);
   if (!existing) {
     // Follow the file's habit of a blank line between services.
     const second = services.items[1]?.key as Node | undefined;
@@ -95,7 +96,7 @@ function upsertService(text: string, display: string, ours: Node, layout: Y.Layo
   const sameData = isDeepStrictEqual((existing.value as Node).toJSON(), ours.toJSON());
   if (stampState(current) !== "intact" && !force) {
     if (sameData) return text; // hand-written but equivalent: leave the user's spelling alone
-    throw new GenerateError("USER_EDITED", `service ${SERVICE_NAME} was changed by hand; keep it, or rerun with --force to replace it`, display);
+    throw new GenerateError("USER_EDITED", `service ${name} was changed by hand; keep it, or rerun with --force to replace it`, display);
   }
   return text.slice(0, start) + block + text.slice(end);
 }
@@ -223,9 +224,9 @@ function hasHostGateway(extraHosts: unknown): boolean {
   return !!extraHosts && typeof extraHosts === "object" && DOCKER_HOST_ALIAS in extraHosts;
 }
 
-function applyExpected(expected: Js, fragment: Js, volumeName: string | null, daemons: string[]): void {
+function applyExpected(expected: Js, fragment: Js, ours: readonly string[], volumeName: string | null, daemons: string[]): void {
   const services = (expected.services ??= {}) as Record<string, Js>;
-  services[SERVICE_NAME] = (fragment.services as Js)[SERVICE_NAME] as Js;
+  for (const name of ours) services[name] = (fragment.services as Js)[name] as Js;
   if (volumeName) {
     const volumes = (expected.volumes ??= {}) as Js;
     if (!(volumeName in volumes)) volumes[volumeName] = {};

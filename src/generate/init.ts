@@ -4,7 +4,7 @@
 import { dirname, join, relative } from "node:path";
 import { daemonNotes, mergeCompose } from "./compose.js";
 import { freeHostPort, publishedHostPorts } from "./compose-ports.js";
-import { renderComposeFragment } from "./compose-view.js";
+import { PREFETCH_SERVICE, renderComposeFragment } from "./compose-view.js";
 import { detect, type Detected } from "./detect.js";
 import { planDevcontainer } from "./devcontainer.js";
 import { GenerateError } from "./errors.js";
@@ -94,7 +94,13 @@ function nextSteps(composeTarget: boolean, s: Settings, prefetch: boolean): stri
   return [
     image,
     composeTarget ? "next: start the mirror with `docker compose up -d mirror-kit`" : "next: start the mirror on this machine with `mirror-kit up`",
-    ...(prefetch ? [`next: before going offline, warm it with every image of the project: \`${PREFETCH_SCRIPT}\``] : []),
+    ...(prefetch
+      ? [
+          composeTarget
+            ? `next: before going offline, warm it with every image of the project: \`docker compose up\` runs the service ${PREFETCH_SERVICE} once the mirror is healthy (\`docker compose up ${PREFETCH_SERVICE}\` alone), or run \`${PREFETCH_SCRIPT}\``
+            : `next: before going offline, warm it with every image of the project: \`${PREFETCH_SCRIPT}\``,
+        ]
+      : []),
     "next: this machine's own Docker daemon is not wired by init; run `mirror-kit wire docker --apply` (as root) to pull through the mirror too",
   ];
 }
@@ -144,7 +150,9 @@ function plan(cwd: string, found: Detected, s: Settings, o: InitOptions): { chan
     const display = relative(cwd, file);
     const before = readIfExists(file, display);
     const dir = dirname(file);
-    changes.push(unlessEdited(file, display, () => ({ path: file, display, before, after: before === null ? renderComposeFragment(s, dir) : mergeCompose(before, display, s, force, dir) })));
+    // With --prefetch the Compose file also gets the prefetch step, as a service `up` starts.
+    const project = o.prefetch ? cwd : undefined;
+    changes.push(unlessEdited(file, display, () => ({ path: file, display, before, after: before === null ? renderComposeFragment(s, dir, project) : mergeCompose(before, display, s, force, dir, project) })));
     if (before !== null) notes.push(...daemonNotes(before, display, s));
     if (s.ca?.server) {
       const key = relative(cwd, s.ca.server.keyFile);

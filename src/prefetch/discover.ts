@@ -152,8 +152,9 @@ class Discoverer {
     const vars = (n: string) => this.env[n];
     for (const [name, svc] of Object.entries(services)) {
       if (!isRecord(svc)) continue;
-      // The mirror itself (the service `mirror-kit init` adds): it is running, and cannot be pulled through itself.
-      if (name === "mirror-kit") continue;
+      // The mirror itself and its prefetch step (the services `mirror-kit init` adds): they run the
+      // mirror's own image, which cannot be pulled through itself.
+      if (name === "mirror-kit" || name === "mirror-kit-prefetch") continue;
       const build = typeof svc.build === "string" ? { context: svc.build } : isRecord(svc.build) ? svc.build : undefined;
       if (build) {
         // With build:, image: names what the build produces, not something to pull.

@@ -1,9 +1,11 @@
 // Merging the mirror-kit service into Compose files of many shapes: user text stays byte-exact
 // outside the inserted lines, daemons get host-gateway once, and the merge is idempotent.
+import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { parse } from "yaml";
 import { mergeCompose } from "../../src/generate/compose.js";
 import { resolveSettings } from "../../src/generate/settings.js";
+import { REPO } from "./support.js";
 
 const s = resolveSettings({});
 const merge = (text: string) => mergeCompose(text, "compose.yaml", s, false);
@@ -91,5 +93,34 @@ describe("a service running its own Docker daemon is pointed at the mirror over 
   test("a command mirror-kit cannot extend is left alone", () => {
     const text = "services:\n  ci:\n    image: docker:dind\n    command: sh -c 'dockerd-entrypoint.sh --tls=false'\n";
     expect((parse(merge(text)) as { services: { ci: { command: unknown } } }).services.ci.command).toBe("sh -c 'dockerd-entrypoint.sh --tls=false'");
+  });
+});
+
+describe("init --prefetch: the prefetch step as a Compose service", () => {
+  type Svc = { image?: string; command?: string[]; volumes?: string[]; depends_on?: Record<string, { condition: string }>; restart?: string };
+  const services = (text: string) => (parse(text) as { services: Record<string, Svc> }).services;
+
+  test("runs mirror-kit prefetch in the mirror's image on the project, read-only, once the mirror is healthy; idempotent", () => {
+    const input = "services:\n  app:\n    image: busybox\n";
+    const out = mergeCompose(input, "compose.yaml", s, false, "/work/project", "/work/project");
+    expect(services(out)["mirror-kit-prefetch"]).toEqual({
+      image: "ghcr.io/mirror-kit/mirror-kit:0.1.0",
+      command: ["prefetch", "--mirror", "http://mirror-kit:5000", "/project"],
+      volumes: [".:/project:ro"],
+      depends_on: { "mirror-kit": { condition: "service_healthy" } },
+      restart: "no",
+    });
+    expectLinesKept(input.replace(/\n$/, ""), out);
+    expect(mergeCompose(out, "compose.yaml", s, false, "/work/project", "/work/project")).toBe(out);
+    // Without --prefetch the service is neither added nor taken away.
+    expect(services(merge(input))).not.toHaveProperty("mirror-kit-prefetch");
+    expect(merge(out)).toBe(out);
+  });
+
+  test("with --ca it reaches the mirror over https and trusts the CA, mounted read-only", () => {
+    const tls = resolveSettings({ ca: join(REPO, "test/generate/tls-fixture") });
+    const svc = services(mergeCompose("services:\n  app:\n    image: busybox\n", "compose.yaml", tls, false, join(REPO, "test/generate"), join(REPO, "test/generate")))["mirror-kit-prefetch"]!;
+    expect(svc.command).toEqual(["prefetch", "--mirror", "https://mirror-kit:5000", "--ca", "/etc/mirror-kit/ca.crt", "/project"]);
+    expect(svc.volumes).toEqual([".:/project:ro", "./tls-fixture/ca.crt:/etc/mirror-kit/ca.crt:ro"]);
   });
 });

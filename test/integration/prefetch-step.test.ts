@@ -51,7 +51,7 @@ describe("init's prefetch step", () => {
     const r = await run(process.execPath, [BIN, "init", "--prefetch", "--yes", "--dir", dir], { allowFailure: true, timeoutMs: 100_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("created    .mirror-kit/prefetch.sh");
-    expect(r.stdout).toContain("warm it with every image of the project: `.mirror-kit/prefetch.sh`");
+    expect(r.stdout).toContain("warm it with every image of the project: `docker compose up` runs the service mirror-kit-prefetch once the mirror is healthy (`docker compose up mirror-kit-prefetch` alone), or run `.mirror-kit/prefetch.sh`");
     await access(join(dir, ".mirror-kit", "prefetch.sh"), constants.X_OK);
   });
 
@@ -70,7 +70,7 @@ describe("init's prefetch step", () => {
     }
     await hub.settle();
     for (const l of [...web.layers, ...base.layers]) expect(hub.count({ method: "GET", pathIncludes: l.digest })).toBe(1);
-    // The mirror's own service (added by init) was not pulled through the mirror.
+    // The mirror's own services (added by init: the mirror and its prefetch step) were not pulled through the mirror.
     expect(hub.count({ pathIncludes: "mirror-kit" })).toBe(0);
   });
 
