@@ -1,13 +1,11 @@
 // Where `mirror-kit export` reads images from: a running mirror (its distribution API, so a miss is
-// fetched upstream like any pull) or a storage folder read in place (nothing is written to it).
-import { createReadStream } from "node:fs";
+// fetched upstream like any pull) or a store read in place, a folder or a bucket (nothing is written).
 import { Agent } from "undici";
 import { MirrorKitError } from "../errors.js";
 import { parseDigest } from "../oci/digest.js";
 import type { ImageReference } from "../oci/reference.js";
 import { MirrorClient, type Descriptor, type FetchedManifest, type Mirror } from "../prefetch/mirror-client.js";
-import { FsStore } from "../store/fs-store.js";
-import { Layout } from "../store/layout.js";
+import type { OpenBlob, Store } from "../store/store.js";
 
 export interface ExportSource {
   manifest(ref: ImageReference, reference: string): Promise<FetchedManifest>;
@@ -28,11 +26,9 @@ export function mirrorSource(mirror: Mirror): ExportSource {
   };
 }
 
-/** A cache folder, read-only: tags as the mirror last confirmed them, content by digest. */
-export async function storageSource(root: string): Promise<ExportSource> {
-  const layout = new Layout(root);
-  const store = await FsStore.open(root, { shared: true });
-  const missing = (what: string) => new MirrorKitError("MK_EXPORT_NOT_CACHED", `${what} is not in the cache at ${root}`);
+/** A cache (a folder or a bucket), read only: tags as the mirror last confirmed them, content by digest. */
+export function storageSource(store: Store, where: string): ExportSource {
+  const missing = (what: string) => new MirrorKitError("MK_EXPORT_NOT_CACHED", `${what} is not in the cache at ${where}`);
   return {
     async manifest(ref, reference) {
       let digest = reference;
@@ -46,9 +42,10 @@ export async function storageSource(root: string): Promise<ExportSource> {
       return { digest, mediaType: m.mediaType, body: m.body };
     },
     async blob(_ref, d) {
-      // Checked here, so a missing blob fails with a message before the archive is written further.
-      if ((await store.statBlob(parseDigest(d.digest))) === undefined) throw missing(`blob ${d.digest}`);
-      return createReadStream(layout.blob(parseDigest(d.digest)), { highWaterMark: 1024 * 1024 });
+      // Opened here, so a missing blob fails with a message before the archive is written further.
+      const blob = await store.openBlob(parseDigest(d.digest));
+      if (!blob) throw missing(`blob ${d.digest}`);
+      return readBlob(blob);
     },
     async images() {
       const out: string[] = [];
@@ -59,4 +56,19 @@ export async function storageSource(root: string): Promise<ExportSource> {
     },
     close: async () => undefined,
   };
+}
+
+/** A published blob as chunks of 1 MiB, closed when read to the end or abandoned. */
+async function* readBlob(blob: OpenBlob): AsyncGenerator<Buffer> {
+  try {
+    for (let pos = 0; pos < blob.size; ) {
+      const buf = Buffer.allocUnsafe(Math.min(1024 * 1024, blob.size - pos));
+      const n = await blob.readInto(buf, pos);
+      if (n <= 0) throw new MirrorKitError("MK_EXPORT_NOT_CACHED", `a cached blob ended at ${pos} of ${blob.size} bytes`);
+      pos += n;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    await blob.close();
+  }
 }

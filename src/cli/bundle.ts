@@ -7,16 +7,16 @@ import type { CommandModule } from "yargs";
 import { archiveBlobs, exportImages, type ExportResult } from "../bundle/export.js";
 import { importBundle, type ImportResult } from "../bundle/import.js";
 import { importIntoMirror } from "../bundle/upload.js";
-import { mirrorSource, storageSource } from "../bundle/sources.js";
+import { type ExportSource, mirrorSource, storageSource } from "../bundle/sources.js";
 import { MirrorKitError } from "../errors.js";
 import { platformsFromFlags } from "../oci/platform.js";
-import { FsStore } from "../store/fs-store.js";
+import type { Env } from "../config/load.js";
 import { mirrorFromUrl } from "./prefetch.js";
+import { type StorageArgs, storageFrom, storageOptions, withCacheStorage } from "./storage.js";
 
-export interface ExportArgs {
+export interface ExportArgs extends StorageArgs {
   images: string[];
   output: string;
-  storage?: string;
   mirror?: string;
   platform: string[];
   ca?: string;
@@ -26,10 +26,20 @@ export interface ExportArgs {
 
 type Out = { write(s: string): unknown };
 
-export async function runExport(a: ExportArgs, out: Out): Promise<ExportResult> {
-  if ((a.storage === undefined) === (a.mirror === undefined)) throw new MirrorKitError("MK_USAGE", "name exactly one source: --storage DIR (a cache folder) or --mirror URL (a running mirror)");
+/** --storage or --config name the store; --mirror a running mirror instead. */
+function oneSource(a: StorageArgs & { mirror?: string }, what: string): "store" | "mirror" {
+  const store = a.storage !== undefined || a.config !== undefined;
+  if (store === (a.mirror !== undefined)) throw new MirrorKitError("MK_USAGE", `name exactly one ${what}: --storage DIR (a cache folder), --config FILE (the mirror's storage: a folder or an S3 bucket) or --mirror URL (a running mirror)`);
+  return store ? "store" : "mirror";
+}
+
+export async function runExport(a: ExportArgs, out: Out, env: Env = process.env): Promise<ExportResult> {
+  if (oneSource(a, "source") === "store") return withCacheStorage(a, env, "read", ({ store, where }) => exportFrom(a, storageSource(store, where), out));
   const ca = a.ca ? readFileSync(a.ca, "utf8") : undefined;
-  const source = a.storage !== undefined ? await storageSource(a.storage) : mirrorSource(mirrorFromUrl(a.mirror as string, ca));
+  return exportFrom(a, mirrorSource(mirrorFromUrl(a.mirror as string, ca)), out);
+}
+
+async function exportFrom(a: ExportArgs, source: ExportSource, out: Out): Promise<ExportResult> {
   const exclude = new Set<string>();
   for (const f of a.excludeFrom ?? []) for (const d of await archiveBlobs(f)) exclude.add(d);
   const result = await exportImages({
@@ -44,31 +54,28 @@ export async function runExport(a: ExportArgs, out: Out): Promise<ExportResult> 
   return result;
 }
 
-export interface ImportArgs {
+export interface ImportArgs extends StorageArgs {
   input: string;
-  /** Write into this cache folder (safe while a mirror runs on it). */
-  storage?: string;
   /** Or hand the archive to this running mirror (PUT /api/v1/import), which verifies and caches it. */
   mirror?: string;
   ca?: string;
 }
 
-export async function runImport(a: ImportArgs, out: Out): Promise<ImportResult> {
-  if ((a.storage === undefined) === (a.mirror === undefined)) throw new MirrorKitError("MK_USAGE", "name exactly one destination: --storage DIR (a cache folder) or --mirror URL (a running mirror)");
-  if (a.mirror !== undefined) {
-    const mirror = mirrorFromUrl(a.mirror, a.ca ? readFileSync(a.ca, "utf8") : undefined);
+export async function runImport(a: ImportArgs, out: Out, env: Env = process.env): Promise<ImportResult> {
+  if (oneSource(a, "destination") === "mirror") {
+    const mirror = mirrorFromUrl(a.mirror as string, a.ca ? readFileSync(a.ca, "utf8") : undefined);
     const result = await importIntoMirror(a.input, mirror);
     for (const image of result.images) out.write(`cached ${image}\n`);
     out.write(`imported ${result.images.length} image(s) into the mirror at ${mirror.url} (${result.published} new object(s))\n`);
     return result;
   }
-  const storage = a.storage as string;
-  const store = await FsStore.open(storage, { shared: true });
-  // Unpacked next to the cache (same filesystem, no copy through /tmp's tmpfs), removed afterwards.
-  const result = await importBundle(a.input, store, store.tempDir);
-  for (const image of result.images) out.write(`cached ${image}\n`);
-  out.write(`imported ${result.images.length} image(s) into ${storage} (${result.published} new object(s))\n`);
-  return result;
+  return withCacheStorage(a, env, "write", async ({ store, where, importDir }) => {
+    // Unpacked next to the cache (same filesystem, no copy through /tmp's tmpfs), removed afterwards.
+    const result = await importBundle(a.input, store, importDir);
+    for (const image of result.images) out.write(`cached ${image}\n`);
+    out.write(`imported ${result.images.length} image(s) into ${where} (${result.published} new object(s))\n`);
+    return result;
+  });
 }
 
 export const exportCommand: CommandModule = {
@@ -79,6 +86,7 @@ export const exportCommand: CommandModule = {
       .positional("images", { type: "string", array: true, describe: "image references (default with --storage: every cached tag)" })
       .option("output", { alias: "o", type: "string", demandOption: true, describe: "the .tar file to write" })
       .option("storage", { type: "string", describe: "read a cache folder directly (safe while a mirror runs on it)" })
+      .option("config", storageOptions.config)
       .option("mirror", { type: "string", describe: "read through a running mirror (fetching what it does not have yet)" })
       .option("platform", { type: "string", array: true, nargs: 1, describe: "OS/ARCH[/VARIANT] of a multi-arch image to include, or 'all' (default: this host's)" })
       .option("ca", { type: "string", describe: "CA certificate (PEM) of an https mirror" })
@@ -89,7 +97,7 @@ export const exportCommand: CommandModule = {
       {
         images: (a.images as string[] | undefined) ?? [],
         output: a.output as string,
-        ...(a.storage !== undefined ? { storage: a.storage as string } : {}),
+        ...storageFrom(a),
         ...(a.mirror !== undefined ? { mirror: a.mirror as string } : {}),
         platform: (a.platform as string[] | undefined) ?? [],
         ...(a.ca ? { ca: a.ca as string } : {}),
@@ -107,6 +115,7 @@ export const importCommand: CommandModule = {
     y
       .positional("input", { type: "string", describe: "an OCI layout .tar or folder, or a docker save .tar" })
       .option("storage", { type: "string", describe: "the mirror's cache folder (safe while a mirror runs on it)" })
+      .option("config", storageOptions.config)
       .option("mirror", { type: "string", describe: "a running mirror to import into (user:password@ for one with client auth; without auth it takes imports from its own host only)" })
       .option("ca", { type: "string", describe: "CA certificate (PEM) of an https mirror" }),
   handler: async (argv) => {
@@ -114,7 +123,7 @@ export const importCommand: CommandModule = {
     await runImport(
       {
         input: a.input as string,
-        ...(a.storage !== undefined ? { storage: a.storage as string } : {}),
+        ...storageFrom(a),
         ...(a.mirror !== undefined ? { mirror: a.mirror as string } : {}),
         ...(a.ca ? { ca: a.ca as string } : {}),
       },

@@ -1,12 +1,13 @@
 // `mirror-kit status` and `mirror-kit ls`: the dashboard's figures and the cached images in the
-// terminal, read from a running mirror's API (or, for ls, straight from a storage folder).
+// terminal, read from a running mirror's API (or, for ls, straight from its store: a folder or a bucket).
 import type { CommandModule } from "yargs";
+import type { Env } from "../config/load.js";
 import type { Output } from "../generate/init.js";
 import { type CachedRepository, scanInventory } from "../observe/inventory.js";
-import { FsStore } from "../store/fs-store.js";
 import type { StatusV1 } from "../observe/status-types.js";
 import { DEFAULT_MIRROR, getJson, shownMirror } from "./mirror-api.js";
 import { renderRepositories, renderStatus } from "./status-view.js";
+import { type StorageArgs, storageOptions, withCacheStorage } from "./storage.js";
 
 export interface StatusArgs {
   mirror: string;
@@ -19,14 +20,17 @@ export async function runStatus(args: StatusArgs, deps: { stdout: Output }): Pro
   return status;
 }
 
-export interface LsArgs {
+export interface LsArgs extends StorageArgs {
   mirror: string;
-  storage?: string;
   json?: boolean;
 }
 
-export async function runLs(args: LsArgs, deps: { stdout: Output }): Promise<CachedRepository[]> {
-  const repos = args.storage !== undefined ? await scanInventory(FsStore.view(args.storage)) : (await getJson<{ repositories: CachedRepository[] }>(args.mirror, "/api/v1/repositories")).repositories;
+export async function runLs(args: LsArgs, deps: { stdout: Output; env?: Env }): Promise<CachedRepository[]> {
+  // --storage or --config: the store itself (a folder or a bucket), read only; else the mirror's API.
+  const repos =
+    args.storage !== undefined || args.config !== undefined
+      ? await withCacheStorage(args, deps.env ?? process.env, "read", ({ store }) => scanInventory(store))
+      : (await getJson<{ repositories: CachedRepository[] }>(args.mirror, "/api/v1/repositories")).repositories;
   deps.stdout.write(args.json ? `${JSON.stringify(repos, null, 2)}\n` : renderRepositories(repos));
   return repos;
 }
@@ -53,6 +57,7 @@ export const lsCommand: CommandModule<object, LsArgs> = {
     y
       .option("mirror", mirrorOption)
       .option("storage", { type: "string", describe: "read this storage folder directly instead of asking a mirror (safe beside a running one)" })
+      .option("config", { ...storageOptions.config, describe: "read the storage of this mirror config (a folder or an S3 bucket) directly instead of asking a mirror" })
       .option("json", { type: "boolean", describe: "print JSON" }),
   handler: async (args) => {
     await runLs(args, { stdout: process.stdout });

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConfigInput } from "../../src/config/schema.js";
+import { pullImage } from "./cluster.js";
 import { eventually } from "./eventually.js";
 import { buildImage, type Image } from "./fixtures/image.js";
 import { filesLayer, randomLayer } from "./fixtures/layers.js";
@@ -52,17 +53,6 @@ function pausedRead(url: string, repo: string, digest: string): { resume(): void
   return { resume: () => resume(), done };
 }
 
-async function pull(url: string, repo: string, image: Image): Promise<void> {
-  const m = await fetch(`${url}/v2/${repo}/manifests/v1`, { headers: { accept: image.manifest.mediaType } });
-  expect(m.status).toBe(200);
-  await m.arrayBuffer();
-  for (const b of [image.config, ...image.layers]) {
-    const res = await fetch(`${url}/v2/${repo}/blobs/${b.digest}`);
-    expect(res.status).toBe(200);
-    await res.arrayBuffer();
-  }
-}
-
 export function clusterEvictionSuite(name: string, startBackend: () => Promise<SharedBackend>): void {
   let upstream: UpstreamRegistry;
   let redis: RedisServer;
@@ -104,18 +94,18 @@ export function clusterEvictionSuite(name: string, startBackend: () => Promise<S
       }
       const [a, b, c] = replicas as [Replica, Replica, Replica];
       const img = (repo: string) => images.get(repo) as Image;
-      await pull(a.url, "library/pinned", img("pinned"));
-      await pull(b.url, "library/reading", img("reading"));
-      await pull(c.url, "library/f1", img("f1"));
+      await pullImage(a.url, "library/pinned", "v1", img("pinned"));
+      await pullImage(b.url, "library/reading", "v1", img("reading"));
+      await pullImage(c.url, "library/f1", "v1", img("f1"));
       // A client of c reads the 5 MiB layer slowly, across the evictions below.
       const readingLayer = img("reading").layers[0]?.digest as string;
       const reading = pausedRead(c.url, "library/reading", readingLayer);
       // Each image becomes older than the 2 s grace before the next is pulled, through another replica;
       // f3 and f4 land at the same time, so two replicas want to evict at once.
       await new Promise((r) => setTimeout(r, 2_500));
-      await pull(a.url, "library/f2", img("f2"));
+      await pullImage(a.url, "library/f2", "v1", img("f2"));
       await new Promise((r) => setTimeout(r, 2_500));
-      await Promise.all([pull(b.url, "library/f3", img("f3")), pull(c.url, "library/f4", img("f4"))]);
+      await Promise.all([pullImage(b.url, "library/f3", "v1", img("f3")), pullImage(c.url, "library/f4", "v1", img("f4"))]);
 
       const total = (m: Map<string, number>) => [...m.values()].reduce((n, v) => n + v, 0);
       const held = await eventually(() => backend.published(), (m) => total(m) <= CAP, 20_000);
