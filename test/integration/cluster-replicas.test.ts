@@ -9,9 +9,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { skopeoCopy } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
-import { buildImage, type Image } from "../support/fixtures/image.js";
-import { filesLayer, randomLayer } from "../support/fixtures/layers.js";
-import { pushImage } from "../support/fixtures/push.js";
+import { getBlob, pushTwoLayers } from "../support/cluster.js";
+import type { Image } from "../support/fixtures/image.js";
 import { PacedLink } from "../support/paced-link.js";
 import { requireTools } from "../support/preflight.js";
 import { RedisServer } from "../support/redis-server.js";
@@ -44,21 +43,7 @@ async function startReplica(name: string): Promise<Replica> {
   return r;
 }
 
-async function push(repo: string, bigBytes: number): Promise<Image> {
-  const img = buildImage({ layers: [await randomLayer("data/big.bin", bigBytes), await filesLayer({ "etc/id": `${repo}-${Date.now()}\n` })] });
-  await pushImage({ url: upstream.url }, repo, img, "v1");
-  return img;
-}
-
-async function getBlob(url: string, repo: string, digest: string): Promise<{ status: number; sha: string } | { error: string }> {
-  try {
-    const res = await fetch(`${url}/v2/${repo}/blobs/${digest}`);
-    const body = Buffer.from(await res.arrayBuffer());
-    return { status: res.status, sha: `sha256:${createHash("sha256").update(body).digest("hex")}` };
-  } catch (err) {
-    return { error: String((err as Error).cause ?? err) };
-  }
-}
+const push = (repo: string, bigBytes: number): Promise<Image> => pushTwoLayers(upstream, repo, bigBytes);
 
 /** Every published blob's content matches its name: nothing partial or wrong is visible. */
 async function publishedBlobsAreWhole(): Promise<string[]> {
