@@ -19,6 +19,7 @@
 //   BENCH_MIRROR_CLI=FILE the mirror-kit CLI to measure (default dist/cli/main.js; A/B another build)
 //   BENCH_REGISTRY_BIN=/usr/bin/docker-registry   BENCH_WRK_BIN=/usr/bin/wrk
 //   BENCH_CLIENT=curl|node   what downloads blobs (default curl: a Node client measures itself at ~1 GB/s)
+//   BENCH_CLUSTER=1       instead: replicas sharing one store and one Redis (bench/cluster.mjs, its own BENCH_* options)
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, statfs, writeFile } from "node:fs/promises";
@@ -261,6 +262,10 @@ function registryVersion(bin) {
 }
 
 async function main() {
+  if (["1", "true"].includes(process.env.BENCH_CLUSTER ?? "")) {
+    await (await import("./cluster.mjs")).runCluster();
+    return;
+  }
   const o = readOptions();
   await preflight(o);
   // This machine may be shared: a busy one skews every figure, so the report says how busy it was.

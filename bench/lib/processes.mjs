@@ -100,8 +100,8 @@ export class AccessLog {
   }
 }
 
-/** A child process that serves HTTP; ready once GET /v2/ answers 200. */
-class Service {
+/** A child process that serves HTTP; ready once GET /v2/ answers 200 (bench/cluster.mjs starts its replicas with it). */
+export class Service {
   constructor(workspace, name, command, args, env) {
     this.workspace = workspace;
     this.name = name;
