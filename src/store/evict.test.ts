@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { digestOf, type Digest } from "../oci/digest.js";
-import { evict, pinnedDigests } from "./evict.js";
+import { evict, pinnedDigests, SizeCap } from "./evict.js";
 import { FsStore } from "./fs-store.js";
 
 const MANIFEST = "application/vnd.oci.image.manifest.v1+json";
@@ -114,5 +114,46 @@ describe("eviction under a size cap", () => {
     for (const d of [pinned, layer, cfg]) expect(await s.statBlob(d), d.value).toBeDefined();
     expect(await s.getTag("docker.io", "library/app", "22")).toBeDefined();
   });
+
+  it("evicts an image whole: its own layers go with its manifest even past the target", async () => {
+    const s = await store();
+    const big = await blob(s, "big".repeat(2000), minutes(1));
+    const small = await blob(s, "small-layer", minutes(1));
+    const a = await image(s, "a", [big, small], minutes(2));
+    const b1 = await blob(s, "b".repeat(500), minutes(5));
+    const b = await image(s, "b", [b1], minutes(5));
+    const before = (await evict(s, { target: Number.MAX_SAFE_INTEGER, protectAfter: 0 })).sizeBefore;
+
+    // Freeing the big layer alone reaches the target; the small one belongs to nothing cached then.
+    const r = await evict(s, { target: before - 6000, protectAfter: minutes(100) });
+    expect(r.evicted.map((e) => e.digest).sort()).toEqual([a.value, big.value, small.value].sort());
+    for (const d of [b, b1]) expect(await s.statBlob(d)).toBeDefined();
+  });
 });
 
+describe("the size cap", () => {
+  it("counts what is published while a run scans, so the cache cannot outgrow the cap unnoticed", async () => {
+    const s = await store();
+    const d = await blob(s, "x".repeat(1000), minutes(1));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let scans = 0;
+    // The scan lists the store, then a publish lands before the run ends.
+    const slow = Object.assign(Object.create(s) as FsStore, {
+      listContent: async () => {
+        const entries = await s.listContent();
+        if (scans++ === 0) await gate;
+        return entries;
+      },
+    });
+    const cap = new SizeCap(slow, 1_000_000, () => undefined, (err) => { throw err; }, 0);
+    const run = cap.trigger();
+    await new Promise((r) => setTimeout(r, 20));
+    cap.published(5_000);
+    release();
+    await run;
+    expect(await s.statBlob(d)).toBe(1000);
+    // 1000 bytes scanned plus the 5000 the scan could not see.
+    expect(cap.bytes).toBe(6_000);
+  });
+});

@@ -54,21 +54,27 @@ export async function evict(store: CatalogStore, options: EvictOptions): Promise
   let size = sizeBefore;
   const evicted: { digest: string; size: number }[] = [];
   const gone = new Set<string>();
-  const oldestFirst: ContentEntry[] = [...entries].sort((a, b) => a.usedAt - b.usedAt);
-  // Evicting a manifest frees its layers only for later candidates, so repeat until nothing moves.
-  for (let progress = true; progress && size > options.target; ) {
-    progress = false;
-    for (const e of oldestFirst) {
-      if (size <= options.target) break;
-      if (gone.has(e.digest) || e.usedAt > options.protectAfter || (refs.get(e.digest) ?? 0) > 0 || options.keep?.has(e.digest) || inUse.has(e.digest)) continue;
-      // Metadata goes first (deleteContent): a manifest without it is a miss, never a blob of unknown type.
-      await store.deleteContent(parseDigest(e.digest));
-      for (const c of children.get(e.digest) ?? []) refs.set(c, (refs.get(c) ?? 1) - 1);
-      gone.add(e.digest);
-      evicted.push({ digest: e.digest, size: e.size });
-      size -= e.size;
-      progress = true;
+  const byDigest = new Map(entries.map((e) => [e.digest, e]));
+  const evictable = (e: ContentEntry) =>
+    !gone.has(e.digest) && e.usedAt <= options.protectAfter && (refs.get(e.digest) ?? 0) === 0 && !options.keep?.has(e.digest) && !inUse.has(e.digest);
+  const remove = async (e: ContentEntry): Promise<void> => {
+    // Metadata goes first (deleteContent): a manifest without it is a miss, never a blob of unknown type.
+    await store.deleteContent(parseDigest(e.digest));
+    gone.add(e.digest);
+    evicted.push({ digest: e.digest, size: e.size });
+    size -= e.size;
+    // The image goes whole: what only this manifest referenced goes with it, past the target too.
+    // Left behind, an orphaned layer would outlive newer images though nothing cached can use it.
+    for (const c of children.get(e.digest) ?? []) {
+      refs.set(c, (refs.get(c) ?? 1) - 1);
+      const child = byDigest.get(c);
+      if (child && evictable(child)) await remove(child);
     }
+  };
+  const oldestFirst: ContentEntry[] = [...entries].sort((a, b) => a.usedAt - b.usedAt);
+  for (const e of oldestFirst) {
+    if (size <= options.target) break;
+    if (evictable(e)) await remove(e);
   }
   if (gone.size > 0) await store.forget(gone);
   return { sizeBefore, sizeAfter: size, evicted };
@@ -100,6 +106,8 @@ export async function pinnedDigests(store: CatalogStore, pinned: (upstream: stri
  */
 export class SizeCap {
   private size: number | undefined;
+  /** Every byte ever published here: what a scan could not see is the difference across it. */
+  private publishedTotal = 0;
   private running: Promise<number> | undefined;
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -123,6 +131,7 @@ export class SizeCap {
 
   /** Count a newly published blob; evict when the cap is crossed. */
   published(bytes: number): void {
+    this.publishedTotal += bytes;
     if (this.size !== undefined) this.size += bytes;
     if (this.size === undefined || this.size > this.maxBytes) void this.trigger();
   }
@@ -133,9 +142,20 @@ export class SizeCap {
     const target = Math.max(0, (this.size ?? 0) - bytes);
     // Pinned tags stay pinned when room is made too.
     const keep = this.pinned ? await pinnedDigests(this.store, this.pinned) : undefined;
-    const r = await evict(this.store, { target, protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
-    this.size = r.sizeAfter;
+    const r = await this.evictCounted({ target, protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
     this.report(r);
+  }
+
+  /**
+   * Evict, then take the scan's figure as the size plus what was published while it ran (the scan
+   * may have listed before it landed). An overcount costs one more scan; an undercount would let
+   * the cache outgrow its cap unnoticed, since only publishes past the cap start a run.
+   */
+  private async evictCounted(options: EvictOptions): Promise<EvictionReport> {
+    const before = this.publishedTotal;
+    const r = await evict(this.store, options);
+    this.size = r.sizeAfter + (this.publishedTotal - before);
+    return r;
   }
 
   /** Run (or join the run in progress); resolves with the bytes it freed. */
@@ -150,8 +170,7 @@ export class SizeCap {
         this.again = false;
         try {
           const keep = this.pinned ? await pinnedDigests(this.store, this.pinned) : undefined;
-          const r = await evict(this.store, { target: Math.floor(this.maxBytes * 0.9), protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
-          this.size = r.sizeAfter;
+          const r = await this.evictCounted({ target: Math.floor(this.maxBytes * 0.9), protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
           freed += r.sizeBefore - r.sizeAfter;
           this.report(r);
         } catch (err) {
