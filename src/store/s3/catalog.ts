@@ -13,7 +13,7 @@ export interface CatalogContext {
   client: S3Client;
   bucket: string;
   keys: Keys;
-  /** Last uses recorded by the replicas; without it (a CLI reading the bucket) only LastModified. */
+  /** Last uses recorded by the replicas (merged with LastModified); without it, LastModified alone. */
   uses?: UseLog;
 }
 

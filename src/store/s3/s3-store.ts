@@ -37,7 +37,7 @@ export class S3Store implements Store, ContentCatalog {
   readonly keys: Keys;
   private readonly area: string;
   private readonly spoolDir: string;
-  private readonly uses: UseLog | undefined;
+  private readonly uses: UseLog;
   private readonly catalog: catalog.CatalogContext;
 
   private constructor(
@@ -49,8 +49,9 @@ export class S3Store implements Store, ContentCatalog {
     this.keys = new Keys(spec.rootDirectory);
     this.area = ingestArea(replica);
     this.spoolDir = join(spec.spool, "ingest");
-    if (useFlushMs !== false) this.uses = new UseLog({ client, bucket: spec.bucket, keys: this.keys, area: this.area, flushMs: useFlushMs });
-    this.catalog = { client, bucket: spec.bucket, keys: this.keys, ...(this.uses ? { uses: this.uses } : {}) };
+    // Without flushing (a command beside the mirror) the log still reads the replicas' last uses.
+    this.uses = new UseLog({ client, bucket: spec.bucket, keys: this.keys, area: this.area, flushMs: useFlushMs });
+    this.catalog = { client, bucket: spec.bucket, keys: this.keys, uses: this.uses };
   }
 
   /** Connect, create the bucket when missing (unless told not to), and clear this replica's leftovers. */
@@ -63,7 +64,7 @@ export class S3Store implements Store, ContentCatalog {
       if (flush !== false) {
         await sweepIngestDir(store.spoolDir, store.area);
         await store.sweepUploads();
-        await store.uses?.start();
+        await store.uses.start();
       }
     } catch (err) {
       store.client.destroy();
@@ -74,7 +75,7 @@ export class S3Store implements Store, ContentCatalog {
   }
 
   async close(): Promise<void> {
-    await this.uses?.close();
+    await this.uses.close();
     this.client.destroy();
   }
 
@@ -90,7 +91,7 @@ export class S3Store implements Store, ContentCatalog {
     // Metadata first: a manifest without it is a miss, never a blob of unknown type.
     await this.remove(this.keys.manifestMeta(d), `removing ${d.value}`);
     await this.remove(this.keys.blob(d), `removing ${d.value}`);
-    this.uses?.forget([d.value]);
+    this.uses.forget([d.value]);
   }
 
   listLinks(upstream: string, name: string, kind: LinkKind) {
@@ -107,11 +108,11 @@ export class S3Store implements Store, ContentCatalog {
 
   /** Write this replica's recorded uses now (they are otherwise written every useFlushMs). */
   async flushUses(): Promise<void> {
-    await this.uses?.flush();
+    await this.uses.flush();
   }
 
   inUse(): ReadonlySet<string> {
-    return this.uses?.inUse() ?? new Set();
+    return this.uses.inUse();
   }
 
   /** Can the bucket be written now? A small object put and deleted (/healthz). */
@@ -129,8 +130,8 @@ export class S3Store implements Store, ContentCatalog {
     const head = await this.head(this.keys.blob(d), `looking up ${d.value}`);
     if (!head) return undefined;
     const uses = this.uses;
-    uses?.opened(d.value);
-    return new S3BlobReader(this.client, this.spec.bucket, this.keys.blob(d), head.size, head.etag, () => uses?.closed(d.value));
+    uses.opened(d.value);
+    return new S3BlobReader(this.client, this.spec.bucket, this.keys.blob(d), head.size, head.etag, () => uses.closed(d.value));
   }
 
   createWriter(d: Digest): Promise<S3BlobWriter> {
@@ -145,7 +146,7 @@ export class S3Store implements Store, ContentCatalog {
       onPublish: (n) => {
         // Published now: a download that took longer than the eviction grace is not "old" (a
         // multipart object's LastModified is when its upload began).
-        this.uses?.touch(d.value);
+        this.uses.touch(d.value);
         this.onPublish(n);
       },
     };
@@ -164,7 +165,7 @@ export class S3Store implements Store, ContentCatalog {
     if (typeof mediaType !== "string" || !isMediaType(mediaType)) return undefined;
     const body = await this.getBytes(this.keys.blob(d), `reading manifest ${d.value}`);
     if (!body) return undefined;
-    this.uses?.touch(d.value);
+    this.uses.touch(d.value);
     return { mediaType, body };
   }
 
@@ -176,7 +177,7 @@ export class S3Store implements Store, ContentCatalog {
     await this.put(this.keys.manifestMeta(d), JSON.stringify({ mediaType }), `storing manifest ${d.value}`);
     try {
       await this.client.send(new PutObjectCommand({ Bucket: this.spec.bucket, Key: this.keys.blob(d), Body: body, IfNoneMatch: "*" }));
-      this.uses?.touch(d.value);
+      this.uses.touch(d.value);
       this.onPublish(body.byteLength);
     } catch (err) {
       if (!isPreconditionFailed(err)) throw unavailable(err, `storing manifest ${d.value}`);

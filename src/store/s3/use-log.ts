@@ -15,9 +15,10 @@ export interface UseLogOptions {
   area: string;
   /**
    * How often last uses are written (when there are new ones). Shorter than the eviction grace, so
-   * another replica's evictor sees a read before the grace of that read is over.
+   * another replica's evictor sees a read before the grace of that read is over. `false`: a command
+   * beside the mirror, which only reads the replicas' logs (records nothing, folds nothing).
    */
-  flushMs: number;
+  flushMs: number | false;
 }
 
 export class UseLog {
@@ -36,23 +37,27 @@ export class UseLog {
 
   /** Take back what this replica recorded before a restart, and start writing. */
   async start(): Promise<void> {
+    if (this.o.flushMs === false) return;
     for (const [d, at] of await this.read(this.key)) this.used.set(d, at);
     this.timer = setInterval(() => void this.flush().catch(() => undefined), this.o.flushMs);
     this.timer.unref();
   }
 
   touch(digest: string): void {
+    if (this.o.flushMs === false) return;
     this.used.set(digest, Date.now());
     this.dirty = true;
   }
 
   /** A reader opened `digest`: it counts as used until closed (and is never evicted meanwhile). */
   opened(digest: string): void {
+    if (this.o.flushMs === false) return;
     this.open.set(digest, (this.open.get(digest) ?? 0) + 1);
     this.touch(digest);
   }
 
   closed(digest: string): void {
+    if (this.o.flushMs === false) return;
     const n = (this.open.get(digest) ?? 1) - 1;
     if (n <= 0) this.open.delete(digest);
     else this.open.set(digest, n);
@@ -65,6 +70,7 @@ export class UseLog {
 
   /** Write this replica's last uses if there is anything new (one PUT, however many hits). */
   flush(): Promise<void> {
+    if (this.o.flushMs === false) return Promise.resolve();
     this.flushing ??= (async () => {
       const now = Date.now();
       for (const d of this.open.keys()) this.used.set(d, now);
@@ -93,7 +99,7 @@ export class UseLog {
       if (entry.key === this.key || !entry.key.endsWith(".json")) continue;
       const theirs = await this.read(entry.key);
       for (const [d, at] of theirs) if (at > (merged.get(d) ?? 0)) merged.set(d, at);
-      if (now - entry.modified >= STALE_INGEST_MS) {
+      if (this.o.flushMs !== false && now - entry.modified >= STALE_INGEST_MS) {
         for (const [d, at] of theirs) if (at > (this.used.get(d) ?? 0)) this.used.set(d, at);
         this.dirty = true;
         await this.o.client.send(new DeleteObjectCommand({ Bucket: this.o.bucket, Key: entry.key })).catch(() => undefined);
@@ -109,7 +115,7 @@ export class UseLog {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.flush().catch(() => undefined);
+    if (this.o.flushMs !== false) await this.flush().catch(() => undefined);
   }
 
   private async read(Key: string): Promise<Map<string, number>> {
