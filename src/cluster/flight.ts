@@ -10,6 +10,8 @@ export interface ClusterFlightOptions {
   log: Logger;
   /** How often a waiter looks again when nothing was announced (a holder that died announces nothing). */
   pollMs: number;
+  /** A client streaming another replica's download is cut off after this long without a new byte. */
+  stallMs: number;
 }
 
 export class ClusterFlight {
@@ -17,6 +19,10 @@ export class ClusterFlight {
 
   get coordinator(): Coordinator {
     return this.o.coordinator;
+  }
+
+  get stallMs(): number {
+    return this.o.stallMs;
   }
 
   /**

@@ -64,6 +64,8 @@ export class RedisCoordinator implements Coordinator {
   private closed = false;
   /** Commands in a row that timed out on a live connection. */
   private timeouts = 0;
+  /** While down on a live connection (Redis hung), a PING now and then finds when it answers again. */
+  private probing: NodeJS.Timeout | undefined;
 
   private constructor(private readonly o: RedisCoordinatorOptions) {
     this.channel = `${o.keyPrefix}released`;
@@ -133,7 +135,27 @@ export class RedisCoordinator implements Coordinator {
    */
   private failed(err: unknown): void {
     if (this.cmd.status !== "ready") return this.noteDown(describe(err));
-    if (++this.timeouts >= MAX_TIMEOUTS) this.noteDown(`${MAX_TIMEOUTS} commands in a row took longer than ${this.o.timeoutMs} ms`);
+    if (++this.timeouts >= MAX_TIMEOUTS) {
+      this.noteDown(`${MAX_TIMEOUTS} commands in a row took longer than ${this.o.timeoutMs} ms`);
+      this.probe();
+    }
+  }
+
+  /**
+   * Down with the connection still up, no "ready" event will say Redis is back, and no command is
+   * sent while down: PING until one answers (a lost connection comes back through "ready" instead).
+   */
+  private probe(): void {
+    if (this.probing) return;
+    this.probing = setInterval(() => {
+      if (this.closed || this.down === undefined) {
+        clearInterval(this.probing);
+        this.probing = undefined;
+        return;
+      }
+      if (this.cmd.status === "ready") this.cmd.ping().then(() => this.answered(), () => undefined);
+    }, Math.max(200, this.o.timeoutMs));
+    this.probing.unref();
   }
 
   /** A command succeeded: whatever was wrong is over. */
@@ -248,6 +270,7 @@ export class RedisCoordinator implements Coordinator {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.probing);
     for (const c of [this.cmd, this.sub]) {
       // quit waits for the server; a server that is gone gets disconnect at once.
       if (c.status === "ready") await Promise.race([c.quit().catch(() => undefined), new Promise((r) => setTimeout(r, this.o.timeoutMs).unref())]);

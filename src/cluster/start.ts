@@ -23,6 +23,7 @@ export async function startCoordinator(config: MirrorConfig, log: Logger): Promi
     log: log.child({ component: "redis" }),
   });
   // A holder that died announces nothing: waiters look again a few times per lease.
-  const flight = new ClusterFlight({ coordinator, log, pollMs: Math.max(100, Math.min(1_000, Math.floor(r.leaseMs / 4))) });
+  // A follower waits for the holder's lease to lapse and another replica to take over before it gives up.
+  const flight = new ClusterFlight({ coordinator, log, pollMs: Math.max(100, Math.min(1_000, Math.floor(r.leaseMs / 4))), stallMs: Math.max(60_000, 4 * r.leaseMs) });
   return { coordinator, flight };
 }

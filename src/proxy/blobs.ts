@@ -1,12 +1,15 @@
 // Pull-through blobs: local first (published blobs are shared by every repository and upstream),
 // else one shared fill per upstream and digest, left for one's own when it lets a client down.
 import { type ClusterFlight, sharedFailure } from "../cluster/flight.js";
+import { followReader } from "../cluster/follow.js";
+import { ANNOUNCE_MS, announce, announcementKey, readAnnouncement } from "../cluster/progress.js";
+import type { Leftover } from "../cluster/takeover.js";
 import type { Digest } from "../oci/digest.js";
 import { upstreamFault } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import type { StorageHealth } from "../store/health.js";
-import type { BlobStore, OpenBlob } from "../store/store.js";
+import { type BlobStore, hasPartialReads, type OpenBlob } from "../store/store.js";
 import { discard, ensureOk, headerString } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
 import { BlobFill, type FillReader } from "./fill.js";
@@ -123,6 +126,8 @@ export class BlobService {
     const fill = this.joinable(target, digest) ?? (this.o.flight ? await this.clusterFill(target, digest) : this.startFill(target, digest));
     // Another replica downloaded it: served from the store like any other hit.
     if (fill === "published") return this.get(target, digest);
+    // Another replica is downloading it: streamed from the store as its bytes land.
+    if (!(fill instanceof BlobFill)) return fill;
     return this.fromFill(target, fill, digest);
   }
 
@@ -208,8 +213,52 @@ export class BlobService {
     return source.kind === "cache" ? { reader: cachedReader(source.blob), size: source.size } : { reader: source.reader, size: source.size };
   }
 
-  /** This replica's fill once it holds the cluster's lease, or "published" when another replica's landed. */
-  private clusterFill(target: Target, digest: Digest): Promise<BlobFill | "published"> {
+  /**
+   * This replica's fill once it holds the cluster's lease, "published" when another replica's
+   * landed, or, while another replica downloads it, a source that streams its bytes as they land.
+   */
+  private async clusterFill(target: Target, digest: Digest): Promise<BlobFill | "published" | BlobSource> {
+    const flight = this.o.flight as ClusterFlight;
+    // Announced per upstream and digest, as the lease is: the holder may be downloading for another repository.
+    const key = announcementKey(leaseKey(target, digest));
+    const claim = this.claim(target, digest);
+    const store = this.o.store;
+    if (!hasPartialReads(store)) return claim;
+    // Whichever comes first: the lease (or the publish), or the holder's first bytes in the store.
+    const settled = claim.then(
+      (v) => ({ v }),
+      (e: unknown) => ({ e }),
+    );
+    for (;;) {
+      const first = await Promise.race([settled, new Promise<undefined>((r) => setTimeout(() => r(undefined), ANNOUNCE_MS).unref())]);
+      if (first) {
+        if ("e" in first) throw first.e;
+        return first.v;
+      }
+      const a = await readAnnouncement(flight.coordinator, key);
+      if (a?.state !== "running" || a.mark === 0) continue;
+      // Served under this name only when this repository is known to hold it, as a cached blob is.
+      await this.o.holdings.authorize(target, "blob", digest);
+      const reader = followReader({
+        store,
+        digest,
+        source: sourceOf(target),
+        announcement: () => readAnnouncement(flight.coordinator, key),
+        // This replica took the download over (for this repository or another of this upstream).
+        local: () => {
+          const own = this.fills.get(fillKey(target, digest)) ?? this.siblingFill(target, digest);
+          return own?.isRunning && !own.notStored ? own : undefined;
+        },
+        pollMs: ANNOUNCE_MS,
+        stallMs: flight.stallMs,
+        size: a.size,
+      });
+      return { kind: "fill", size: a.size, reader, verified: false };
+    }
+  }
+
+  /** Waits for the cluster's lease, one per digest in this replica; a lease taken starts the fill. */
+  private claim(target: Target, digest: Digest): Promise<BlobFill | "published"> {
     const flight = this.o.flight as ClusterFlight;
     const key = leaseKey(target, digest);
     let claim = this.claims.get(key);
@@ -217,19 +266,45 @@ export class BlobService {
       claim = (async () => {
         const got = await flight.claim(`blob:${key}`, sourceOf(target), async () => (await this.o.store.statBlob(digest)) !== undefined);
         if (got === "published") return got;
-        const fill = this.joinable(target, digest) ?? this.startFill(target, digest);
-        fill.done.then(
-          () => got.release(),
-          (err: unknown) => got.release(sharedFailure(sourceOf(target), err, "BLOB_UNKNOWN")),
-        );
+        const joined = this.joinable(target, digest);
+        const failureOf = (err: unknown) => sharedFailure(sourceOf(target), err, "BLOB_UNKNOWN");
+        if (joined) {
+          joined.done.then(
+            () => got.release(),
+            (err: unknown) => got.release(failureOf(err)),
+          );
+          return joined;
+        }
+        const fill = this.startFill(target, digest, await this.leftover(key, digest));
+        // Released once the outcome is announced: a replica taking the lease then sees it.
+        void announce(flight.coordinator, announcementKey(key), fill, failureOf, this.o.log)
+          .catch(() => undefined)
+          .then(() => fill.done)
+          .then(
+            () => got.release(),
+            (err: unknown) => got.release(failureOf(err)),
+          );
         return fill;
       })().finally(() => this.claims.delete(key));
+      // Clients following the holder's bytes may not wait for this: its failure must not go unobserved.
+      claim.catch(() => undefined);
       this.claims.set(key, claim);
     }
     return claim;
   }
 
-  private startFill(target: Target, digest: Digest): BlobFill {
+  /** What a replica that held this download before left in the store (it died or gave up): resumed from. */
+  private async leftover(key: string, digest: Digest): Promise<Leftover | undefined> {
+    const store = this.o.store;
+    const flight = this.o.flight as ClusterFlight;
+    if (!hasPartialReads(store)) return undefined;
+    const a = await readAnnouncement(flight.coordinator, announcementKey(key));
+    if (a?.state !== "running" || a.mark === 0) return undefined;
+    const partial = await store.openPartial(digest, a.locator).catch(() => undefined);
+    return partial ? { partial, mark: a.mark, locator: a.locator } : undefined;
+  }
+
+  private startFill(target: Target, digest: Digest, resume?: Leftover): BlobFill {
     const fill = new BlobFill({
       client: this.o.upstreams.client(target.upstream),
       store: this.o.store,
@@ -243,6 +318,7 @@ export class BlobService {
       health: this.o.health,
       metrics: this.o.metrics,
       log: this.o.log,
+      ...(resume ? { resume } : {}),
     });
     const key = fillKey(target, digest);
     this.fills.set(key, fill);

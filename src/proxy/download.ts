@@ -23,6 +23,11 @@ export interface DownloadOptions {
   log: Logger;
   /** Told the blob's size (or that it is unknown) once the first answer arrived. */
   onStart(size: number | undefined): void | Promise<void>;
+  /**
+   * Bytes the caller already has (taken over from another replica's download): the first request
+   * asks for the rest with Range, and the size told is still the whole blob's. Default 0.
+   */
+  startAt?: number;
 }
 
 /**
@@ -110,7 +115,7 @@ class BodyBatches {
 }
 
 export async function* download(o: DownloadOptions): AsyncGenerator<Buffer[]> {
-  let received = 0;
+  let received = o.startAt ?? 0;
   let size: number | undefined;
   let resumes = 0;
   let started = false;
@@ -124,12 +129,15 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer[]> {
     let res: UpstreamResponse | undefined;
     try {
       const answer = await request(o, received, direct);
-      if (answer === undefined) return;
+      if (answer === undefined) {
+        // A taken-over download that already had every byte: upstream confirmed the size (416 */size).
+        if (!started) await o.onStart(received);
+        return;
+      }
       res = answer.res;
       if (!started) {
         started = true;
-        const length = Number(headerString(res.headers["content-length"]));
-        size = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
+        size = wholeSize(res);
         await o.onStart(size);
       }
       // The request's own signal was the deadline's, which ends with the headers; the download's
@@ -230,6 +238,16 @@ async function request(o: DownloadOptions, offset: number, direct: boolean): Pro
   // A 200 to a Range request is the whole blob again: skip what we already have (the same
   // content-addressed bytes; verification at the end proves it).
   return { res, skip: offset };
+}
+
+/** The whole blob's size from an answer: a 206's Content-Range total, else the Content-Length of a 200. */
+function wholeSize(res: UpstreamResponse): number | undefined {
+  if (res.statusCode === 206) {
+    const total = /\/(\d+)$/.exec(headerString(res.headers["content-range"]) ?? "")?.[1];
+    return total === undefined ? undefined : Number(total);
+  }
+  const length = Number(headerString(res.headers["content-length"]));
+  return Number.isSafeInteger(length) && length >= 0 ? length : undefined;
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {

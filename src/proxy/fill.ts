@@ -14,6 +14,7 @@ import type { UpstreamClient } from "../upstream/client.js";
 import { asUnavailable, faultReason, isDiskFull, storageFault } from "../store/faults.js";
 import type { StorageHealth } from "../store/health.js";
 import { freeSpace, lacksRoom, ROOM_MARGIN } from "../store/space.js";
+import { copyLeftover, type Leftover } from "../cluster/takeover.js";
 import { download } from "./download.js";
 import type { ThroughputFloor } from "./pace.js";
 import { type Batch, batchOf, SLAB_SIZE, type Slab, takeSlab } from "./slabs.js";
@@ -42,6 +43,8 @@ export interface FillOptions {
   health?: StorageHealth;
   metrics: Metrics;
   log: Logger;
+  /** Another replica's download this one takes over: its bytes are copied, the rest asked with Range. */
+  resume?: Leftover;
 }
 
 /** running: downloading; verified: all bytes checked, being made durable; then done or failed. */
@@ -158,6 +161,16 @@ export class BlobFill {
     return this.state === "running" || this.state === "verified";
   }
 
+  /**
+   * Where other replicas read this download, and how far (the writer's share(): bytes they can
+   * read); undefined when it cannot be shared (a store without it, streaming past a full disk, over).
+   */
+  async shared(): Promise<{ locator: string; mark: number } | undefined> {
+    const w = this.writer;
+    if (!w?.locator || !w.share || this.passthrough || !this.isRunning) return undefined;
+    return { locator: w.locator, mark: await w.share() };
+  }
+
   /** Abort (server shutdown, orphan timeout): the temp file is discarded, nothing is published. */
   cancel(reason: string): void {
     this.abort.abort(new MirrorError("UNAVAILABLE", reason));
@@ -182,6 +195,27 @@ export class BlobFill {
       if (!isDiskFull(err)) throw asUnavailable(err);
       this.startPassthrough(faultReason(err), err);
     }
+    const resume = this.o.resume;
+    if (resume && writer && !this.passthrough) {
+      try {
+        this.received = await copyLeftover(resume, writer, this.abort.signal);
+        this.o.log.info({ digest: digest.value, from: resume.locator, at: this.received }, "taking over another replica's download: its bytes copied, the rest asked of upstream with Range");
+      } catch (err) {
+        await writer.cancel();
+        await writer.close();
+        if (this.abort.signal.aborted) throw err;
+        // A leftover that cannot be read is no reason to fail: download it all, in a fresh writer.
+        this.o.log.warn({ digest: digest.value, from: resume.locator, err: (err as Error).message }, "cannot read another replica's download to take it over; downloading from the first byte");
+        this.received = 0;
+        try {
+          writer = this.writer = await store.createWriter(digest);
+        } catch (e) {
+          throw asUnavailable(e);
+        }
+      }
+      // Readers joined meanwhile (a follower of the dead replica here) can have those bytes now.
+      this.wake();
+    } else await resume?.partial.close().catch(() => undefined);
     this.o.metrics.activeFills.inc();
     const events = this.o.metrics.events;
     const started = Date.now();
@@ -198,6 +232,7 @@ export class BlobFill {
         signal: this.abort.signal,
         metrics: this.o.metrics,
         log: this.o.log,
+        startAt: this.received,
         onStart: async (announced) => {
           const expected = this.o.expectedSize;
           if (announced !== undefined && expected !== undefined && announced !== expected) {

@@ -9,7 +9,7 @@ import { MirrorError, upstreamFault } from "../oci/errors.js";
 import { isMediaType } from "../oci/mediatypes.js";
 import { isValidTag } from "../oci/names.js";
 import { Layout } from "./layout.js";
-import type { ContentCatalog, LinkKind, OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
+import type { ContentCatalog, LinkKind, OpenBlob, PartialBlob, PartialReads, RepositoryRef, Store, StoredManifest, TagRecord } from "./store.js";
 import * as catalog from "./fs-catalog.js";
 import { FsBlobWriter } from "./writer.js";
 import { StoreError } from "./errors.js";
@@ -32,7 +32,13 @@ export interface FsStoreOptions {
   replica?: string;
 }
 
-export class FsStore implements Store, ContentCatalog {
+/**
+ * An ingest file's name as writers make them (`<replica>~<hex>-<random>`): a locator announced
+ * through Redis is opened only when it is one, so no value there can reach outside ingest/.
+ */
+const INGEST_NAME = /^[A-Za-z0-9._-]{1,200}~[0-9a-f]{16}-[0-9a-f]{16}$/;
+
+export class FsStore implements Store, ContentCatalog, PartialReads {
   readonly layout: Layout;
   /** Called with the size of every newly published blob or manifest (eviction keeps its total). */
   onPublish: (size: number) => void = () => undefined;
@@ -103,6 +109,22 @@ export class FsStore implements Store, ContentCatalog {
       await handle.close();
       throw err;
     }
+  }
+
+  /** Another replica's download in progress on this folder (its writer's locator), read up to its mark. */
+  async openPartial(d: Digest, locator: string): Promise<PartialBlob | undefined> {
+    if (!INGEST_NAME.test(locator) || !locator.slice(locator.indexOf("~") + 1).startsWith(d.hex.slice(0, 16))) return undefined;
+    let handle: FileHandle;
+    try {
+      handle = await open(join(this.layout.ingestDir, locator), "r");
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    return {
+      readInto: async (buffer, position) => (await handle.read(buffer, 0, buffer.byteLength, position)).bytesRead,
+      close: () => handle.close(),
+    };
   }
 
   /** Free bytes on the file system holding the cache (statfs). */

@@ -13,7 +13,9 @@
 //   │   └── _layers/sha256/<hex>              empty: the same for a blob (a layer or config it references)
 //   ├── ingest/<replica>~<random>             downloads in progress, each replica under its own name;
 //   │                                          published by rename only after size and digest
-//   │                                          verification; a replica wipes only its own at startup
+//   │                                          verification; a replica wipes only its own at startup;
+//   │                                          other replicas read one up to the mark its replica
+//   │                                          announced in Redis (cluster/progress.ts), never further
 //   └── stats.json                            all-time traffic figures and pull counts (observe/stats-file.ts)
 //
 // Repository components never start with "_" (distribution grammar), so _tags, _manifests and _layers

@@ -52,6 +52,36 @@ export interface BlobWriter {
   takeHash(): Hash;
   /** Release resources once no reader needs readAt any more (after publish or cancel). */
   close(): Promise<void>;
+  /**
+   * Where other replicas read this writer's bytes while it writes (PartialReads.openPartial); absent
+   * when the store cannot offer that.
+   */
+  readonly locator?: string;
+  /**
+   * Make the bytes written so far readable by other replicas through `locator`; resolves with how
+   * many are (the progress mark, never past a byte another replica could not read yet).
+   */
+  share?(): Promise<number>;
+}
+
+/**
+ * Optional capability of a BlobStore shared by replicas: a download in progress in one replica is
+ * readable by the others (they stream it to their clients, or take it over when it stops), up to
+ * the mark its writer's share() announced. Only what is below the mark is ever read.
+ */
+export interface PartialReads {
+  /** Another writer's bytes so far, by the locator it announced; undefined when gone (published or cancelled). */
+  openPartial(d: Digest, locator: string): Promise<PartialBlob | undefined>;
+}
+
+export interface PartialBlob {
+  /** Read into `buffer` from `position`; returns the bytes read (fewer than asked past what was written). */
+  readInto(buffer: Buffer, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export function hasPartialReads(store: object): store is PartialReads {
+  return typeof (store as Partial<PartialReads>).openPartial === "function";
 }
 
 /** One published blob or manifest, as eviction, `rm` and `prune` see it. */

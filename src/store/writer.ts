@@ -2,7 +2,7 @@
 // published (once, by hard link) only when size and digest match. readAt serves what is written so far.
 import { randomBytes } from "node:crypto";
 import { type FileHandle, link, open, rename, rm, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Hash } from "node:crypto";
 import { type Digest, hasher } from "../oci/digest.js";
 import { upstreamFault } from "../oci/errors.js";
@@ -34,6 +34,21 @@ export class FsBlobWriter implements BlobWriter {
 
   get written(): number {
     return this._written;
+  }
+
+  /** The temp file's name in the ingest folder: other replicas on the same folder read it (FsStore.openPartial). */
+  get locator(): string {
+    return basename(this.tempPath);
+  }
+
+  /**
+   * Everything written so far on the storage itself (fdatasync): on a network file system another
+   * host then reads these bytes, not what this host still caches.
+   */
+  async share(): Promise<number> {
+    const mark = this._written;
+    await this.handle.datasync();
+    return mark;
   }
 
   /**

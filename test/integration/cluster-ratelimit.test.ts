@@ -108,6 +108,22 @@ describe("replicas sharing a Redis", () => {
     expect(await manifestRequests("rl-b")).toBe(fetchedB);
   }, 60_000);
 
+  it("count one replica's revalidation of a tag for every replica within the freshness window", async () => {
+    // Own replicas with a 3 s window and a budget that never runs low (the limiter spends none on HEADs).
+    const [d, e] = [await replica("d", { cache: { tagFreshness: "3s" }, rateLimit: { reserve: 0 } }), await replica("e", { cache: { tagFreshness: "3s" }, rateLimit: { reserve: 0 } })];
+    limiter.remaining = 1000;
+    const first = await manifest(d.mirror, "rl-a", "HEAD");
+    expect(first.status).toBe(200);
+    // Past the window: d revalidates (one HEAD at the registry)...
+    await new Promise((r) => setTimeout(r, 3_200));
+    const before = await manifestRequests("rl-a");
+    expect((await manifest(d.mirror, "rl-a", "HEAD")).headers.get("x-mirror-cache")).toBe("REVALIDATED");
+    expect(await manifestRequests("rl-a")).toBe(before + 1);
+    // ...and that counts for e too: within the window it asks nobody.
+    expect((await manifest(e.mirror, "rl-a", "HEAD")).headers.get("x-mirror-cache")).toBe("HIT");
+    expect(await manifestRequests("rl-a")).toBe(before + 1);
+  }, 60_000);
+
   it("hold every replica's manifest requests after one met a 429 with Retry-After", async () => {
     const [a, b] = [mirrors[0]!, mirrors[1]!];
     limiter.refuseWithRetryAfter = 60;

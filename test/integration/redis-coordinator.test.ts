@@ -69,7 +69,7 @@ describe("redis coordinator", () => {
     const prefix = `c${Date.now()}:`;
     const a = await replica({ keyPrefix: prefix, password: "s3cret pass" });
     const b = await replica({ keyPrefix: prefix, password: "s3cret pass" });
-    const flightB = new ClusterFlight({ coordinator: b, log, pollMs: 200 });
+    const flightB = new ClusterFlight({ coordinator: b, log, pollMs: 200, stallMs: 60_000 });
     const lease = await a.tryLease("blob:z");
     let published = false;
     const waiting = flightB.claim("blob:z", "docker.io|library/z", async () => published);
@@ -128,4 +128,29 @@ describe("redis coordinator", () => {
     await waited;
     expect(Date.now() - t).toBeLessThan(10_000);
   }, 60_000);
+
+  it("goes on alone while Redis hangs, and coordinates again by itself once it answers", async () => {
+    const prefix = `e${Date.now()}:`;
+    const a = await replica({ keyPrefix: prefix, password: "s3cret pass", timeoutMs: 300 });
+    const b = await replica({ keyPrefix: prefix, password: "s3cret pass", timeoutMs: 300 });
+    redis.pause();
+    try {
+      // Commands time out on a connection that stays open: a few in a row count as an outage.
+      for (let i = 0; i < 3; i++) await a.get("x");
+      expect(a.health()).toMatchObject({ ok: false, reason: expect.stringContaining("took longer than 300 ms") });
+      const started = Date.now();
+      const alone = await a.tryLease("blob:h");
+      expect(alone?.held).toBe(true);
+      expect(Date.now() - started).toBeLessThan(1_000);
+      await alone?.release();
+    } finally {
+      redis.resume();
+    }
+    // No reconnect happens (the connection never dropped): the replica notices by itself.
+    await eventually(async () => a.health().ok, (ok) => ok, 10_000);
+    const lease = await a.tryLease("blob:h2");
+    expect(lease?.held).toBe(true);
+    expect(await b.tryLease("blob:h2")).toBeUndefined();
+    await lease?.release();
+  }, 30_000);
 });

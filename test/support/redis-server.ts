@@ -33,6 +33,15 @@ export class RedisServer {
     await proc.waitForLine(/Ready to accept connections/, 15_000);
   }
 
+  /** SIGSTOP: Redis hangs, its connections stay open (resume() is SIGCONT). */
+  pause(): void {
+    process.kill(this.proc?.pid as number, "SIGSTOP");
+  }
+
+  resume(): void {
+    process.kill(this.proc?.pid as number, "SIGCONT");
+  }
+
   /** SIGKILL: Redis gone at once, as a crashed or unplugged server. */
   async kill(): Promise<void> {
     await this.proc?.stop(0);

@@ -6,7 +6,7 @@ import { type Digest, digestOf } from "../../src/oci/digest.js";
 import { MirrorError } from "../../src/oci/errors.js";
 import type { OpenedStore } from "../../src/store/open.js";
 import { cacheUsage, evict, pinnedDigests } from "../../src/store/evict.js";
-import { isEvictable, type BlobWriter } from "../../src/store/store.js";
+import { hasPartialReads, isEvictable, type BlobWriter } from "../../src/store/store.js";
 
 export interface StoreHarness {
   /** The backend under test, opened as replica `replica` (two names: two replicas sharing it). */
@@ -199,6 +199,38 @@ export function storeSuite(name: string, makeHarness: () => Promise<StoreHarness
       await Promise.all([wa.close(), wb.close()]);
       expect(published).toHaveLength(1);
       expect((await readAll(a, d))?.equals(data)).toBe(true);
+      expect(await (await h()).leftovers()).toEqual([]);
+    });
+
+    it("lets another replica read a download in progress up to the mark its writer shared, and nothing once it is gone", async () => {
+      const a = await open("a");
+      const b = await open("b");
+      expect(hasPartialReads(b)).toBe(true);
+      if (!hasPartialReads(b)) return;
+      const { data, d } = content(size);
+      const w = await a.createWriter(d);
+      await writeChunks(w, data, 512 * 1024);
+      const mark = await (w.share as () => Promise<number>)();
+      // Never past what was written; on a store with parts, at least every full part is readable.
+      expect(mark).toBeLessThanOrEqual(size);
+      expect(mark).toBeGreaterThan(0);
+      const partial = await b.openPartial(d, w.locator as string);
+      const back = Buffer.alloc(mark);
+      for (let pos = 0; pos < mark; ) {
+        const n = await (partial as NonNullable<typeof partial>).readInto(back.subarray(pos), pos);
+        expect(n).toBeGreaterThan(0);
+        pos += n;
+      }
+      expect(back.equals(data.subarray(0, mark))).toBe(true);
+      await partial?.close();
+      // A locator of another digest's download, or one that is not a locator, opens nothing.
+      expect(await b.openPartial(content(10).d, w.locator as string)).toBeUndefined();
+      expect(await b.openPartial(d, "../../blobs")).toBeUndefined();
+      await w.cancel();
+      await w.close();
+      const gone = await b.openPartial(d, w.locator as string);
+      expect(gone === undefined || (await gone.readInto(Buffer.alloc(10), 0)) === 0).toBe(true);
+      await gone?.close();
       expect(await (await h()).leftovers()).toEqual([]);
     });
 

@@ -9,6 +9,9 @@
 //                                                 so a restarted replica aborts only its own
 //   <root>/ingest/claims/<algorithm>/<hex>       who is completing a multipart upload of that digest:
 //                                                 taken with If-None-Match: *, so only one replica publishes
+//   <root>/ingest/<replica>~<hex16>-<random>-<part size>/<n>   part n (from 1, 5 digits) of a download in
+//                                                 progress: other replicas read it while it goes on; the
+//                                                 publish copies them server-side into the blob's upload
 //   <root>/usage/<replica>.json                  {"<digest>": <ms>}: when that replica last read each
 //                                                 blob (written at most every few seconds, not per hit);
 //                                                 eviction merges them with the blobs' LastModified
@@ -59,6 +62,11 @@ export class Keys {
 
   manifestMeta(d: Digest): string {
     return this.key("manifests", d.algorithm, d.hex.slice(0, 2), `${d.hex}.json`);
+  }
+
+  /** Part `n` (from 1) of the download in progress named `locator` (S3BlobWriter.locator). */
+  part(locator: string, n: number): string {
+    return this.key("ingest", locator, String(n).padStart(5, "0"));
   }
 
   claim(d: Digest): string {

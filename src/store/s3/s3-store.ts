@@ -11,11 +11,12 @@ import { isValidTag } from "../../oci/names.js";
 import { StoreError } from "../errors.js";
 import { makeDir } from "../faults.js";
 import { AREA_SEPARATOR, ingestArea, isLeftover, sweepIngestDir } from "../ingest.js";
-import type { ContentCatalog, LinkKind, OpenBlob, RepositoryRef, Store, StoredManifest, TagRecord } from "../store.js";
+import type { ContentCatalog, LinkKind, OpenBlob, PartialBlob, PartialReads, RepositoryRef, Store, StoredManifest, TagRecord } from "../store.js";
 import * as catalog from "./catalog.js";
 import { createS3Client, describeTarget, ensureBucket, isNotFound, isPreconditionFailed, reason, type S3ClientOptions, unavailable } from "./client.js";
 import { Keys } from "./keys.js";
 import { listObjects } from "./list.js";
+import { partSizeOf, S3PartialReader } from "./partial.js";
 import { S3BlobReader } from "./reader.js";
 import { UseLog } from "./use-log.js";
 import { CLAIM_STALE_MS, S3BlobWriter, type S3WriterContext } from "./writer.js";
@@ -31,7 +32,7 @@ export interface S3StoreOptions extends S3ClientOptions {
 
 const USE_FLUSH_MS = 15_000;
 
-export class S3Store implements Store, ContentCatalog {
+export class S3Store implements Store, ContentCatalog, PartialReads {
   /** Called with the size of every newly published blob or manifest. */
   onPublish: (size: number) => void = () => undefined;
   readonly keys: Keys;
@@ -132,6 +133,12 @@ export class S3Store implements Store, ContentCatalog {
     const uses = this.uses;
     uses.opened(d.value);
     return new S3BlobReader(this.client, this.spec.bucket, this.keys.blob(d), head.size, head.etag, () => uses.closed(d.value));
+  }
+
+  /** Another replica's download in progress, from its part objects (up to the mark it announced). */
+  async openPartial(d: Digest, locator: string): Promise<PartialBlob | undefined> {
+    const partSize = partSizeOf(d, locator);
+    return partSize === undefined ? undefined : new S3PartialReader(this.client, this.spec.bucket, this.keys, locator, partSize);
   }
 
   createWriter(d: Digest): Promise<S3BlobWriter> {
@@ -247,8 +254,9 @@ export class S3Store implements Store, ContentCatalog {
   }
 
   /**
-   * Abort this replica's multipart uploads left by a crash (and other replicas' untouched for
-   * hours), remove stale publish claims; other replicas' uploads in progress are left alone.
+   * Abort this replica's multipart uploads and remove its part objects left by a crash (and other
+   * replicas' untouched for hours), remove stale publish claims; other replicas' downloads in
+   * progress are left alone (another replica may be streaming or taking them over).
    */
   private async sweepUploads(): Promise<void> {
     const { keys } = await this.list(this.keys.ingest);
@@ -260,7 +268,8 @@ export class S3Store implements Store, ContentCatalog {
         continue;
       }
       if (!name.includes(AREA_SEPARATOR) || !isLeftover(name, this.area, entry.modified, now)) continue;
-      const marker = await this.getText(entry.key, "reading an upload record").then((t) => (t ? (JSON.parse(t) as { key?: unknown; uploadId?: unknown }) : undefined)).catch(() => undefined);
+      // A part of a download in progress (<locator>/<n>) is data, not an upload record.
+      const marker = name.includes("/") ? undefined : await this.getText(entry.key, "reading an upload record").then((t) => (t ? (JSON.parse(t) as { key?: unknown; uploadId?: unknown }) : undefined)).catch(() => undefined);
       if (typeof marker?.key === "string" && typeof marker.uploadId === "string") {
         await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.spec.bucket, Key: marker.key, UploadId: marker.uploadId })).catch(() => undefined);
       }

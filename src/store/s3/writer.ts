@@ -1,7 +1,9 @@
 // The S3 store's BlobWriter: bytes go to a local spool file (hashed; readAt serves late readers)
-// and, part by part as they arrive, into a multipart upload to the blob's final key, which stays
-// invisible until it is completed. Publish happens once per digest across replicas: small blobs by
-// a conditional PUT (If-None-Match: *), multipart ones after taking a claim the same way.
+// and, part by part as they arrive, into objects under this replica's ingest name, which other
+// replicas read while the download goes on (S3Store.openPartial). Publish happens once per digest
+// across replicas: small blobs by a conditional PUT (If-None-Match: *), larger ones, after taking a
+// claim the same way, by completing a multipart upload each part was copied into server-side
+// (UploadPartCopy) as soon as it was in the bucket.
 import { randomBytes } from "node:crypto";
 import type { Hash } from "node:crypto";
 import {
@@ -12,7 +14,7 @@ import {
   HeadObjectCommand,
   PutObjectCommand,
   type S3Client,
-  UploadPartCommand,
+  UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import type { Digest } from "../../oci/digest.js";
 import type { BlobWriter } from "../store.js";
@@ -41,26 +43,44 @@ export interface S3WriterContext {
 interface Upload {
   uploadId: string;
   marker: string;
+  /** Parts copied into it so far, in order. */
   parts: { PartNumber: number; ETag: string }[];
 }
 
 export class S3BlobWriter implements BlobWriter {
+  /** The multipart upload to the blob's key that the parts are copied into, from the first part on. */
   private upload: Upload | undefined;
-  /** Bytes [0, uploaded) are in parts (started or done). */
+  /** Bytes [0, uploaded) are in part objects (being put or done). */
   private uploaded = 0;
+  /** Bytes [0, shared) are in part objects that are done: other replicas can read them. */
+  private shared = 0;
+  /** Part objects put so far (numbered from 1). */
+  private parts = 0;
   private inflight: Promise<void> | undefined;
+  /** The part object being put (share() waits for it, not for its copy into the upload). */
+  private putting: Promise<void> | undefined;
   private failure: unknown;
   private closed = false;
 
   private constructor(
     private readonly spool: FsBlobWriter,
     private readonly ctx: S3WriterContext,
+    /** This download's name under the replica's ingest prefix; its parts are objects below it. */
+    readonly locator: string,
   ) {}
 
   static async create(ctx: S3WriterContext, digest: Digest): Promise<S3BlobWriter> {
     // The spool is never published itself (its final path is never linked): this writer publishes to S3.
     const spool = await FsBlobWriter.create(ctx.spoolDir, `${ctx.area}${digest.hex.slice(0, 16)}`, digest, "", () => undefined);
-    return new S3BlobWriter(spool, ctx);
+    // The part size is in the name: a replica configured with another chunkSize still finds each byte.
+    const locator = `${ctx.area}${digest.hex.slice(0, 16)}-${randomBytes(8).toString("hex")}-${ctx.chunkSize}`;
+    return new S3BlobWriter(spool, ctx, locator);
+  }
+
+  /** Bytes other replicas can read now: the parts already in the bucket (the one being put is awaited, not its copy). */
+  async share(): Promise<number> {
+    await this.putting?.catch(() => undefined);
+    return this.shared;
   }
 
   get digest(): Digest {
@@ -112,7 +132,6 @@ export class S3BlobWriter implements BlobWriter {
     }
     await this.pump(true);
     if (this.failure) throw this.failure;
-    const upload = this.upload as Upload;
     if (await exists(client, bucket, key)) return this.lost();
     if (!(await this.claim())) return this.lost(true);
     // The winner removes its claim once its object is complete: a claim taken after that must
@@ -121,8 +140,8 @@ export class S3BlobWriter implements BlobWriter {
       await this.unclaim();
       return this.lost();
     }
+    const upload = this.upload as Upload;
     try {
-      upload.parts.sort((a, b) => a.PartNumber - b.PartNumber);
       // If-None-Match here too, for servers that honour it on completion (AWS); the claim covers those that do not.
       await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: upload.uploadId, MultipartUpload: { Parts: upload.parts }, IfNoneMatch: "*" }));
     } catch (err) {
@@ -133,6 +152,7 @@ export class S3BlobWriter implements BlobWriter {
     this.upload = undefined;
     await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: upload.marker })).catch(() => undefined);
     await this.unclaim();
+    await this.removeParts();
     return this.published(size);
   }
 
@@ -147,7 +167,21 @@ export class S3BlobWriter implements BlobWriter {
       await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: keys.blob(this.digest), UploadId: upload.uploadId })).catch(() => undefined);
       await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: upload.marker })).catch(() => undefined);
     }
+    await this.removeParts();
     await this.spool.cancel();
+  }
+
+  private partKey(n: number): string {
+    return this.ctx.keys.part(this.locator, n);
+  }
+
+  /** Remove the part objects (published, or given up): a replica following them then reads the blob or fails. */
+  private async removeParts(): Promise<void> {
+    const { client, bucket } = this.ctx;
+    const count = this.parts;
+    this.parts = 0;
+    this.shared = 0;
+    for (let n = 1; n <= count; n++) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: this.partKey(n) })).catch(() => undefined);
   }
 
   close(): Promise<void> {
@@ -206,15 +240,25 @@ export class S3BlobWriter implements BlobWriter {
     }
   }
 
+  /**
+   * Put bytes [start, start + length) as the next part object (other replicas may read it then), and
+   * copy it server-side into the blob's multipart upload at once, so that publishing is only the
+   * completion: no byte crosses the network twice, and the publish does not wait for copies.
+   */
   private async uploadPart(start: number, length: number): Promise<void> {
     const { client, bucket, keys } = this.ctx;
-    const key = keys.blob(this.digest);
-    const upload = (this.upload ??= await this.begin());
     const body = Buffer.allocUnsafe(length);
     if ((await this.spool.readAt(body, start, length)) !== length) throw new Error("spool file shorter than written");
-    const PartNumber = upload.parts.length + 1;
-    const res = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: upload.uploadId, PartNumber, Body: body, ContentLength: length }));
-    upload.parts.push({ PartNumber, ETag: res.ETag as string });
+    const n = this.parts + 1;
+    const put = client.send(new PutObjectCommand({ Bucket: bucket, Key: this.partKey(n), Body: body, ContentLength: length })).then(() => {
+      this.parts = n;
+      this.shared = start + length;
+    });
+    this.putting = put;
+    await put;
+    const upload = (this.upload ??= await this.begin());
+    const res = await client.send(new UploadPartCopyCommand({ Bucket: bucket, Key: keys.blob(this.digest), UploadId: upload.uploadId, PartNumber: n, CopySource: copySource(bucket, this.partKey(n)) }));
+    upload.parts.push({ PartNumber: n, ETag: res.CopyPartResult?.ETag as string });
   }
 
   /** Start the multipart upload and record it under this replica's name, so a restart can abort it. */
@@ -258,4 +302,9 @@ export async function exists(client: S3Client, bucket: string, key: string): Pro
     if (isNotFound(err)) return false;
     throw err;
   }
+}
+
+/** x-amz-copy-source: the bucket and the key, each path segment URL-encoded. */
+function copySource(bucket: string, key: string): string {
+  return `${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
 }
