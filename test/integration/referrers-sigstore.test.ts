@@ -4,7 +4,9 @@
 // referrers API, so the tool keeps the tag-schema index (sha256-<hex>) itself. Through the mirror
 // (with client auth, as the tool signs in before any read), the same tool reads the image's digest,
 // the referrers API lists the bundle with its artifactType, skopeo reads the artifact's manifest,
-// and all of it is still served with the upstream stopped.
+// and all of it is still served with the upstream stopped. A second mirror with this one as its
+// parent reads the list through this one's referrers API: an upstream that has the API, for an
+// artifact a real tool pushed with a subject (no third-party registry with the API installs here).
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { attachArtifactToImage, getImageDigest } from "@sigstore/oci";
@@ -32,6 +34,7 @@ describe("a Sigstore bundle attached by @sigstore/oci, read through the mirror",
   let hub: UpstreamRegistry;
   let pushable: UpstreamRegistry;
   let mirror: TestMirror;
+  let laptop: TestMirror;
   let dir: string;
   let image: Image;
   let attached: { digest: string; size: number };
@@ -49,9 +52,11 @@ describe("a Sigstore bundle attached by @sigstore/oci, read through the mirror",
     attached = await attachArtifactToImage({ imageName: `${new URL(pushable.url).host}/library/mk-signed`, imageDigest: image.manifest.digest, artifact: bundle, mediaType: BUNDLE, credentials: PUSHER });
     await writeHtpasswd(join(dir, "htpasswd"), { [READER.username]: READER.password });
     mirror = await startTestMirror({ "docker.io": hub.url }, { auth: { htpasswd: { realm: "team", path: join(dir, "htpasswd") } }, cache: { tagFreshness: "1s" } });
+    laptop = await startTestMirror({ "docker.io": hub.url }, { parent: { url: mirror.url, username: READER.username, password: READER.password, fallback: false }, cache: { tagFreshness: "10m" } });
   });
 
   afterAll(async () => {
+    await laptop?.close();
     await mirror?.close();
     await pushable?.close();
     await hub?.close();
@@ -86,6 +91,17 @@ describe("a Sigstore bundle attached by @sigstore/oci, read through the mirror",
     expect(manifest.subject.digest).toBe(image.manifest.digest);
     const blob = Buffer.from(await (await fetch(`${mirror.url}/v2/library/mk-signed/blobs/${manifest.layers[0]!.digest}`, { headers: basic(READER) })).arrayBuffer());
     expect(blob.equals(bundle)).toBe(true);
+  });
+
+  it("a mirror whose parent is this one reads the list through the parent's referrers API", async () => {
+    const digest = await getImageDigest({ imageName: `${laptop.host}/library/mk-signed`, imageTag: "1" });
+    expect(digest).toBe(image.manifest.digest);
+    const res = await fetch(`${laptop.url}/v2/library/mk-signed/referrers/${image.manifest.digest}?artifactType=${encodeURIComponent(BUNDLE)}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-mirror-referrers-source")).toBe("api");
+    // "api": the parent's referrers API answered (with fallback: false the laptop never reads the
+    // upstream's tag-schema index itself).
+    expect(((await res.json()) as Index).manifests).toEqual([expect.objectContaining({ digest: attached.digest, artifactType: BUNDLE })]);
   });
 
   it("with the upstream stopped, the same reads are served from the cache", async () => {
