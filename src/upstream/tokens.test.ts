@@ -101,4 +101,12 @@ describe("the token cache", () => {
     expect(cache.get("a")).toBeUndefined();
     expect(cache.get("d")).toBe("Bearer d");
   });
+
+  it("a full cache makes room once per token, however many callers waited for it", async () => {
+    const cache = new TokenCache(3);
+    for (const s of ["a", "b", "c"]) await cache.obtain(s, async () => token(s));
+    const request = async () => token("d");
+    await Promise.all(Array.from({ length: 5 }, () => cache.obtain("d", request)));
+    expect(["a", "b", "c", "d"].map((s) => cache.get(s))).toEqual([undefined, "Bearer b", "Bearer c", "Bearer d"]);
+  });
 });

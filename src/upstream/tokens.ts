@@ -34,12 +34,17 @@ export class TokenCache {
   async obtain(scope: string, request: () => Promise<CachedToken>, signal?: AbortSignal): Promise<string> {
     let flight = this.flights.get(scope);
     if (!flight) {
-      flight = request().finally(() => this.flights.delete(scope));
+      // Cached by the flight, once: per waiter, a full cache made room again for the same scope,
+      // dropping another scope's token each time.
+      flight = request()
+        .then((token) => {
+          this.remember(scope, token);
+          return token;
+        })
+        .finally(() => this.flights.delete(scope));
       this.flights.set(scope, flight);
     }
-    const token = await raceSignal(flight, signal);
-    this.remember(scope, token);
-    return token.header;
+    return (await raceSignal(flight, signal)).header;
   }
 
   get size(): number {
