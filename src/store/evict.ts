@@ -139,22 +139,21 @@ export class SizeCap {
   /** Evict least recently used content until `bytes` more fit under the current size (a blob that would not fit on disk). */
   async makeRoom(bytes: number): Promise<void> {
     await this.trigger();
-    const target = Math.max(0, (this.size ?? 0) - bytes);
-    // Pinned tags stay pinned when room is made too.
-    const keep = this.pinned ? await pinnedDigests(this.store, this.pinned) : undefined;
-    const r = await this.evictCounted({ target, protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
-    this.report(r);
+    await this.evictTo(Math.max(0, (this.size ?? 0) - bytes));
   }
 
   /**
-   * Evict, then take the scan's figure as the size plus what was published while it ran (the scan
-   * may have listed before it landed). An overcount costs one more scan; an undercount would let
-   * the cache outgrow its cap unnoticed, since only publishes past the cap start a run.
+   * One eviction down to `target`, pinned tags kept (asked now: tags change), reported. The size
+   * becomes the scan's figure plus what was published while it ran (the scan may have listed before
+   * it landed). An overcount costs one more scan; an undercount would let the cache outgrow its cap
+   * unnoticed, since only publishes past the cap start a run.
    */
-  private async evictCounted(options: EvictOptions): Promise<EvictionReport> {
+  private async evictTo(target: number): Promise<EvictionReport> {
+    const keep = this.pinned ? await pinnedDigests(this.store, this.pinned) : undefined;
     const before = this.publishedTotal;
-    const r = await evict(this.store, options);
+    const r = await evict(this.store, { target, protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
     this.size = r.sizeAfter + (this.publishedTotal - before);
+    this.report(r);
     return r;
   }
 
@@ -169,10 +168,8 @@ export class SizeCap {
       do {
         this.again = false;
         try {
-          const keep = this.pinned ? await pinnedDigests(this.store, this.pinned) : undefined;
-          const r = await this.evictCounted({ target: Math.floor(this.maxBytes * 0.9), protectAfter: Date.now() - this.protectMs, ...(keep ? { keep } : {}) });
+          const r = await this.evictTo(Math.floor(this.maxBytes * 0.9));
           freed += r.sizeBefore - r.sizeAfter;
-          this.report(r);
         } catch (err) {
           this.onError(err);
         }
