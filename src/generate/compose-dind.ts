@@ -26,7 +26,7 @@ export function daemonMirrorUrl(svc: Js, s: Settings): string {
 }
 
 /** The flags a daemon gets: an https mirror is checked against the mounted CA, so it is never listed insecure. */
-function mirrorFlags(url: string): string[] {
+export function mirrorFlags(url: string): string[] {
   return url.startsWith("https://") ? [`--registry-mirror=${url}`] : [`--registry-mirror=${url}`, `--insecure-registry=${new URL(url).host}`];
 }
 
@@ -61,10 +61,10 @@ export function wireDaemonCommand(text: string, display: string, name: string, w
   const svc = doc.getIn(["services", name], true);
   if (!Y.isBlockMap(svc)) return viaDocument(doc, name, wiring.command, layout);
   const command = svc.get("command", true) as Node | undefined;
+  const flow = `[${wiring.command.map((a) => JSON.stringify(a)).join(", ")}]`;
   if (command === undefined) {
     const prefix = " ".repeat(Y.column(text, (svc.items[0]!.key as Node).range![0]));
-    const flow = `command: [${wiring.command.map((a) => JSON.stringify(a)).join(", ")}]\n`;
-    return Y.insertAt(text, Y.endOfCollection(text, svc)!, prefix + flow);
+    return Y.insertAt(text, Y.endOfCollection(text, svc)!, `${prefix}command: ${flow}\n`);
   }
   if (Y.isBlockSeq(command) && !wiring.replace) {
     const first = (command as YAMLSeq).items[0] as Node;
@@ -76,13 +76,12 @@ export function wireDaemonCommand(text: string, display: string, name: string, w
     const key = svc.items.find((p) => Y.scalarString(p.key) === "command")!.key as Node;
     const start = Y.lineStart(text, key.range![0]);
     const last = command.items[command.items.length - 1] as Node;
-    const flow = `command: [${wiring.command.map((a) => JSON.stringify(a)).join(", ")}]\n`;
-    return text.slice(0, start) + " ".repeat(Y.column(text, key.range![0])) + flow + text.slice(Y.afterLine(text, last.range![1]));
+    return `${text.slice(0, start)}${" ".repeat(Y.column(text, key.range![0]))}command: ${flow}\n${text.slice(Y.afterLine(text, last.range![1]))}`;
   }
   if (isSeq(command) || command instanceof Scalar) {
     // A flow list or a string: replace just that value, on its own line, as a flow list.
     const [start, end] = command.range!;
-    return text.slice(0, start) + `[${wiring.command.map((a) => JSON.stringify(a)).join(", ")}]` + text.slice(end);
+    return text.slice(0, start) + flow + text.slice(end);
   }
   throw new GenerateError("BAD_INPUT", `services.${name}.command must be a list or a string`, display);
 }

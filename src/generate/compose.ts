@@ -3,7 +3,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { Document, isMap, Pair, Scalar, YAMLMap, type Node } from "yaml";
 import { composeSource, PREFETCH_SERVICE, renderComposeFragment, SERVICE_NAME } from "./compose-view.js";
-import { caMount, daemonCaTarget, daemonMirrorUrl, mountCa, mountsAt, planDaemonWiring, wireDaemonCommand } from "./compose-dind.js";
+import { caMount, daemonCaTarget, daemonMirrorUrl, mirrorFlags, mountCa, mountsAt, planDaemonWiring, wireDaemonCommand } from "./compose-dind.js";
 import { GenerateError } from "./errors.js";
 import { seal, stampState, STAMP_PLACEHOLDER } from "./render.js";
 import { DOCKER_HOST_ALIAS, type Settings } from "./settings.js";
@@ -191,8 +191,7 @@ export function daemonNotes(text: string, display: string, s: Settings): string[
 }
 
 function planFlags(svc: Js, s: Settings): string {
-  const wiring = planDaemonWiring({ ...svc, command: [] , image: "dind" }, s);
-  return wiring.kind === "flags" ? wiring.flags.join(" ") : "--registry-mirror";
+  return mirrorFlags(daemonMirrorUrl(svc, s)).join(" ");
 }
 
 /** Every service other than ours that runs its own Docker daemon. */
