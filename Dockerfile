@@ -1,9 +1,10 @@
 # mirror-kit container image: the built CLI (dist/) and its production dependencies on a Node LTS
 # base, running `mirror-kit serve` as a non-root user with the cache in a volume.
 #
-# Build after `npm ci && npm run build` (the image copies the host's build; it runs no npm, so it
-# builds offline and needs no registry credentials), or from an installed package with `mirror-kit image`
-# (it ships this file and sends the package plus its production dependencies as the context):
+# Build after `npm ci && npm run build` (the image copies the host's build and node_modules; it runs no
+# npm, so it builds offline and needs no registry credentials), or from an installed package with
+# `mirror-kit image` (it ships this file and sends the package plus its production dependencies as the
+# context). The release builds without node_modules in the context: each platform installs its own.
 #   docker build -t mirror-kit .
 #   docker build --build-arg NODE_IMAGE=my-node-runtime:20 -t mirror-kit .   # any image with node >= 20.19 in PATH
 # Run:
@@ -13,16 +14,26 @@
 # file, or a registry:2 mirror's REGISTRY_HTTP_ADDR / REGISTRY_PROXY_* / config.yml.
 ARG NODE_IMAGE=node:22-alpine
 
-# Production dependencies only: the host's node_modules minus every package package-lock.json marks
-# "dev" (what `npm prune --omit=dev` removes), done with node alone so any Node image can do it.
-# This stage is thrown away; only its pruned node_modules reaches the image.
+# Production dependencies only, for the platform being built. This stage is thrown away; only its
+# node_modules reaches the image.
+# - A context with node_modules (a checkout after `npm ci`; `mirror-kit up` / `image`, which send the
+#   installed package's production dependencies and no lock file): it is pruned of every package
+#   package-lock.json marks "dev" (what `npm prune --omit=dev` removes), with node alone, so any Node
+#   image can do it, offline.
+# - A context without node_modules (the release: buildx builds linux/amd64 and linux/arm64 from one
+#   checkout): `npm ci --omit=dev` runs here, on the target platform, so a dependency with native code
+#   or per-platform binaries gets the ones that platform needs. Needs npm in the base (official images).
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
-# package-lock.json is there in a checkout; `mirror-kit up` / `image` send a context without it, whose
-# node_modules already holds the production dependencies only.
-COPY package.json package-lock.json* ./
-COPY node_modules ./node_modules
-RUN ["node", "-e", "const fs = require('fs'); const lock = fs.existsSync('package-lock.json') ? require('./package-lock.json') : { packages: {} }; for (const [path, pkg] of Object.entries(lock.packages)) if (path && pkg.dev) fs.rmSync(path, { recursive: true, force: true }); for (const path of ['node_modules/.bin', 'node_modules/.package-lock.json']) fs.rmSync(path, { recursive: true, force: true });"]
+# What the .dockerignore allow-list sends: package.json, package-lock.json in a checkout, node_modules
+# when the context has one (a COPY of node_modules itself would fail without it), and the build.
+COPY . ./
+RUN if [ -d node_modules ]; then \
+      node -e "const fs = require('fs'); const lock = fs.existsSync('package-lock.json') ? require('./package-lock.json') : { packages: {} }; for (const [path, pkg] of Object.entries(lock.packages)) if (path && pkg.dev) fs.rmSync(path, { recursive: true, force: true });"; \
+    else \
+      npm ci --omit=dev --no-audit --no-fund; \
+    fi \
+ && rm -rf node_modules/.bin node_modules/.package-lock.json
 
 FROM ${NODE_IMAGE}
 LABEL org.opencontainers.image.title="mirror-kit" \

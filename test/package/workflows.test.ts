@@ -97,6 +97,25 @@ describe(".github/workflows", () => {
     expect(sign?.env?.DIGEST).toBe(`\${{ steps.${(build as { id?: string }).id}.outputs.digest }}`);
   });
 
+  test("each platform of the image gets its own production dependencies: the release sends no node_modules, the Dockerfile installs them per platform", () => {
+    const steps = load("release.yml").jobs.image!.steps ?? [];
+    const at = (pred: (s: Step) => boolean) => steps.findIndex(pred);
+    const build = at((s) => s.run === "npm run build");
+    const drop = at((s) => s.run === "rm -rf node_modules");
+    const image = at((s) => !!s.uses?.startsWith("docker/build-push-action@"));
+    expect(build).toBeGreaterThanOrEqual(0);
+    expect(drop).toBeGreaterThan(build);
+    expect(image).toBeGreaterThan(drop);
+    expect(steps[image]?.with?.context).toBe(".");
+    // The deps stage runs on the target platform (no --platform=$BUILDPLATFORM) and installs there when
+    // the context has no node_modules; the image takes node_modules from that stage only.
+    const dockerfile = readFileSync(join(REPO, "Dockerfile"), "utf8");
+    const deps = /^FROM (.+) AS deps$/m.exec(dockerfile);
+    expect(deps?.[1]).toBe("${NODE_IMAGE}");
+    expect(dockerfile).toMatch(/if \[ -d node_modules \]; then[\s\S]*else\s*\\\n\s*npm ci --omit=dev\b/);
+    expect(dockerfile.match(/^COPY .*node_modules.*$/gm)).toEqual(["COPY --from=deps /app/node_modules ./node_modules"]);
+  });
+
   test("the image init and up run is the one this version's release publishes", () => {
     expect(DEFAULT_IMAGE).toBe(`${IMAGE_REPOSITORY}:${pkg.version}`);
   });
