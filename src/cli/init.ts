@@ -3,7 +3,8 @@
 import { createInterface } from "node:readline/promises";
 import type { Argv, CommandModule } from "yargs";
 import { runInit } from "../generate/init.js";
-import { DEFAULT_IMAGE, DEFAULT_PORT } from "../generate/settings.js";
+import { BUILD_CONTEXT } from "../generate/compose-build.js";
+import { DEFAULT_BASE_IMAGE, DEFAULT_IMAGE, DEFAULT_PORT } from "../generate/settings.js";
 
 /** Mirror-address flags shared by init and wire. */
 export function mirrorOptions<T>(y: Argv<T>) {
@@ -36,6 +37,8 @@ export const initCommand: CommandModule = {
       .option("prefetch", { type: "boolean", describe: "add the project's prefetch step, .mirror-kit/prefetch.sh: warms the mirror with every image the project uses" })
       .option("storage", { type: "string", describe: "cache volume name or host directory (default: volume mirror-kit-data)" })
       .option("image", { type: "string", default: DEFAULT_IMAGE, describe: "mirror image" })
+      .option("build", { type: "boolean", describe: `the Compose service builds the image on this machine from the Dockerfile in this package (its context is copied to ${BUILD_CONTEXT}); no registry needed` })
+      .option("base-image", { type: "string", describe: `with --build: the Node base image to build on (any image with node >= 20.19; default ${DEFAULT_BASE_IMAGE})` })
       .option("dry-run", { type: "boolean", default: false, describe: "print the diff, write nothing" })
       .option("yes", { alias: "y", type: "boolean", default: false, describe: "do not ask before writing" })
       .option("force", { type: "boolean", default: false, describe: "replace generated files and blocks even if edited by hand" }),
@@ -54,6 +57,8 @@ export const initCommand: CommandModule = {
         ca: a.ca as string | undefined,
         storage: a.storage as string | undefined,
         image: a.image as string,
+        build: a.build as boolean | undefined,
+        baseImage: a.baseImage as string | undefined,
         dryRun: a.dryRun as boolean,
         yes: a.yes as boolean,
         force: a.force as boolean,

@@ -1,9 +1,9 @@
 // `mirror-kit up`, `down` and `image`: yargs builders over runUp/runDown (src/generate/mirror-container.ts)
 // and buildMirrorImage (src/generate/image-build.ts), which tests call with their own dockerode client.
 import type { CommandModule } from "yargs";
-import { buildMirrorImage, DEFAULT_BASE_IMAGE } from "../generate/image-build.js";
+import { buildMirrorImage } from "../generate/image-build.js";
 import { DEFAULT_CONTAINER, runDown, runUp } from "../generate/mirror-container.js";
-import { DEFAULT_IMAGE, DEFAULT_PORT } from "../generate/settings.js";
+import { DEFAULT_BASE_IMAGE, DEFAULT_IMAGE, DEFAULT_PORT } from "../generate/settings.js";
 
 const baseImageOption = {
   type: "string",

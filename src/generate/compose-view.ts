@@ -2,6 +2,7 @@
 // template places is computed here, including YAML-safe quoting of the healthcheck command.
 import { isAbsolute, relative } from "node:path";
 import { render, seal, packageVersion, STAMP_PLACEHOLDER } from "./render.js";
+import { BUILD_CONTEXT } from "./compose-build.js";
 import { CONTAINER_PORT, CONTAINER_STORAGE, type Settings } from "./settings.js";
 import { requireCoverage, requireServerPair } from "./tls-material.js";
 
@@ -30,6 +31,8 @@ export interface ComposeView {
   stamp: string;
   version: string;
   image: string;
+  /** init --build: Compose builds the image from the context init copied into the project. */
+  build: { contextYaml: string; baseImageYaml: string } | null;
   portMapping: string;
   volumeMounts: string[];
   volumeName: string | null;
@@ -77,6 +80,7 @@ export function composeView(s: Settings, composeDir?: string, prefetchProject?: 
     stamp: STAMP_PLACEHOLDER,
     version: packageVersion(),
     image: s.image,
+    build: s.build ? { contextYaml: JSON.stringify(`./${BUILD_CONTEXT}`), baseImageYaml: JSON.stringify(s.build.baseImage) } : null,
     portMapping: `${s.port}:${CONTAINER_PORT}`,
     volumeMounts: mounts,
     volumeName: s.storage.kind === "volume" ? s.storage.name : null,

@@ -6,9 +6,7 @@ import { readFile } from "node:fs/promises";
 import { GenerateError } from "./errors.js";
 import { contextFiles, type ContextFile } from "./image-context.js";
 import { PACKAGE_DIR } from "./render.js";
-
-/** The Node base the Dockerfile builds on unless --base-image names another (any image with node >= 20.19). */
-export const DEFAULT_BASE_IMAGE = "node:22-alpine";
+import { DEFAULT_BASE_IMAGE } from "./settings.js";
 
 export interface BuildOptions {
   /** The tag the image gets (the one `up` and the generated Compose service run). */

@@ -5,6 +5,7 @@ import { dirname, join, relative } from "node:path";
 import { daemonNotes, mergeCompose } from "./compose.js";
 import { freeHostPort, publishedHostPorts } from "./compose-ports.js";
 import { PREFETCH_SERVICE, renderComposeFragment } from "./compose-view.js";
+import { BUILD_CONTEXT, describeBuildContext, planBuildContext, writeBuildContext, type BuildContextPlan } from "./compose-build.js";
 import { detect, type Detected } from "./detect.js";
 import { planDevcontainer } from "./devcontainer.js";
 import { GenerateError } from "./errors.js";
@@ -48,10 +49,13 @@ export async function runInit(options: InitOptions, deps: InitDeps): Promise<Ini
   const out = (line: string) => deps.stdout.write(`${line}\n`);
   const found = detect(deps.cwd);
   const settings = resolveSettings({ ...options, port: choosePort(options, found.compose, deps.cwd, out) });
-  const { changes, notes, composeTarget } = plan(deps.cwd, found, settings, options);
-  const pending = changes.filter((c) => !isNoop(c));
+  const { changes, notes, composeTarget, context } = plan(deps.cwd, found, settings, options);
+  // The build context is a folder, not a text file: it is counted and reported, never diffed.
+  const contextPending = context !== null && !context.upToDate;
+  const pending = [...changes.filter((c) => !isNoop(c)), ...(contextPending ? [context] : [])];
   const skipped = changes.filter((c) => c.skipped);
   const reportSkipped = () => skipped.forEach((c) => out(`skipped    ${c.skipped}`));
+  const reportContext = (verb: string) => contextPending && out(`${verb} ${context.display} (${describeBuildContext(context)})`);
 
   if (pending.length === 0) {
     out(skipped.length ? "mirror-kit: nothing else to change" : "mirror-kit: everything is up to date");
@@ -61,12 +65,14 @@ export async function runInit(options: InitOptions, deps: InitDeps): Promise<Ini
   }
   if (options.dryRun) {
     deps.stdout.write(unifiedDiff(changes));
+    reportContext("would write");
     reportSkipped();
     out(`mirror-kit: --dry-run: ${pending.length} file(s) would change; nothing written`);
     return { changes, written: false };
   }
   if (!options.yes) {
     deps.stdout.write(unifiedDiff(changes));
+    reportContext("would write");
     reportSkipped();
     // No one to ask: writing anyway would change files nobody agreed to; the plan above is the answer.
     if (!deps.isTTY || !deps.confirm) {
@@ -78,7 +84,9 @@ export async function runInit(options: InitOptions, deps: InitDeps): Promise<Ini
     }
   }
   await writeChanges(changes);
+  if (contextPending) await writeBuildContext(context);
   for (const c of changes) if (!c.skipped) out(`${isNoop(c) ? "up to date" : c.before === null ? "created   " : "updated   "} ${c.display}`);
+  if (context) out(context.upToDate ? `up to date ${context.display}` : `wrote      ${context.display} (${describeBuildContext(context)})`);
   reportSkipped();
   notes.forEach(out);
   nextSteps(composeTarget, settings, !!options.prefetch).forEach(out);
@@ -87,8 +95,9 @@ export async function runInit(options: InitOptions, deps: InitDeps): Promise<Ini
 
 /** What init cannot do from the project folder: get the image, start the mirror, and wire this machine's own daemon. */
 function nextSteps(composeTarget: boolean, s: Settings, prefetch: boolean): string[] {
-  const image =
-    s.image === DEFAULT_IMAGE
+  const image = s.build
+    ? `image: the mirror runs ${s.image}, built on this machine by Compose from the Dockerfile in this mirror-kit ${packageVersion()} package on the Node base ${s.build.baseImage} (context ${BUILD_CONTEXT}); \`docker compose up\` builds it when it is missing and \`docker compose build mirror-kit\` rebuilds it, no registry needed. ${BUILD_CONTEXT} is this machine's copy of the package and stays out of git: on another machine run \`mirror-kit init --build\` there first`
+    : s.image === DEFAULT_IMAGE
       ? `image: the mirror runs ${s.image}, the image the mirror-kit ${packageVersion()} release publishes; ${composeTarget ? "`docker compose up` pulls it" : "`mirror-kit up` pulls it, or builds it here when it cannot"}. Before it is published, or offline, build it on this machine first with \`mirror-kit image\` (from the Dockerfile in this package; no registry needed)`
       : `image: the mirror runs ${s.image} (given with --image); it must be on this machine or pullable. To build it here from the Dockerfile in this package: \`mirror-kit image --tag ${s.image}\``;
   return [
@@ -128,7 +137,7 @@ function choosePort(o: InitOptions, composeFile: string | null, cwd: string, out
   return proposal;
 }
 
-function plan(cwd: string, found: Detected, s: Settings, o: InitOptions): { changes: FileChange[]; notes: string[]; composeTarget: boolean } {
+function plan(cwd: string, found: Detected, s: Settings, o: InitOptions): { changes: FileChange[]; notes: string[]; composeTarget: boolean; context: BuildContextPlan | null } {
   const explicit = !!(o.compose || o.vagrant || o.devcontainer);
   const want = {
     compose: explicit ? !!o.compose : found.compose !== null,
@@ -140,6 +149,9 @@ function plan(cwd: string, found: Detected, s: Settings, o: InitOptions): { chan
       "NOT_FOUND",
       `nothing to wire in ${cwd}: no compose.yaml (or compose.yml, docker-compose.y[a]ml), Vagrantfile or .devcontainer/devcontainer.json; pass --compose to create compose.yaml with the mirror`,
     );
+  }
+  if (s.build && !want.compose) {
+    throw new GenerateError("BAD_OPTION", "--build: the image is built by the Compose service init writes, and this run wires no Compose file; add --compose, or drop --build (`mirror-kit up` builds the image itself when it cannot pull it)");
   }
   const force = !!o.force;
   const changes: FileChange[] = [];
@@ -181,5 +193,5 @@ function plan(cwd: string, found: Detected, s: Settings, o: InitOptions): { chan
     }
   }
   if (o.prefetch) changes.push(planPrefetchStep(cwd, s, force));
-  return { changes, notes, composeTarget: want.compose };
+  return { changes, notes, composeTarget: want.compose, context: s.build ? planBuildContext(cwd) : null };
 }

@@ -12,7 +12,7 @@ export const DEFAULT_CONTAINER = "mirror-kit";
 const MANAGED = "dev.mirror-kit.managed";
 const CONFIG = "dev.mirror-kit.config";
 
-export interface UpOptions extends SettingsInput {
+export interface UpOptions extends Omit<SettingsInput, "build" | "baseImage"> {
   /** Container name (default mirror-kit). */
   name?: string;
   /** Wait until GET /healthz answers 200 (default true). */
@@ -37,7 +37,9 @@ export interface ContainerDeps {
 export type UpAction = "created" | "recreated" | "started" | "unchanged";
 
 export function containerSpec(o: UpOptions, cwd: string): Dockerode.ContainerCreateOptions {
-  const s = resolveSettings(o);
+  // up's --build and --base-image are about building the image here, not init's Compose build.
+  const { build: _build, baseImage: _baseImage, ...input } = o;
+  const s = resolveSettings(input);
   const custom = s.upstreams.filter((u) => u.custom);
   const hostPath = s.storage.kind === "bind" ? (isAbsolute(s.storage.path) ? s.storage.path : resolve(cwd, s.storage.path)) : null;
   const mount: Dockerode.MountSettings =

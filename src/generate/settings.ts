@@ -8,6 +8,8 @@ import { readCa, type CaMaterial } from "./tls-material.js";
 
 /** Where the release workflow (.github/workflows/release.yml) pushes the image, as the package version. */
 export const IMAGE_REPOSITORY = "ghcr.io/mirror-kit/mirror-kit";
+/** The Node base the Dockerfile builds on unless --base-image names another (any image with node >= 20.19). */
+export const DEFAULT_BASE_IMAGE = "node:22-alpine";
 /** The image this version runs: what its release publishes (or `mirror-kit image` builds here). */
 export const DEFAULT_IMAGE = `${IMAGE_REPOSITORY}:${packageVersion()}`;
 export const DEFAULT_PORT = 5000;
@@ -41,6 +43,8 @@ export interface Settings {
   host?: string;
   /** --ca: the CA that signed the mirror's certificate (PEM), installed where each client looks. Implies https. */
   ca?: CaMaterial;
+  /** --build: the Compose service builds the image from this package's Dockerfile, on this Node base. */
+  build?: { baseImage: string };
 }
 
 export interface SettingsInput {
@@ -52,6 +56,10 @@ export interface SettingsInput {
   host?: string;
   /** A CA certificate file, or the folder `mirror-kit cert` wrote (its ca.crt). */
   ca?: string;
+  /** The Compose service builds the image here instead of pulling it. */
+  build?: boolean;
+  /** The Node base of that build (NODE_IMAGE); only with build. */
+  baseImage?: string;
 }
 
 export function resolveSettings(input: SettingsInput): Settings {
@@ -67,6 +75,10 @@ export function resolveSettings(input: SettingsInput): Settings {
   };
   if (input.mirrorUrl !== undefined) settings.mirrorUrl = validateMirrorUrl(input.mirrorUrl, "--mirror-url");
   if (input.host !== undefined) settings.host = parseHost(input.host);
+  if (input.baseImage !== undefined && !input.build) {
+    throw new GenerateError("BAD_OPTION", `--base-image: only used with --build (the Compose service then builds the image on that base); add --build or drop --base-image ${input.baseImage}`);
+  }
+  if (input.build) settings.build = { baseImage: parseImage(input.baseImage ?? DEFAULT_BASE_IMAGE, "--base-image") };
   if (input.ca !== undefined) {
     settings.ca = readCa(input.ca);
     if (settings.mirrorUrl?.startsWith("http://")) {
@@ -112,9 +124,9 @@ function parsePort(raw: number | string): number {
   return port;
 }
 
-function parseImage(raw: string): string {
+function parseImage(raw: string, flag = "--image"): string {
   if (!/^[a-z0-9][a-z0-9._\-/:@]*$/i.test(raw)) {
-    throw new GenerateError("BAD_OPTION", `--image: expected an image reference like ${DEFAULT_IMAGE}, got "${raw}"`);
+    throw new GenerateError("BAD_OPTION", `${flag}: expected an image reference like ${flag === "--image" ? DEFAULT_IMAGE : DEFAULT_BASE_IMAGE}, got "${raw}"`);
   }
   return raw;
 }

@@ -2,7 +2,8 @@
 // project, `npx <tarball> init --yes` in a Compose project with a docker:dind service, the mirror
 // image built from the Dockerfile inside the package on a local Node base, `docker-compose up`, and
 // the dind service's own daemon pulling through the mirror (counted at the upstream, seen at the mirror).
-import { readFile, realpath, writeFile } from "node:fs/promises";
+// The image is built by `mirror-kit image`, or by Compose itself after `init --build`.
+import { readFile, realpath, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +14,7 @@ import { E2eHarness, RUN_LABEL } from "../support/containers/harness.js";
 import { expectDaemonPullsThroughMirror, hostOverride } from "../support/containers/compose-dind.js";
 import { PackedCli } from "../support/containers/packed.js";
 import { RegistryContainer } from "../support/containers/registry-container.js";
+import { blobsOf } from "../support/fixtures/image.js";
 import { pushImage } from "../support/fixtures/push.js";
 
 /** The dind image the user's Compose file names; the harness's VM image (its own dockerd) stands in for it. */
@@ -64,7 +66,8 @@ describe("from the packed tarball, with nothing published", () => {
     const image = `mirror-kit-e2e/first-run:${h.labels[RUN_LABEL].slice(0, 8)}`;
     h.trackImage(image);
 
-    const init = await cli.npx(["init", "--yes", "--port", String(port), "--image", image, "--upstream", `docker.io=${hub.internalUrl}`], dir);
+    // A host folder for the cache, which Docker creates as root on `up`: the image must make it its own.
+    const init = await cli.npx(["init", "--yes", "--port", String(port), "--image", image, "--storage", "./cache", "--upstream", `docker.io=${hub.internalUrl}`], dir);
     expect(init.stdout).toContain("updated    compose.yaml");
     expect(init.stdout).toContain("service builder runs its own Docker daemon; it pulls through the mirror (--registry-mirror=http://mirror-kit:5000)");
     expect(init.stdout).toContain(`image: the mirror runs ${image}`);
@@ -73,6 +76,7 @@ describe("from the packed tarball, with nothing published", () => {
     const compose = parse(await readFile(join(dir, "compose.yaml"), "utf8")) as Compose;
     expect(compose.services.builder?.command).toEqual(["--registry-mirror=http://mirror-kit:5000", "--insecure-registry=mirror-kit:5000"]);
     expect(compose.services["mirror-kit"]?.image).toBe(image);
+    expect(compose.services["mirror-kit"]?.environment?.MIRROR_KIT_STORAGE_HOST_PATH).toBe("./cache");
 
     // The package npx installed, not this checkout, holds the Dockerfile and context that are built.
     const installed = await realpath(await cli.packageDir());
@@ -87,5 +91,48 @@ describe("from the packed tarball, with nothing published", () => {
     await project.run(["up", "--detach", "--no-build"]);
     expect((await dockerApi().getContainer(await project.containerId("mirror-kit")).inspect()).Config.Image).toBe(image);
     await expectDaemonPullsThroughMirror(project, "builder", "http://mirror-kit:5000", "probe:1", probe, hub);
+    // Docker created ./cache as root; the mirror gave it to its service user and cached the pull there.
+    expect((await stat(join(dir, "cache"))).uid).toBe(10001);
+    for (const blob of blobsOf(probe.image)) {
+      const hex = blob.digest.replace("sha256:", "");
+      expect((await stat(join(dir, "cache", "blobs", "sha256", hex.slice(0, 2), hex))).size).toBe(blob.size);
+    }
+    // Never restarted: no crash loop on the way.
+    const info = await dockerApi().getContainer(await project.containerId("mirror-kit")).inspect();
+    expect({ running: info.State.Running, health: info.State.Health?.Status, restarts: info.RestartCount }).toEqual({ running: true, health: "healthy", restarts: 0 });
   }, 1_200_000);
+
+  it("npx <tarball> init --yes --build gives the mirror service a build: docker-compose up builds the image from the package on the local base, and the dind daemon pulls through it", async () => {
+    const dir = await h.tempDir("first-run-build");
+    await writeFile(join(dir, "compose.yaml"), USER_COMPOSE);
+    const override = await hostOverride(h, "builder");
+    const image = `mirror-kit-e2e/first-run-build:${h.labels[RUN_LABEL].slice(0, 8)}`;
+    h.trackImage(image);
+
+    const args = ["init", "--yes", "--build", "--base-image", h.img.nodeRuntime, "--image", image, "--port", String(await freePort()), "--upstream", `docker.io=${hub.internalUrl}`];
+    const init = await cli.npx(args, dir);
+    expect(init.stdout).toMatch(/^wrote {6}\.mirror-kit\/image\/ \(the mirror image's build context: \d+ files, [\d.]+ MB\)$/m);
+    expect(init.stdout).toContain(`image: the mirror runs ${image}, built on this machine by Compose from the Dockerfile in this mirror-kit ${cli.version} package on the Node base ${h.img.nodeRuntime}`);
+    const compose = parse(await readFile(join(dir, "compose.yaml"), "utf8")) as Compose;
+    expect(compose.services["mirror-kit"]?.build).toEqual({ context: "./.mirror-kit/image", args: { NODE_IMAGE: h.img.nodeRuntime } });
+    // The context is the npx-installed package's own: its Dockerfile and package.json.
+    const installed = await realpath(await cli.packageDir());
+    for (const file of ["Dockerfile", "package.json"]) {
+      expect(await readFile(join(dir, ".mirror-kit/image", file), "utf8"), file).toBe(await readFile(join(installed, file), "utf8"));
+    }
+    // A rerun finds everything as it wrote it.
+    expect((await cli.npx(args, dir)).stdout).toContain("everything is up to date");
+
+    const project = new ComposeProject(h, [join(dir, "compose.yaml"), override]);
+    // No image yet: `up` builds it (Compose v1 says so), as it would on a user's first run.
+    const up = await project.run(["up", "--detach"], 900_000);
+    expect(up.stdout + up.stderr).toMatch(/Building mirror-kit/);
+    const built = await dockerApi().getImage(image).inspect();
+    expect(built.Config.Entrypoint).toEqual(["node", "/app/dist/cli/main.js"]);
+    expect((await dockerApi().getContainer(await project.containerId("mirror-kit")).inspect()).Image).toBe(built.Id);
+    await expectDaemonPullsThroughMirror(project, "builder", "http://mirror-kit:5000", "probe:1", probe, hub);
+    // `docker compose build mirror-kit` rebuilds it from the same context.
+    const rebuild = await project.run(["build", "mirror-kit"], 900_000);
+    expect(rebuild.stdout + rebuild.stderr).toContain(`Successfully tagged ${image}`);
+  }, 1_800_000);
 });

@@ -1,10 +1,10 @@
 // Every project under examples/ regenerated into a temp copy: the result must match the committed
 // golden tree, a second run must change nothing, and --dry-run must write nothing.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { runInit } from "../../src/generate/init.js";
-import { copyTree, expectGoldenTree, readTree, REPO, Sink, tempDir } from "./support.js";
+import { copyTree, expectGolden, expectGoldenTree, readTree, REPO, Sink, tempDir } from "./support.js";
 
 const EXAMPLES = join(REPO, "examples");
 const GOLDEN = join(REPO, "test/generate/golden");
@@ -44,6 +44,14 @@ describe.each(names)("examples/%s", (name) => {
     expect(out.text).toMatch(/^@@ -\d+(,\d+)? \+\d+(,\d+)? @@/m);
     expect(readTree(dir)).toEqual(before);
   });
+});
+
+test("examples/compose-only with --build: the mirror service builds its image from the copied context (golden)", async () => {
+  const dir = fresh("compose-only");
+  await runInit({ yes: true, build: true }, { cwd: dir, stdout: new Sink(), isTTY: false });
+  // Only the Compose file: the context is a copy of the package (tests of init --build check it).
+  expectGolden(readFileSync(join(dir, "compose.yaml"), "utf8"), join(REPO, "test/generate/golden-build/compose-only/compose.yaml"));
+  expect(existsSync(join(dir, ".mirror-kit/image/Dockerfile"))).toBe(true);
 });
 
 test.each(names)("examples/%s exists with its before files", (name) => {

@@ -1,7 +1,7 @@
 // The generated files checked by the real consumers: Compose v1 (`docker-compose config`) and the
 // Compose Specification schema, Ruby and `vagrant validate`, the Dev Container schemas, and JSONC.
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv, type ValidateFunction } from "ajv";
 import { Ajv2019 } from "ajv/dist/2019.js";
@@ -65,6 +65,20 @@ test("Compose v1 sees the mirror service with its healthcheck and volume", () =>
   expect(config.services["mirror-kit"]?.healthcheck?.test[1]).toBe("node");
   expect(config.services.builder?.extra_hosts).toContain("host.docker.internal:host-gateway");
   expect(Object.keys(config.volumes)).toContain("mirror-kit-data");
+});
+
+test("with --build, the Compose Specification schema and Compose v1 accept the mirror's build", () => {
+  const golden = join(REPO, "test/generate/golden-build/compose-only");
+  const data = parseYaml(readFileSync(join(golden, "compose.yaml"), "utf8")) as object;
+  expect(composeSchema(data), JSON.stringify(composeSchema.errors)).toBe(true);
+  const dir = tempDir("mk-dcb-");
+  copyTree(golden, dir);
+  copyTree(join(GOLDEN, "compose-only/api"), join(dir, "api"));
+  // Compose v1 refuses a build context that does not exist; init --build writes it beside the file.
+  mkdirSync(join(dir, ".mirror-kit/image"), { recursive: true });
+  const out = execFileSync("docker-compose", ["-f", join(dir, "compose.yaml"), "config"], { encoding: "utf8", cwd: dir });
+  const build = (parseYaml(out) as { services: Record<string, { build?: { context: string; args: Record<string, string> } }> }).services["mirror-kit"]?.build;
+  expect(build).toEqual({ context: join(dir, ".mirror-kit/image"), args: { NODE_IMAGE: "node:22-alpine" } });
 });
 
 test("a merged file with version: 2 is still accepted by Compose v1", () => {

@@ -39,6 +39,9 @@ export async function hostOverride(h: E2eHarness, daemon: string): Promise<strin
  * falls back; the mirror served each blob once and the upstream was asked for each blob once.
  */
 export async function expectDaemonPullsThroughMirror(project: ComposeProject, daemon: string, mirrorUrl: string, ref: string, probe: RunnableImage, hub: RegistryContainer): Promise<void> {
+  // The project's mirror starts empty: count only what this pull asks of an upstream other tests may share.
+  await hub.settle();
+  await hub.reset();
   await project.waitHealthy("mirror-kit");
   // dockerd inside the service lists the mirror once it is up.
   let mirrors = "";
