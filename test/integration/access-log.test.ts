@@ -1,6 +1,7 @@
 // The mirror binary's logs in front of a real distribution upstream: each access-log line names the
 // upstream, the cache result and the body bytes sent; --log-format picks JSON or human-readable lines
-// (JSON when stdout is not a terminal), and credentials stay out of both.
+// (by default human-readable on a terminal, JSON otherwise), and credentials stay out of both.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pushImage } from "../support/fixtures/push.js";
@@ -104,6 +105,25 @@ describe("access log and log format", () => {
     expect(proc.lines.some((l) => l.includes("mirror-kit listening"))).toBe(true);
     expect(proc.lines.join("\n")).not.toContain("sekrit-token-value");
     await proc.stop(5_000);
+  });
+
+  it("without --log-format, a terminal gets human-readable lines (serve run on a pseudo-terminal by util-linux script)", async () => {
+    requireTools(["script"]);
+    const args = [BIN, "serve", "--listen", "127.0.0.1:0", "--storage", storage, "--upstream", `docker.io=${hub.url}`].map((a) => `'${a}'`);
+    // script gives the command a pty for stdin/stdout/stderr and copies what it prints to our pipe.
+    const tty = new ManagedProcess("script", "script", ["-qfec", `exec '${process.execPath}' ${args.join(" ")}`, "/dev/null"], { env: { PATH: process.env.PATH ?? "" } });
+    started.push(tty);
+    await tty.waitForLine(/mirror-kit listening/);
+    // pino-pretty colours on a terminal; without the escapes the line is "[time] INFO: mirror-kit listening …".
+    const plain = (l: string) => l.replace(/\u001b\[[0-9;]*m/g, "").trim();
+    const line = plain(tty.lines.find((l) => l.includes("mirror-kit listening"))!);
+    expect(line.startsWith("{"), line).toBe(false);
+    expect(line).toMatch(/^\[[\d:.]+\] INFO.*mirror-kit listening/);
+    // serve is script's child: end it by its own pid (SIGTERM, its graceful stop), and script ends with it.
+    const child = Number(readFileSync(`/proc/${tty.pid}/task/${tty.pid}/children`, "utf8").trim().split(/\s+/)[0]);
+    expect(child).toBeGreaterThan(0);
+    process.kill(child, "SIGTERM");
+    expect((await tty.exited).code).toBe(0);
   });
 
   it("a log format it does not know stops it, naming the setting", async () => {
