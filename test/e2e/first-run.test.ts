@@ -40,6 +40,7 @@ describe("from the packed tarball, with nothing published", () => {
   let probe: RunnableImage;
   let cli: PackedCli;
 
+  // The images (the mirror's is rebuilt whenever dist/ changes), a registry and `npm pack`: minutes on a busy machine.
   beforeAll(async () => {
     h = await E2eHarness.start(["docker-compose", "npm", "npx"]);
     hub = await RegistryContainer.start(h, "upstream-hub");
@@ -51,7 +52,7 @@ describe("from the packed tarball, with nothing published", () => {
     h.trackCleanup(async () => {
       await dockerApi().getImage(DIND_IMAGE).remove();
     });
-  });
+  }, 900_000);
 
   afterAll(async () => {
     await h?.cleanup();
