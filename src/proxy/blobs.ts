@@ -13,7 +13,7 @@ import { type BlobStore, hasPartialReads, type OpenBlob } from "../store/store.j
 import { discard, ensureOk, headerString } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
 import { BlobFill, type FillReader } from "./fill.js";
-import { cachedReader, hedgedReader, JOINER_PATIENCE_MS, type OwnSource } from "./hedge.js";
+import { cachedReader, hedgedReader, joinerPatience, type OwnSource } from "./hedge.js";
 import type { Holdings } from "./holdings.js";
 import type { ThroughputFloor } from "./pace.js";
 import type { Target } from "./route.js";
@@ -169,7 +169,7 @@ export class BlobService {
     try {
       // Another repository's download that has not even answered within the joiner's patience is
       // not waited for: it may be that repository's hostile upstream.
-      if (shared && !retried && !(await settlesWithin(fill.ready, Math.min(this.o.floor.windowMs, JOINER_PATIENCE_MS)))) {
+      if (shared && !retried && !(await settlesWithin(fill.ready, joinerPatience(this.o.floor)))) {
         this.o.log.warn({ digest: digest.value, upstream: target.upstream.name }, "another repository's download of this blob has not started answering; downloading for this repository");
         return this.fromFill(target, this.ownFill(target, digest), digest, true);
       }

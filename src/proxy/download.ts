@@ -8,7 +8,7 @@ import type { Logger } from "../observe/log.js";
 import type { Metrics } from "../observe/metrics.js";
 import { ensureOk, headerString, type UpstreamClient, type UpstreamResponse } from "../upstream/client.js";
 import { UpstreamError } from "../upstream/errors.js";
-import { PaceMeter, type ThroughputFloor, tickGap, tickInterval } from "./pace.js";
+import { type ThroughputFloor, watchPace } from "./pace.js";
 
 export interface DownloadOptions {
   client: UpstreamClient;
@@ -147,14 +147,9 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer[]> {
       o.signal.addEventListener("abort", stop, { once: true });
       // Aborted between the answer and here (orphan timeout, shutdown): the listener came too late.
       if (o.signal.aborted) stop();
-      const meter = new PaceMeter(o.floor, Date.now, tickGap(o.floor));
       const tooSlow = (why: string) => new UpstreamError(o.client.name, "timeout", `blob ${o.digest.value}: ${why}`);
-      // A body that sends nothing at all is judged too, without waiting for undici's idle timeout.
-      const timer = setInterval(() => {
-        const why = meter.tick();
-        if (why) body.destroy((slow = tooSlow(why)));
-      }, tickInterval(o.floor));
-      timer.unref();
+      const pace = watchPace(o.floor, (why) => body.destroy((slow = tooSlow(why))));
+      const { meter } = pace;
       let ended = false;
       try {
         const batches = new BodyBatches(body, answer.skip);
@@ -174,7 +169,7 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer[]> {
           yield batch;
         }
       } finally {
-        clearInterval(timer);
+        pace.stop();
         o.signal.removeEventListener("abort", stop);
         // Left early (the consumer stopped: too long a body, a failed write): close the connection,
         // as for-await would have.

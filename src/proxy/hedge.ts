@@ -6,7 +6,7 @@ import { MirrorError } from "../oci/errors.js";
 import type { Logger } from "../observe/log.js";
 import type { OpenBlob } from "../store/store.js";
 import type { BlobFill, FillReader } from "./fill.js";
-import { PaceMeter, type ThroughputFloor, tickGap, tickInterval } from "./pace.js";
+import { type ThroughputFloor, watchPace } from "./pace.js";
 import { type Batch, batchOf, SLAB_SIZE, takeSlab } from "./slabs.js";
 
 /**
@@ -14,7 +14,12 @@ import { type Batch, batchOf, SLAB_SIZE, takeSlab } from "./slabs.js";
  * at most this. The download's own floor judges over the full window and then resumes from the same
  * repository, which may be the hostile one; a client of another repository need not wait for that.
  */
-export const JOINER_PATIENCE_MS = 5_000;
+const JOINER_PATIENCE_MS = 5_000;
+
+/** The joiner's patience under this floor: its window, at most JOINER_PATIENCE_MS. */
+export function joinerPatience(floor: ThroughputFloor): number {
+  return Math.min(floor.windowMs, JOINER_PATIENCE_MS);
+}
 
 /** The bytes of this client's own source: its repository's download, or the published blob. */
 export interface OwnSource {
@@ -44,9 +49,6 @@ export function hedgedReader(o: HedgeOptions): FillReader {
   let released = false;
   return {
     async *read(start: number, end: number | undefined, signal: AbortSignal): AsyncGenerator<Batch> {
-      const patience = Math.min(o.floor.windowMs, JOINER_PATIENCE_MS);
-      const judged = { bytesPerSecond: o.floor.bytesPerSecond, windowMs: patience };
-      const meter = new PaceMeter(judged, Date.now, tickGap(judged));
       const seen = hasher(o.digest.algorithm);
       const stop = new AbortController();
       const onAbort = () => stop.abort();
@@ -55,17 +57,12 @@ export function hedgedReader(o: HedgeOptions): FillReader {
       let why: string | undefined;
       let finished = false;
       // A shared download that sends nothing at all is judged too, between its chunks.
-      const timer = setInterval(
-        () => {
-          const slow = meter.tick();
-          if (slow && !o.shared.isVerified) {
-            why ??= slow;
-            stop.abort();
-          }
-        },
-        tickInterval(judged),
-      );
-      timer.unref();
+      const pace = watchPace({ bytesPerSecond: o.floor.bytesPerSecond, windowMs: joinerPatience(o.floor) }, (slow) => {
+        if (o.shared.isVerified) return;
+        why ??= slow;
+        stop.abort();
+      });
+      const { meter } = pace;
       const batches = current.read(start, end, stop.signal);
       try {
         for (;;) {
@@ -91,7 +88,7 @@ export function hedgedReader(o: HedgeOptions): FillReader {
         // The other repository's failure (a lying body, its resumes spent) says nothing about this one.
         why = `it failed: ${(err as Error).message}`;
       } finally {
-        clearInterval(timer);
+        pace.stop();
         signal.removeEventListener("abort", onAbort);
         await batches.return(undefined);
       }

@@ -9,14 +9,27 @@ export interface ThroughputFloor {
   readonly windowMs: number;
 }
 
-/** How often a meter's timer ticks: a few times per window, at least every second. */
-export function tickInterval(floor: ThroughputFloor): number {
-  return Math.max(100, Math.min(1_000, floor.windowMs / 4));
+/** A meter judging a read in progress, and the timer that ticks it; stop() ends the timer. */
+export interface WatchedPace {
+  readonly meter: PaceMeter;
+  stop(): void;
 }
 
-/** A tick this late means the process was held, not upstream (PaceMeter's maxTickGapMs). */
-export function tickGap(floor: ThroughputFloor): number {
-  return 3 * tickInterval(floor);
+/**
+ * A meter with its own timer, for a read in progress: the timer judges between chunks too (a body
+ * that sends nothing at all, before undici's idle timeout), a few times per window and at least
+ * every second, and hands a verdict to `onSlow`. A tick three intervals late means the process was
+ * held, not upstream: every real meter wants that, so it is set here, not by each caller.
+ */
+export function watchPace(floor: ThroughputFloor, onSlow: (why: string) => void): WatchedPace {
+  const interval = Math.max(100, Math.min(1_000, floor.windowMs / 4));
+  const meter = new PaceMeter(floor, Date.now, 3 * interval);
+  const timer = setInterval(() => {
+    const why = meter.tick();
+    if (why) onSlow(why);
+  }, interval);
+  timer.unref();
+  return { meter, stop: () => clearInterval(timer) };
 }
 
 /**
