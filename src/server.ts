@@ -66,6 +66,7 @@ export async function startMirror(input: ConfigInput | MirrorConfig, options: St
   const upstreams = new Upstreams(config, log, metrics, trust);
   const status = await StatusModel.start({ config, metrics, log, breakers: upstreams, store });
   store.onPublish = (n) => status.published(n);
+  store.onNotice = (message, fields) => log.warn(fields, message);
   // Redis (config redis): what the replicas of one store agree on. Unreachable, the replica starts anyway.
   const { coordinator, flight } = await startCoordinator(config, log);
   if (coordinator) upstreams.shareWith(coordinator);

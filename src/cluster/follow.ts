@@ -41,6 +41,27 @@ async function* follow(o: FollowOptions, start: number, end: number | undefined,
   let size = o.size;
   let partial: { locator: string; blob: PartialBlob } | undefined;
   let published: OpenBlob | undefined;
+  // One open of the published blob, whoever asks first (the loop, or the watcher below).
+  let opening: Promise<OpenBlob | undefined> | undefined;
+  const openPublished = (): Promise<OpenBlob | undefined> =>
+    (opening ??= o.store.openBlob(o.digest).then((b) => {
+      if (!b) opening = undefined;
+      else published ??= b;
+      return b;
+    }));
+  // A slow client holds this generator at a yield while the holder publishes (and removes its
+  // parts): the published blob is opened as soon as it is announced, so that eviction counts this
+  // reader (stores keep what is open) before the client comes back for the rest.
+  let watching = false;
+  const watcher = setInterval(() => {
+    if (published || watching) return;
+    watching = true;
+    o.announcement()
+      .then((a) => (a?.state === "published" ? openPublished() : undefined))
+      .catch(() => undefined)
+      .finally(() => (watching = false));
+  }, Math.max(50, 2 * o.pollMs));
+  watcher.unref();
   let moved = Date.now();
   try {
     for (;;) {
@@ -73,7 +94,7 @@ async function* follow(o: FollowOptions, start: number, end: number | undefined,
         }
         // Published (or its file already gone because it was): the rest from the store. Looked for
         // too when nothing moved for a while: a holder that lost Redis publishes without saying so.
-        if (!partial || a?.state !== "running" || Date.now() - moved > STORE_LOOK_MS) published = await o.store.openBlob(o.digest);
+        if (!partial || a?.state !== "running" || Date.now() - moved > STORE_LOOK_MS) await openPublished();
       }
       if (published) {
         if (size !== undefined && published.size !== size) throw upstreamFault("SIZE_INVALID", `${o.digest.value} was published with ${published.size} bytes, ${size} were announced`);
@@ -116,8 +137,10 @@ async function* follow(o: FollowOptions, start: number, end: number | undefined,
       await sleep(o.pollMs, signal);
     }
   } finally {
+    clearInterval(watcher);
     await partial?.blob.close().catch(() => undefined);
-    await published?.close().catch(() => undefined);
+    const last = await opening?.catch(() => undefined);
+    await (published ?? last)?.close().catch(() => undefined);
   }
 }
 

@@ -236,7 +236,9 @@ export class BlobService {
         return first.v;
       }
       const a = await readAnnouncement(flight.coordinator, key);
-      if (a?.state !== "running" || a.mark === 0) continue;
+      // Nothing readable yet; or everything is, and the holder is publishing it: served from the
+      // store in a moment.
+      if (a?.state !== "running" || a.mark === 0 || a.mark === a.size) continue;
       // Served under this name only when this repository is known to hold it, as a cached blob is.
       await this.o.holdings.authorize(target, "blob", digest);
       const reader = followReader({

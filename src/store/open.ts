@@ -14,6 +14,8 @@ export type OpenedStore = Store &
   Partial<SpaceAware> & {
     /** Called with the size of every newly published blob or manifest (status, size cap). */
     onPublish: (size: number) => void;
+    /** Told what an operator should know about how the store behaves (logged as a warning). */
+    onNotice?: (message: string, fields: Record<string, unknown>) => void;
     /** Throws when the store cannot be written now (/healthz: src/store/health.ts). */
     probe(): Promise<void>;
     /** Release connections and timers (the mirror is stopping). */

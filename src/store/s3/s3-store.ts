@@ -40,6 +40,9 @@ export class S3Store implements Store, ContentCatalog, PartialReads {
   private readonly spoolDir: string;
   private readonly uses: UseLog;
   private readonly catalog: catalog.CatalogContext;
+  /** Whether the server refused UploadPartCopy once (then every writer uploads parts instead). */
+  private readonly noPartCopy = { value: false };
+  onNotice: (message: string, fields: Record<string, unknown>) => void = () => undefined;
 
   private constructor(
     readonly client: S3Client,
@@ -143,6 +146,8 @@ export class S3Store implements Store, ContentCatalog, PartialReads {
 
   createWriter(d: Digest): Promise<S3BlobWriter> {
     const ctx: S3WriterContext = {
+      noPartCopy: this.noPartCopy,
+      onNoPartCopy: (why) => this.onNotice("the object store does not copy parts server-side (UploadPartCopy): each part is uploaded twice, as an object other replicas read and into the blob's upload", { reason: why }),
       client: this.client,
       bucket: this.spec.bucket,
       keys: this.keys,

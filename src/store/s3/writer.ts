@@ -14,12 +14,13 @@ import {
   HeadObjectCommand,
   PutObjectCommand,
   type S3Client,
+  UploadPartCommand,
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import type { Digest } from "../../oci/digest.js";
 import type { BlobWriter } from "../store.js";
 import { FsBlobWriter } from "../writer.js";
-import { isNotFound, isPreconditionFailed, unavailable } from "./client.js";
+import { isNotFound, isPreconditionFailed, reason, unavailable } from "./client.js";
 import type { Keys } from "./keys.js";
 
 /** A claim older than this belongs to a replica that died while completing: it may be taken over. */
@@ -38,6 +39,13 @@ export interface S3WriterContext {
   /** Local folder for spool files. */
   spoolDir: string;
   onPublish: (size: number) => void;
+  /**
+   * Set once the server refused UploadPartCopy (shared by the store's writers): parts are then
+   * uploaded into the multipart upload as well, from the spool.
+   */
+  noPartCopy?: { value: boolean };
+  /** Told once when that happens (the store logs it). */
+  onNoPartCopy?: (why: string) => void;
 }
 
 interface Upload {
@@ -257,8 +265,21 @@ export class S3BlobWriter implements BlobWriter {
     this.putting = put;
     await put;
     const upload = (this.upload ??= await this.begin());
-    const res = await client.send(new UploadPartCopyCommand({ Bucket: bucket, Key: keys.blob(this.digest), UploadId: upload.uploadId, PartNumber: n, CopySource: copySource(bucket, this.partKey(n)) }));
-    upload.parts.push({ PartNumber: n, ETag: res.CopyPartResult?.ETag as string });
+    const Key = keys.blob(this.digest);
+    if (!this.ctx.noPartCopy?.value) {
+      try {
+        const res = await client.send(new UploadPartCopyCommand({ Bucket: bucket, Key, UploadId: upload.uploadId, PartNumber: n, CopySource: copySource(bucket, this.partKey(n)) }));
+        upload.parts.push({ PartNumber: n, ETag: res.CopyPartResult?.ETag as string });
+        return;
+      } catch (err) {
+        if (!refusesPartCopy(err) || !this.ctx.noPartCopy) throw err;
+        // A server without UploadPartCopy (or a policy refusing it): the part's bytes go up again.
+        this.ctx.noPartCopy.value = true;
+        this.ctx.onNoPartCopy?.(reason(err));
+      }
+    }
+    const res = await client.send(new UploadPartCommand({ Bucket: bucket, Key, UploadId: upload.uploadId, PartNumber: n, Body: body, ContentLength: length }));
+    upload.parts.push({ PartNumber: n, ETag: res.ETag as string });
   }
 
   /** Start the multipart upload and record it under this replica's name, so a restart can abort it. */
@@ -307,4 +328,13 @@ export async function exists(client: S3Client, bucket: string, key: string): Pro
 /** x-amz-copy-source: the bucket and the key, each path segment URL-encoded. */
 function copySource(bucket: string, key: string): string {
   return `${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+/**
+ * An answer saying this server will not copy parts (501, or a 4xx such as NotImplemented or
+ * AccessDenied on the copy source), as opposed to one that is down (5xx): that is retried as an upload.
+ */
+export function refusesPartCopy(err: unknown): boolean {
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return status === 501 || (status !== undefined && status >= 400 && status < 500 && status !== 404);
 }
