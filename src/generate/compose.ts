@@ -149,9 +149,8 @@ function hostGatewayViaDocument(doc: Document.Parsed, display: string, service: 
 
 /** Daemon services whose command gets the mirror flags (not yet wired, and a command we can extend). */
 function daemonWirings(doc: Document.Parsed, s: Settings): [string, Extract<ReturnType<typeof planDaemonWiring>, { kind: "flags" }>][] {
-  const services = ((doc.toJS() as Js | null)?.services ?? {}) as Record<string, Js | null>;
-  return allDaemonServices(doc).flatMap((name) => {
-    const wiring = planDaemonWiring(services[name]!, s);
+  return daemonServices(doc).flatMap(([name, svc]) => {
+    const wiring = planDaemonWiring(svc, s);
     return wiring.kind === "flags" ? [[name, wiring] as [string, typeof wiring]] : [];
   });
 }
@@ -163,9 +162,7 @@ function daemonWirings(doc: Document.Parsed, s: Settings): [string, Extract<Retu
 function daemonCaMounts(doc: Document.Parsed, s: Settings, composeDir?: string): [string, Js][] {
   if (!s.ca) return [];
   const ca = s.ca;
-  const services = ((doc.toJS() as Js | null)?.services ?? {}) as Record<string, Js | null>;
-  return allDaemonServices(doc).flatMap((name) => {
-    const svc = services[name]!;
+  return daemonServices(doc).flatMap(([name, svc]) => {
     const url = daemonMirrorUrl(svc, s);
     const command = Array.isArray(svc.command) ? svc.command : [];
     if (!command.includes(`--registry-mirror=${url}`)) return [];
@@ -179,36 +176,27 @@ function daemonCaMounts(doc: Document.Parsed, s: Settings, composeDir?: string):
 export function daemonNotes(text: string, display: string, s: Settings): string[] {
   if (text.trim() === "") return [];
   const doc = Y.parseYaml(text.replace(/\r\n/g, "\n"), display);
-  const services = ((doc.toJS() as Js | null)?.services ?? {}) as Record<string, Js | null>;
-  return allDaemonServices(doc).map((name) => {
-    const wiring = planDaemonWiring(services[name]!, s);
+  return daemonServices(doc).map(([name, svc]) => {
+    const wiring = planDaemonWiring(svc, s);
     if (wiring.kind === "manual") {
-      const ca = s.ca ? `, and mount ${s.ca.file} read-only at ${daemonCaTarget(services[name]!, s)}` : "";
-      return `${display}: service ${name} runs its own Docker daemon, but ${wiring.why}; add ${planFlags(services[name]!, s)} to its dockerd by hand${ca}`;
+      const ca = s.ca ? `, and mount ${s.ca.file} read-only at ${daemonCaTarget(svc, s)}` : "";
+      return `${display}: service ${name} runs its own Docker daemon, but ${wiring.why}; add ${mirrorFlags(daemonMirrorUrl(svc, s)).join(" ")} to its dockerd by hand${ca}`;
     }
     return `${display}: service ${name} runs its own Docker daemon; it pulls through the mirror (${wiring.kind === "flags" ? wiring.flags[0] : "--registry-mirror already set"})`;
   });
 }
 
-function planFlags(svc: Js, s: Settings): string {
-  return mirrorFlags(daemonMirrorUrl(svc, s)).join(" ");
-}
-
-/** Every service other than ours that runs its own Docker daemon. */
-function allDaemonServices(doc: Document.Parsed): string[] {
+/** Every service other than ours that runs its own Docker daemon, with its definition. */
+function daemonServices(doc: Document.Parsed): [string, Js][] {
   const services = (doc.toJS() as Js | null)?.services;
   if (!services || typeof services !== "object") return [];
-  return Object.entries(services as Record<string, Js | null>)
-    .filter(([name, svc]) => name !== SERVICE_NAME && svc && runsDockerDaemon(svc))
-    .map(([name]) => name);
+  return Object.entries(services as Record<string, Js | null>).filter((e): e is [string, Js] => e[0] !== SERVICE_NAME && !!e[1] && runsDockerDaemon(e[1]));
 }
 
-/** Names of services that run their own Docker daemon (docker:dind and the like). */
-export function dockerDaemonServices(doc: Document.Parsed): string[] {
-  const services = (doc.toJS() as Js | null)?.services;
-  if (!services || typeof services !== "object") return [];
-  return Object.entries(services as Record<string, Js | null>)
-    .filter(([name, svc]) => name !== SERVICE_NAME && svc && runsDockerDaemon(svc) && !hasHostGateway(svc.extra_hosts))
+/** Daemon services that cannot reach the host yet (no host.docker.internal in extra_hosts). */
+function dockerDaemonServices(doc: Document.Parsed): string[] {
+  return daemonServices(doc)
+    .filter(([, svc]) => !hasHostGateway(svc.extra_hosts))
     .map(([name]) => name);
 }
 
