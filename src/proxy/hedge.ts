@@ -106,21 +106,9 @@ export function hedgedReader(o: HedgeOptions): FillReader {
         throw new MirrorError("UNAVAILABLE", `${o.digest.value} is ${own.size} bytes from this repository but was announced as ${o.shared.size}; cut off`);
       }
       if (pos > start) {
-        const expected = hasher(o.digest.algorithm);
-        let compared = start;
-        // A running download's read of a range ends only once it is verified: stop at pos instead.
-        for await (const batch of own.reader.read(start, pos - 1, signal)) {
-          for (const b of batch.buffers) {
-            expected.update(b);
-            compared += b.byteLength;
-          }
-          batch.release();
-          if (compared >= pos) break;
-        }
+        const same = (await hashOf(own.reader, start, pos, o.digest.algorithm, signal)) === seen.digest("hex");
         if (signal.aborted) return;
-        if (expected.digest("hex") !== seen.digest("hex")) {
-          throw new MirrorError("UNAVAILABLE", `the bytes another repository's download sent for ${o.digest.value} differ from this repository's; cut off`);
-        }
+        if (!same) throw new MirrorError("UNAVAILABLE", `the bytes another repository's download sent for ${o.digest.value} differ from this repository's; cut off`);
       }
       yield* own.reader.read(pos, end, signal);
     },
@@ -130,6 +118,25 @@ export function hedgedReader(o: HedgeOptions): FillReader {
       current.release();
     },
   };
+}
+
+/**
+ * The hash of `reader`'s bytes [start, pos): what the own source has where the client was already
+ * sent the other download's. A running download's read of a range ends only once it is verified,
+ * so this stops at pos instead of waiting for the read to end.
+ */
+async function hashOf(reader: FillReader, start: number, pos: number, algorithm: Digest["algorithm"], signal: AbortSignal): Promise<string> {
+  const hash = hasher(algorithm);
+  let read = start;
+  for await (const batch of reader.read(start, pos - 1, signal)) {
+    for (const b of batch.buffers) {
+      hash.update(b);
+      read += b.byteLength;
+    }
+    batch.release();
+    if (read >= pos) break;
+  }
+  return hash.digest("hex");
 }
 
 /** A published blob as a FillReader (the own source turned out to be cached meanwhile). */
