@@ -68,3 +68,28 @@ describe("the S3 writer on a server without UploadPartCopy", () => {
     expect(refusesPartCopy({ $metadata: { httpStatusCode: status } })).toBe(refused);
   });
 });
+
+describe("the S3 writer's shared mark", () => {
+  it("counts the part that the last write started, even when asked at once", async () => {
+    const spoolDir = await mkdtemp(join(tmpdir(), "mk-s3w-"));
+    dirs.push(spoolDir);
+    const puts: string[] = [];
+    const send = async (cmd: object) => {
+      if (cmd instanceof PutObjectCommand) puts.push(cmd.input.Key as string);
+      if (cmd instanceof CreateMultipartUploadCommand) return { UploadId: "u1" };
+      if (cmd instanceof UploadPartCopyCommand) return { CopyPartResult: { ETag: '"c"' } };
+      return {};
+    };
+    const data = randomBytes(6 * MiB);
+    const w = await S3BlobWriter.create(
+      { client: { send } as unknown as S3Client, bucket: "b", keys: new Keys(""), area: "a~", replica: "a", chunkSize: 5 * MiB, spoolDir, onPublish: () => undefined },
+      digestOf(data),
+    );
+    // The write returns once the spool has the bytes; the first part's upload has only started.
+    await w.write([data]);
+    expect(await w.share()).toBe(5 * MiB);
+    expect(puts.filter((k) => k.endsWith("/00001"))).toHaveLength(1);
+    await w.cancel();
+    await w.close();
+  });
+});

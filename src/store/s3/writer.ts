@@ -87,7 +87,7 @@ export class S3BlobWriter implements BlobWriter {
 
   /** Bytes other replicas can read now: the parts already in the bucket (the one being put is awaited, not its copy). */
   async share(): Promise<number> {
-    await this.putting?.catch(() => undefined);
+    await this.putting;
     return this.shared;
   }
 
@@ -255,15 +255,15 @@ export class S3BlobWriter implements BlobWriter {
    */
   private async uploadPart(start: number, length: number): Promise<void> {
     const { client, bucket, keys } = this.ctx;
-    const body = Buffer.allocUnsafe(length);
-    if ((await this.spool.readAt(body, start, length)) !== length) throw new Error("spool file shorter than written");
     const n = this.parts + 1;
-    const put = client.send(new PutObjectCommand({ Bucket: bucket, Key: this.partKey(n), Body: body, ContentLength: length })).then(() => {
-      this.parts = n;
-      this.shared = start + length;
-    });
-    this.putting = put;
-    await put;
+    // Set before the first await: share() right after the write that started this part must wait
+    // for it (reading the spool first left a window where share() saw no part in flight and said 0).
+    const put = this.putPart(n, start, length);
+    this.putting = put.then(
+      () => undefined,
+      () => undefined,
+    );
+    const body = await put;
     const upload = (this.upload ??= await this.begin());
     const Key = keys.blob(this.digest);
     if (!this.ctx.noPartCopy?.value) {
@@ -280,6 +280,17 @@ export class S3BlobWriter implements BlobWriter {
     }
     const res = await client.send(new UploadPartCommand({ Bucket: bucket, Key, UploadId: upload.uploadId, PartNumber: n, Body: body, ContentLength: length }));
     upload.parts.push({ PartNumber: n, ETag: res.ETag as string });
+  }
+
+  /** Put bytes [start, start + length) of the spool as part object n; other replicas may read it from then on. */
+  private async putPart(n: number, start: number, length: number): Promise<Buffer> {
+    const { client, bucket } = this.ctx;
+    const body = Buffer.allocUnsafe(length);
+    if ((await this.spool.readAt(body, start, length)) !== length) throw new Error("spool file shorter than written");
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: this.partKey(n), Body: body, ContentLength: length }));
+    this.parts = n;
+    this.shared = start + length;
+    return body;
   }
 
   /** Start the multipart upload and record it under this replica's name, so a restart can abort it. */
