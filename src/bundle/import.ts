@@ -12,6 +12,7 @@ import { MirrorKitError } from "../errors.js";
 import { digestOf, parseDigest } from "../oci/digest.js";
 import { isIndexType, indexEntries, MediaType } from "../oci/mediatypes.js";
 import { formatImageReference, parseImageReference, type ImageReference } from "../oci/reference.js";
+import { makeDir } from "../store/faults.js";
 import type { Store } from "../store/store.js";
 import { CONTAINERD_NAME, REF_NAME } from "./export.js";
 
@@ -28,7 +29,7 @@ export async function importBundle(input: string, store: Store, tempRoot: string
   const s = await stat(input).catch(() => undefined);
   if (!s) throw new MirrorKitError("MK_IMPORT_BAD_INPUT", `${input}: no such file or folder`);
   if (s.isDirectory()) return importFolder(input, store);
-  await mkdir(tempRoot, { recursive: true });
+  await makeDir(tempRoot);
   const dir = await mkdtemp(join(tempRoot, "import-"));
   try {
     await unpack(input, dir);

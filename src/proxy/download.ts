@@ -181,11 +181,11 @@ export async function* download(o: DownloadOptions): AsyncGenerator<Buffer[]> {
       if (o.signal.aborted) throw o.signal.reason;
       // Only a connection that failed after bytes arrived is resumed; an answer (4xx, 5xx) is final.
       // A body below the throughput floor is retried even from its first byte (its headers came).
+      const belowFloor = slow !== undefined;
       const failed = slow ?? err;
       const connection =
-        failed === slow ||
+        belowFloor ||
         (failed instanceof UpstreamError ? (failed.failure === "unreachable" || failed.failure === "timeout") && received > 0 : !(failed instanceof MirrorError) && res !== undefined);
-      const belowFloor = failed === slow;
       slow = undefined;
       // Another source is not a retry of this one: no resume spent, no backoff (once per download).
       if (belowFloor && !direct && o.client.hasOtherSource) {
