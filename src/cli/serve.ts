@@ -81,25 +81,36 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .example("$0 serve --upstream docker.io=http://10.0.0.5:5000", "another registry as the docker.io upstream")
       .example("$0 serve --tls-cert mirror-kit-tls/server.crt --tls-key mirror-kit-tls/server.key", "HTTPS with the certificate `mirror-kit cert` made"),
   handler: async (args) => {
-    const mirror = await runServe(args, process.env);
-    // What healthcheck asks when run without flags: the address this process really listens on.
-    const tls = mirror.config.tls;
-    // Not awaited before the handlers below: a SIGTERM right after "listening" (a loaded machine)
-    // must shut down cleanly, not end the process by the signal's default action.
-    const record = recordServe(mirror.url, tls ? { certFile: tls.certFile, keyFile: tls.keyFile, clientAuth: tls.clientCAFiles.length > 0 } : undefined);
+    // The signal handlers come first: "mirror-kit listening" is printed inside runServe, and a
+    // SIGTERM that arrives between that line and runServe's return (a loaded machine) must shut
+    // down cleanly, not end the process by the signal's default action.
+    const starting = runServe(args, process.env);
+    let record: ReturnType<typeof recordServe> | undefined;
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       process.stderr.write(`mirror-kit: ${signal}, shutting down\n`);
-      mirror.close().then(() => record.then((r) => r.remove()).then(() => process.exit(0)), () => process.exit(1));
+      starting
+        .then((mirror) => mirror.close())
+        .then(() => record?.then((r) => r.remove()))
+        .then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
     // SIGHUP would otherwise end the process; here it re-reads a renewed certificate.
     process.on("SIGHUP", () => {
-      if (!mirror.config.tls) process.stderr.write("mirror-kit: SIGHUP, nothing to reload (not serving TLS)\n");
-      else void mirror.reloadTls("SIGHUP");
+      void starting.then((mirror) => {
+        if (!mirror.config.tls) process.stderr.write("mirror-kit: SIGHUP, nothing to reload (not serving TLS)\n");
+        else void mirror.reloadTls("SIGHUP");
+      }, () => undefined);
     });
+    const mirror = await starting;
+    // What healthcheck asks when run without flags: the address this process really listens on.
+    const tls = mirror.config.tls;
+    record = recordServe(mirror.url, tls ? { certFile: tls.certFile, keyFile: tls.keyFile, clientAuth: tls.clientCAFiles.length > 0 } : undefined);
   },
 };

@@ -10,6 +10,7 @@ import { startMirror, type RunningMirror } from "../../src/server.js";
 import { MediaType, type Image } from "../support/fixtures/image.js";
 import { pushImage } from "../support/fixtures/push.js";
 import { uniqueImage } from "../support/fixtures/sets.js";
+import { eventually } from "../support/eventually.js";
 import { writeHtpasswd } from "../support/htpasswd.js";
 import { UpstreamRegistry } from "../support/registry.js";
 import { makeTempDir, removeTempDir } from "../support/scratch.js";
@@ -139,7 +140,12 @@ describe("private content stays private", () => {
     await hub.settle();
     // The public manifest named the layers, so no HEAD and no GET was needed for them.
     expect(hub.count({ kind: "blob" })).toBe(0);
-    const stored = await readdir(join(m.config.storage, "blobs", "sha256"), { recursive: true });
+    // A verified blob is served as a HIT while its publication (fsync, rename) may still be under way.
+    const named = (files: string[], hex: string) => files.filter((p) => p.endsWith(hex));
+    const stored = await eventually(
+      () => readdir(join(m.config.storage, "blobs", "sha256"), { recursive: true }),
+      (files) => shared.layers.every((blob) => named(files, blob.digest.slice(7)).length > 0),
+    );
     for (const blob of shared.layers) expect(stored.filter((p) => p.endsWith(blob.digest.slice(7)))).toHaveLength(1);
   });
 
