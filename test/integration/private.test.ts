@@ -141,12 +141,12 @@ describe("private content stays private", () => {
     // The public manifest named the layers, so no HEAD and no GET was needed for them.
     expect(hub.count({ kind: "blob" })).toBe(0);
     // A verified blob is served as a HIT while its publication (fsync, rename) may still be under way.
-    const named = (files: string[], hex: string) => files.filter((p) => p.endsWith(hex));
+    const copiesOf = (files: string[], digest: string) => files.filter((p) => p.endsWith(digest.slice(7)));
     const stored = await eventually(
       () => readdir(join(m.config.storage, "blobs", "sha256"), { recursive: true }),
-      (files) => shared.layers.every((blob) => named(files, blob.digest.slice(7)).length > 0),
+      (files) => shared.layers.every((blob) => copiesOf(files, blob.digest).length > 0),
     );
-    for (const blob of shared.layers) expect(stored.filter((p) => p.endsWith(blob.digest.slice(7)))).toHaveLength(1);
+    for (const blob of shared.layers) expect(copiesOf(stored, blob.digest)).toHaveLength(1);
   });
 
   it("cache.maxAge: content older than that is confirmed upstream with one HEAD, and served stale when upstream is down", async () => {
