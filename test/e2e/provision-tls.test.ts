@@ -8,10 +8,9 @@ import { buildSmallImage, type RunnableImage } from "../support/containers/e2e-f
 import { REPO_ROOT } from "../support/containers/engine.js";
 import { initExample, vagrantProvisionEnv } from "../support/containers/generated.js";
 import { E2eHarness } from "../support/containers/harness.js";
-import { MirrorContainer, mirrorRequests } from "../support/containers/mirror-container.js";
+import { expectPulledOnceThroughMirror, MirrorContainer, mirrorRequests } from "../support/containers/mirror-container.js";
 import { RegistryContainer } from "../support/containers/registry-container.js";
 import { VmContainer } from "../support/containers/vm-container.js";
-import { blobsOf } from "../support/fixtures/image.js";
 import { pushImage } from "../support/fixtures/push.js";
 import { run } from "../support/process.js";
 
@@ -78,25 +77,13 @@ describe("generated Vagrant provisioning with --ca, in a VM stand-in", () => {
     expect(await vm.dockerPull("probe-docker:1")).toBe(image.manifest.digest);
     expect((await vm.dockerRun("probe-docker:1")).trim()).toBe(marker);
     expect(await vm.fallbackLines()).toEqual([]);
-    const seen = await mirror.logLines();
-    expect(mirrorRequests(seen, "/v2/library/probe-docker/manifests/1").filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(1);
-    await hub.settle();
-    for (const blob of blobsOf(image)) {
-      expect(mirrorRequests(seen, `/v2/library/probe-docker/blobs/${blob.digest}`).filter((r) => r.method === "GET" && r.status === 200)).toHaveLength(1);
-      expect(await hub.count({ method: "GET", pathIncludes: `/blobs/${blob.digest}` }), await hub.describe({ method: "GET" })).toBe(1);
-    }
+    await expectPulledOnceThroughMirror(() => mirror.logLines(), "library/probe-docker", "1", image, hub);
   });
 
   it("ctr pulls through the mirror with the generated hosts.toml and its ca", async () => {
     const { image } = images.ctr;
     expect(await vm.ctrPull("docker.io/library/probe-ctr:1", "/etc/containerd/certs.d")).toBe(image.manifest.digest);
-    const seen = await mirror.logLines();
-    expect(mirrorRequests(seen, "/v2/library/probe-ctr/manifests/").filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(1);
-    await hub.settle();
-    for (const blob of blobsOf(image)) {
-      expect(mirrorRequests(seen, `/v2/library/probe-ctr/blobs/${blob.digest}`).filter((r) => r.method === "GET" && r.status === 200)).toHaveLength(1);
-      expect(await hub.count({ method: "GET", pathIncludes: `/blobs/${blob.digest}` }), await hub.describe({ method: "GET" })).toBe(1);
-    }
+    await expectPulledOnceThroughMirror(() => mirror.logLines(), "library/probe-ctr", "", image, hub);
   });
 
   it("without the CA in certs.d the same engine cannot pull over https; provisioning again puts it back", async () => {

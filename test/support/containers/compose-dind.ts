@@ -4,11 +4,10 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expect } from "vitest";
 import { stringify } from "yaml";
-import { blobsOf } from "../fixtures/image.js";
 import type { ComposeProject } from "./compose-project.js";
 import type { RunnableImage } from "./e2e-fixtures.js";
 import { RUN_LABEL, type E2eHarness } from "./harness.js";
-import { mirrorRequests } from "./mirror-container.js";
+import { expectPulledOnceThroughMirror } from "./mirror-container.js";
 import type { RegistryContainer } from "./registry-container.js";
 import { machineCapabilities } from "./vm-container.js";
 
@@ -57,12 +56,6 @@ export async function expectDaemonPullsThroughMirror(project: ComposeProject, da
   // dockerd never gave up on the mirror (Docker Hub itself is unreachable here anyway).
   expect((await project.logLines(daemon)).filter((l) => /Attempting next endpoint|Not continuing with pull/.test(l))).toEqual([]);
 
-  await hub.settle();
   const repo = ref.includes("/") ? ref.split(":")[0]! : `library/${ref.split(":")[0]!}`;
-  const seen = await project.logLines("mirror-kit");
-  expect(mirrorRequests(seen, `/v2/${repo}/manifests/${ref.split(":")[1]!}`).filter((e) => e.status === 200).length).toBeGreaterThanOrEqual(1);
-  for (const blob of blobsOf(probe.image)) {
-    expect(await hub.count({ method: "GET", pathIncludes: `/blobs/${blob.digest}` }), await hub.describe({ method: "GET" })).toBe(1);
-    expect(mirrorRequests(seen, `/v2/${repo}/blobs/${blob.digest}`).filter((e) => e.method === "GET" && e.status === 200)).toHaveLength(1);
-  }
+  await expectPulledOnceThroughMirror(() => project.logLines("mirror-kit"), repo, ref.split(":")[1]!, probe.image, hub);
 }

@@ -1,10 +1,13 @@
 // The mirror as users run it: the image built from the project's Dockerfile, configured only through
 // its environment, published on a port Docker picks; plus what a test reads from it from outside.
 import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
+import { expect } from "vitest";
+import { blobsOf, type Image } from "../fixtures/image.js";
 import { metricValue } from "../mirror.js";
 import { run } from "../process.js";
 import { containerLogLines, dockerApi, waitFor } from "./engine.js";
 import type { E2eHarness } from "./harness.js";
+import type { RegistryContainer } from "./registry-container.js";
 
 export interface MirrorOptions {
   /** Network alias; clients do not use it (they come through the host), upstream configs may. */
@@ -165,4 +168,19 @@ export function mirrorRequests(lines: readonly string[], pathIncludes: string): 
       }
     })
     .filter((e): e is MirrorRequest & { msg: string } => e?.msg === "request" && typeof e.path === "string" && e.path.includes(pathIncludes));
+}
+
+/**
+ * A pull went through the mirror: its access log (read by `mirrorLog` once the upstream's has
+ * settled) has the manifest answered and one GET of each blob of `image` under `repo`, and the
+ * upstream was asked for each blob exactly once.
+ */
+export async function expectPulledOnceThroughMirror(mirrorLog: () => Promise<string[]>, repo: string, manifestPath: string, image: Image, hub: RegistryContainer): Promise<void> {
+  await hub.settle();
+  const seen = await mirrorLog();
+  expect(mirrorRequests(seen, `/v2/${repo}/manifests/${manifestPath}`).filter((e) => e.status === 200).length).toBeGreaterThanOrEqual(1);
+  for (const blob of blobsOf(image)) {
+    expect(mirrorRequests(seen, `/v2/${repo}/blobs/${blob.digest}`).filter((e) => e.method === "GET" && e.status === 200)).toHaveLength(1);
+    expect(await hub.count({ method: "GET", pathIncludes: `/blobs/${blob.digest}` }), await hub.describe({ method: "GET" })).toBe(1);
+  }
 }
